@@ -1,0 +1,79 @@
+"""What every step command shares: dash/underscore options, one-line errors, logging."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from .. import __version__
+from ..errors import InputError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _underscore(decl: str) -> str:
+    if not decl.startswith("--"):
+        return decl
+    return "--" + decl[2:].replace("-", "_")
+
+
+def option(*decls: str, **kwargs: Any) -> Callable:
+    """``click.option`` that also accepts IsoNet's underscore spelling (``--cube_size``).
+
+    Boolean flag pairs are written ``"--use-deconv-tomo/--no-use-deconv-tomo"``; their underscore
+    twins are added the same way. ``show_default`` is on unless given.
+    """
+    names = [d for d in decls if not d.startswith("-")]
+    flags = [d for d in decls if d.startswith("-")]
+    extra = []
+    for decl in flags:
+        if "/" in decl:
+            on, off = decl.split("/", 1)
+            twin = f"{_underscore(on)}/{_underscore(off)}"
+        else:
+            twin = _underscore(decl)
+        if twin != decl and twin not in flags and twin not in extra:
+            extra.append(twin)
+    kwargs.setdefault("show_default", True)
+    return click.option(*flags, *extra, *names, **kwargs)
+
+
+def tomo_idx_option() -> Callable:
+    return option("--tomo-idx", default=None, metavar="LIST",
+                  help="Only these rlnIndex values, e.g. 1,2,4 or 5-10,15 (default: all rows).")
+
+
+def log_level_option() -> Callable:
+    return option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info",
+                  help="How much to log.")
+
+
+def step(name: str, **command_kwargs: Any) -> Callable:
+    """Make a step command: help options, ``--version``, logging, and one-line errors.
+
+    An :class:`InputError` anywhere below becomes ``Error: <message>`` on stderr and exit status 2,
+    with no traceback. Ctrl-C exits 130.
+    """
+
+    def decorate(func: Callable) -> click.Command:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any):
+            from ..log import setup_logging
+
+            setup_logging(kwargs.get("log_level") or "info")
+            try:
+                return func(*args, **kwargs)
+            except InputError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                sys.exit(2)
+            except KeyboardInterrupt:
+                click.echo("Interrupted.", err=True)
+                sys.exit(130)
+
+        command = click.command(name, context_settings=CONTEXT_SETTINGS, **command_kwargs)(wrapper)
+        return click.version_option(__version__, "-V", "--version", prog_name=f"isonet-{name}")(command)
+
+    return decorate

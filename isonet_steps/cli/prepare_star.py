@@ -1,0 +1,31 @@
+"""isonet prepare-star: a tomograms.star from a folder of tomograms."""
+
+import click
+
+from ._common import option, step
+
+
+@step("prepare-star")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=str))
+@option("-o", "--output-star", default="tomograms.star", help="STAR file to write.")
+@option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to every row.")
+@option("--defocus", type=float, default=0.0, help="Zero-tilt underfocus in Å (0: no CTF deconvolution).")
+@option("--number-subtomos", type=int, default=100, help="Subtomograms to extract per tomogram.")
+@option("--tilt-min", type=float, default=-60.0, help="Lowest tilt angle of the tilt series, degrees.")
+@option("--tilt-max", type=float, default=60.0, help="Highest tilt angle of the tilt series, degrees.")
+def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max):
+    """Write a tomograms.star listing every .mrc/.rec tomogram in FOLDER."""
+    from ..log import get_logger
+    from ..star import write_star
+    from ..tomostar import list_tomograms, tomogram_table
+
+    table = tomogram_table(
+        list_tomograms(folder),
+        pixel_size=pixel_size,
+        defocus=defocus,
+        number_subtomos=number_subtomos,
+        tilt_min=tilt_min,
+        tilt_max=tilt_max,
+    )
+    write_star(table, output_star)
+    get_logger().info("wrote %s with %d tomograms", output_star, len(table))

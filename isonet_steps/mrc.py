@@ -1,0 +1,219 @@
+"""MRC volume I/O: careful reading, atomic writing, voxel size kept.
+
+Every volume is a float32 numpy array indexed ``[Z, Y, X]`` (Z = beam, Y = tilt axis). Problems
+with a file raise :class:`~isonet_steps.errors.InputError` with one line naming the file, the
+problem and the fix. Writes go to a temporary name in the destination folder and are renamed in
+place, so a crash never leaves a half-written MRC behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import mrcfile
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "Volume",
+    "read_volume",
+    "read_header",
+    "open_memmap",
+    "write_volume",
+    "new_memmap",
+    "check_finite",
+]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3D array ``[Z, Y, X]`` with its voxel size in Å (0.0 when the header does not say)."""
+
+    data: np.ndarray
+    voxel_size: float
+
+
+@dataclass(frozen=True)
+class Header:
+    """Shape ``(nz, ny, nx)`` and voxel size in Å of an MRC file, read without its data."""
+
+    shape: tuple[int, int, int]
+    voxel_size: float
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found; check the path (and the STAR file that names it).")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what} MRC file; give the path of an .mrc file.")
+
+
+def _voxel_size(mrc) -> float:
+    vs = mrc.voxel_size
+    x = float(vs.x)
+    return x if np.isfinite(x) and x > 0 else 0.0
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str, *, header_only: bool = False, mmap: bool = False) -> Iterator:
+    """Open an MRC leniently about header oddities from other software, strictly about data."""
+    _require_file(path, what)
+    opener = mrcfile.mmap if mmap else mrcfile.open
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            kwargs = {"mode": "r", "permissive": True}
+            if header_only:
+                kwargs["header_only"] = True
+                opener = mrcfile.open
+            with opener(str(path), **kwargs) as mrc:
+                if not header_only and mrc.data is None:
+                    raise InputError(
+                        f"{path}: not a readable MRC file (no data block); re-export the {what} as MRC."
+                    )
+                yield mrc
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        reason = " ".join(str(exc).split())
+        if "expected" in reason.lower() and "bytes" in reason.lower():
+            problem = f"truncated MRC ({reason})"
+        else:
+            problem = f"not a readable MRC file ({reason})"
+        raise InputError(f"{path}: {problem}; re-copy or re-export the {what}.") from None
+
+
+def _check_shape(path: Path, shape: tuple[int, ...], what: str) -> None:
+    if len(shape) != 3 or min(shape) < 2:
+        raise InputError(
+            f"{path}: {what} must be a 3D volume but has shape {tuple(int(s) for s in shape)} "
+            f"(Z, Y, X); give a 3D tomogram, not an image or image stack."
+        )
+
+
+def check_finite(data: np.ndarray, path: Path | str, what: str = "volume") -> None:
+    """Refuse NaN or Inf voxels: they poison every FFT and normalisation downstream."""
+    if not np.isfinite(data).all():
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        raise InputError(
+            f"{path}: {what} has {bad} NaN/Inf voxels; fix or re-reconstruct the {what} "
+            f"(e.g. replace them with the mean) before running this step."
+        )
+
+
+def read_header(path: str | os.PathLike, what: str = "tomogram") -> Header:
+    """Shape and voxel size of an MRC without reading its voxels."""
+    path = Path(path)
+    with _opened(path, what, header_only=True) as mrc:
+        h = mrc.header
+        shape = (int(h.nz), int(h.ny), int(h.nx))
+        _check_shape(path, shape, what)
+        return Header(shape=shape, voxel_size=_voxel_size(mrc))
+
+
+def read_volume(
+    path: str | os.PathLike,
+    what: str = "tomogram",
+    *,
+    allow_constant: bool = False,
+    dtype=np.float32,
+) -> Volume:
+    """Read a 3D MRC into memory as float32, with checks that give one-line errors.
+
+    Parameters
+    ----------
+    path : path of the MRC file.
+    what : what the file is, for the messages ("tomogram", "mask", ...).
+    allow_constant : accept a volume whose voxels are all equal (masks may be).
+    """
+    path = Path(path)
+    with _opened(path, what) as mrc:
+        _check_shape(path, mrc.data.shape, what)
+        data = np.asarray(mrc.data, dtype=dtype).copy()
+        voxel_size = _voxel_size(mrc)
+    check_finite(data, path, what)
+    if not allow_constant and data.size and float(data.max()) == float(data.min()):
+        raise InputError(
+            f"{path}: {what} is constant (every voxel = {float(data.flat[0]):g}); "
+            f"it holds no image — check that the right file was exported."
+        )
+    return Volume(data=data, voxel_size=voxel_size)
+
+
+@contextlib.contextmanager
+def open_memmap(path: str | os.PathLike, what: str = "tomogram") -> Iterator[Volume]:
+    """Memory-map a large MRC read-only; the array is valid inside the ``with`` block only."""
+    path = Path(path)
+    with _opened(path, what, mmap=True) as mrc:
+        _check_shape(path, mrc.data.shape, what)
+        yield Volume(data=mrc.data, voxel_size=_voxel_size(mrc))
+
+
+def _temp_name(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _writable_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"{path.parent}: output folder is not writable; choose a writable location or fix its permissions.")
+
+
+def write_volume(
+    path: str | os.PathLike, data: np.ndarray, voxel_size: float, *, dtype=np.float32
+) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary name, then rename) with ``voxel_size`` Å.
+
+    Masks are written as int8 (MRC mode 0); mrcfile would widen uint8 to uint16.
+    """
+    path = Path(path)
+    if np.dtype(dtype) == np.uint8:
+        dtype = np.int8
+    _writable_parent(path)
+    tmp = _temp_name(path)
+    try:
+        with mrcfile.new(str(tmp), overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(data, dtype=dtype))
+            mrc.voxel_size = float(voxel_size) if voxel_size and voxel_size > 0 else 1.0
+            mrc.update_header_stats()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextlib.contextmanager
+def new_memmap(
+    path: str | os.PathLike, shape: tuple[int, int, int], voxel_size: float, *, dtype=np.float32
+) -> Iterator[np.ndarray]:
+    """Create a large MRC as a writable memory map; it appears at ``path`` only if the block succeeds.
+
+    Use for outputs too big for memory: fill the yielded array inside the ``with`` block.
+    """
+    path = Path(path)
+    _writable_parent(path)
+    tmp = _temp_name(path)
+    mode = {np.dtype(np.float32): 2, np.dtype(np.int8): 0, np.dtype(np.int16): 1}[np.dtype(dtype)]
+    try:
+        with mrcfile.new_mmap(str(tmp), shape=tuple(int(s) for s in shape), mrc_mode=mode, overwrite=True) as mrc:
+            mrc.voxel_size = float(voxel_size) if voxel_size and voxel_size > 0 else 1.0
+            yield mrc.data
+            mrc.update_header_stats()
+            mrc.flush()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,249 @@
+"""STAR tables (IsoNet's tomograms.star and subtomo.star) through ``starfile``, with checks.
+
+A table is a :class:`pandas.DataFrame` whose columns are RELION labels without the leading
+underscore (``rlnMicrographName``). Paths inside a STAR file may be relative to the working
+directory (IsoNet's habit) or to the STAR file's folder; :func:`resolve_path` finds either, and
+falls back to the bare file name next to the STAR file (how Nextflow stages inputs).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from .errors import InputError
+
+__all__ = [
+    "TOMOGRAM_COLUMNS",
+    "SUBTOMO_COLUMNS",
+    "read_star",
+    "write_star",
+    "read_tomogram_star",
+    "read_subtomo_star",
+    "resolve_path",
+    "parse_tomo_idx",
+    "select_rows",
+    "is_set",
+]
+
+#: Column types of IsoNet's tomograms.star (plus isonet-nf's tilt range and gold-standard columns).
+TOMOGRAM_COLUMNS: dict[str, type] = {
+    "rlnIndex": int,
+    "rlnMicrographName": str,
+    "rlnPixelSize": float,
+    "rlnDefocus": float,
+    "rlnNumberSubtomo": int,
+    "rlnMaskBoundary": str,
+    "rlnTiltMin": float,
+    "rlnTiltMax": float,
+    "rlnSnrFalloff": float,
+    "rlnDeconvStrength": float,
+    "rlnDeconvTomoName": str,
+    "rlnMaskDensityPercentage": float,
+    "rlnMaskStdPercentage": float,
+    "rlnMaskName": str,
+    "rlnCorrectedTomoName": str,
+    "rlnCorrectedTomoHalf1": str,
+    "rlnCorrectedTomoHalf2": str,
+    "rlnTomoReconstructedTomogramHalf1": str,
+    "rlnTomoReconstructedTomogramHalf2": str,
+}
+
+#: Column types of IsoNet's subtomo.star (plus the tilt range and the random half, 1 or 2).
+SUBTOMO_COLUMNS: dict[str, type] = {
+    "rlnSubtomoIndex": int,
+    "rlnImageName": str,
+    "rlnCubeSize": int,
+    "rlnCropSize": int,
+    "rlnPixelSize": float,
+    "rlnTiltMin": float,
+    "rlnTiltMax": float,
+    "rlnRandomSubset": int,
+}
+
+
+def is_set(value) -> bool:
+    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``."""
+    if value is None:
+        return False
+    if isinstance(value, float) and np.isnan(value):
+        return False
+    return str(value).strip() not in ("", "None", "none", "nan")
+
+
+def read_star(path: str | os.PathLike, what: str = "STAR file") -> pd.DataFrame:
+    """Read the single data block of a STAR file as a DataFrame; one-line errors otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found; check the path or run the step that writes it.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}; give the path of a .star file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:  # starfile raises many kinds on malformed text
+        raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); check it is a STAR file.") from None
+    tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
+    if not tables or tables[0].empty:
+        raise InputError(f"{path}: {what} has no rows; make it with prepare-star / extract, or add rows.")
+    return tables[0].reset_index(drop=True)
+
+
+def _coerce(df: pd.DataFrame, path: Path, types: dict[str, type], what: str) -> pd.DataFrame:
+    df = df.copy()
+    for column, kind in types.items():
+        if column not in df.columns:
+            continue
+        if kind is str:
+            df[column] = df[column].map(lambda v: "None" if not is_set(v) else str(v))
+            continue
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = values.isna() & df[column].map(is_set)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise InputError(
+                f"{path}: column {column} must hold numbers but row {row} has {df[column].iloc[row - 1]!r}; "
+                f"fix that {what} row."
+            )
+        if kind is int:
+            if values.isna().any():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
+                raise InputError(f"{path}: column {column} is empty in row {row}; give a whole number there.")
+            if (values != np.round(values)).any():
+                raise InputError(f"{path}: column {column} must hold whole numbers; fix the {what}.")
+            df[column] = values.astype(int)
+        else:
+            df[column] = values.astype(float)
+    return df
+
+
+def _require_columns(df: pd.DataFrame, path: Path, columns: Iterable[str], what: str, fix: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: {what} lacks column {', '.join(missing)}; {fix}")
+
+
+def _check_tilt(df: pd.DataFrame, path: Path) -> None:
+    if "rlnTiltMin" in df.columns and "rlnTiltMax" in df.columns:
+        for i, (lo, hi) in enumerate(zip(df["rlnTiltMin"], df["rlnTiltMax"]), start=1):
+            if not (-90.0 <= lo <= 90.0 and -90.0 <= hi <= 90.0):
+                raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' real min/max angles.")
+            if lo >= hi:
+                raise InputError(f"{path}: row {i} rlnTiltMin {lo:g} is not below rlnTiltMax {hi:g}; swap or fix them.")
+
+
+def _check_pixel_size(df: pd.DataFrame, path: Path) -> None:
+    if "rlnPixelSize" in df.columns:
+        bad = df["rlnPixelSize"] <= 0
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size must be > 0 Å.")
+
+
+def read_tomogram_star(path: str | os.PathLike) -> pd.DataFrame:
+    """Read tomograms.star: columns typed, tilt range defaulted to ±60°, values checked."""
+    path = Path(path)
+    df = read_star(path, "tomogram STAR")
+    _require_columns(df, path, ["rlnMicrographName"], "tomogram STAR",
+                     "make it with 'isonet prepare-star FOLDER' or add the tomogram paths.")
+    df = _coerce(df, path, TOMOGRAM_COLUMNS, "tomogram STAR")
+    if "rlnIndex" not in df.columns:
+        df.insert(0, "rlnIndex", np.arange(1, len(df) + 1))
+    if "rlnPixelSize" not in df.columns:
+        df["rlnPixelSize"] = 10.0
+    for column, default in (("rlnTiltMin", -60.0), ("rlnTiltMax", 60.0)):
+        if column not in df.columns:
+            df[column] = default
+    _check_pixel_size(df, path)
+    _check_tilt(df, path)
+    return df
+
+
+def read_subtomo_star(path: str | os.PathLike) -> pd.DataFrame:
+    """Read subtomo.star: rlnImageName required; sizes, tilt range and halves typed and defaulted."""
+    path = Path(path)
+    df = read_star(path, "subtomogram STAR")
+    _require_columns(df, path, ["rlnImageName"], "subtomogram STAR",
+                     "make it with 'isonet extract' or 'isonet prepare-subtomo-star'.")
+    df = _coerce(df, path, SUBTOMO_COLUMNS, "subtomogram STAR")
+    for column, default in (("rlnTiltMin", -60.0), ("rlnTiltMax", 60.0)):
+        if column not in df.columns:
+            df[column] = default
+    _check_pixel_size(df, path)
+    _check_tilt(df, path)
+    return df
+
+
+def write_star(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write one data block atomically (temporary name in the same folder, then rename)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"{path.parent}: output folder is not writable; choose a writable location or fix its permissions.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".star", dir=path.parent)
+    os.close(fd)
+    try:
+        starfile.write(df.reset_index(drop=True), tmp, overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_path(value: str, star_path: str | os.PathLike, column: str, what: str = "file") -> Path:
+    """Find the file a STAR cell names: as given, beside the STAR file, or by bare name there."""
+    if not is_set(value):
+        raise InputError(f"{star_path}: column {column} is empty; run the step that fills it or give the path.")
+    given = Path(str(value))
+    star_dir = Path(star_path).parent
+    candidates = [given] if given.is_absolute() else [given, star_dir / given, star_dir / given.name, Path(given.name)]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise InputError(f"{star_path}: {column} names {given}, which does not exist; fix the path in the STAR file.")
+
+
+def parse_tomo_idx(spec) -> list[int] | None:
+    """Parse IsoNet's ``--tomo-idx`` syntax ("1,2,4" or "5-10,15") into sorted rlnIndex values."""
+    if spec is None or str(spec).strip() in ("", "None", "all"):
+        return None
+    chosen: set[int] = set()
+    for part in str(spec).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1])
+                a, b = int(lo), int(hi)
+                if a > b:
+                    raise ValueError
+                chosen.update(range(a, b + 1))
+            else:
+                chosen.add(int(part))
+        except ValueError:
+            raise InputError(f"--tomo-idx {spec!r} is not a list of tomogram indices; write e.g. 1,2,4 or 5-10,15.") from None
+    return sorted(chosen)
+
+
+def select_rows(df: pd.DataFrame, tomo_idx, path: str | os.PathLike) -> list[int]:
+    """Row positions chosen by ``--tomo-idx`` (all rows when None); unknown indices are an error."""
+    wanted = parse_tomo_idx(tomo_idx)
+    if wanted is None:
+        return list(range(len(df)))
+    present = {int(v): i for i, v in enumerate(df["rlnIndex"])}
+    missing = [w for w in wanted if w not in present]
+    if missing:
+        raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use indices {sorted(present)}.")
+    return [present[w] for w in wanted]

@@ -1,0 +1,68 @@
+"""Building IsoNet's STAR tables from folders of tomograms or subtomograms."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".mrcs", ".map")
+
+
+def list_tomograms(folder: str | os.PathLike) -> list[Path]:
+    """Every .mrc/.rec file in ``folder``, sorted by name (names with several dots are fine)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: folder not found; give the folder that holds the tomograms.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TOMOGRAM_SUFFIXES[:2])
+    if not files:
+        raise InputError(f"{folder}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them.")
+    return files
+
+
+def check_tilt_range(tilt_min: float, tilt_max: float) -> None:
+    """Tilt angles are degrees within ±90, min below max."""
+    if not (-90.0 <= tilt_min <= 90.0 and -90.0 <= tilt_max <= 90.0):
+        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; give the tilt series' real min/max angles (--tilt-min/--tilt-max).")
+    if tilt_min >= tilt_max:
+        raise InputError(f"--tilt-min {tilt_min:g} is not below --tilt-max {tilt_max:g}; swap them.")
+
+
+def check_pixel_size(pixel_size: float, option: str = "--pixel-size") -> None:
+    if not (pixel_size > 0 and np.isfinite(pixel_size)):
+        raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; give the tomogram's voxel size, e.g. 10.")
+
+
+def tomogram_table(
+    files: list[Path],
+    *,
+    pixel_size: float = 10.0,
+    defocus: float = 0.0,
+    number_subtomos: int = 100,
+    tilt_min: float = -60.0,
+    tilt_max: float = 60.0,
+) -> pd.DataFrame:
+    """IsoNet's tomograms.star rows for ``files`` (plus rlnTiltMin/rlnTiltMax, isonet-nf's addition)."""
+    check_pixel_size(pixel_size)
+    check_tilt_range(tilt_min, tilt_max)
+    if defocus < 0:
+        raise InputError(f"--defocus {defocus:g} is negative; give the underfocus in Å as a positive number (0 = no CTF deconvolution).")
+    if number_subtomos < 1:
+        raise InputError(f"--number-subtomos {number_subtomos} must be at least 1.")
+    n = len(files)
+    return pd.DataFrame(
+        {
+            "rlnIndex": np.arange(1, n + 1),
+            "rlnMicrographName": [str(f) for f in files],
+            "rlnPixelSize": [float(pixel_size)] * n,
+            "rlnDefocus": [float(defocus)] * n,
+            "rlnNumberSubtomo": [int(number_subtomos)] * n,
+            "rlnMaskBoundary": ["None"] * n,
+            "rlnTiltMin": [float(tilt_min)] * n,
+            "rlnTiltMax": [float(tilt_max)] * n,
+        }
+    )
