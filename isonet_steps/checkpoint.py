@@ -1,0 +1,154 @@
+"""Refine's result folder: models, the state record and the arrays the next iteration needs.
+
+Together with mrc.py and star.py this is the only module that writes files. An iteration is
+committed by writing ``refine_state.json`` last (atomically): a kill at any moment leaves either
+the previous committed iteration or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+STATE_FILE = "refine_state.json"
+STATE_VERSION = 1
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON to a temporary name in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=True, default=_jsonable)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value: Any):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+class RefineStore:
+    """Paths and atomic reads/writes inside one refine result folder."""
+
+    def __init__(self, result_dir: str | os.PathLike):
+        self.dir = Path(result_dir)
+
+    # --- paths -------------------------------------------------------------------------------
+    def model_path(self, iteration: int) -> Path:
+        return self.dir / f"model_iter{iteration:02d}.keras"
+
+    @property
+    def final_model_path(self) -> Path:
+        return self.dir / "model_final.keras"
+
+    def predictions_path(self, iteration: int) -> Path:
+        return self.dir / "checkpoint" / f"predictions_iter{iteration:02d}.npy"
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "refine.log"
+
+    # --- state -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        try:
+            (self.dir / "checkpoint").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable --result-dir.") from None
+        if not os.access(self.dir, os.W_OK):
+            raise InputError(f"{self.dir}: result folder is not writable; choose a writable --result-dir.")
+
+    def load_state(self) -> dict | None:
+        if not self.state_path.exists():
+            return None
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a new --result-dir.") from None
+        if state.get("version") != STATE_VERSION:
+            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue or a new --result-dir.")
+        return state
+
+    def save_state(self, state: dict) -> None:
+        state = dict(state, version=STATE_VERSION)
+        atomic_write_json(self.state_path, state)
+
+    def set_aside(self) -> Path | None:
+        """Move an earlier run's result folder to ``<dir>~`` (replacing an older one) to start afresh."""
+        if not self.dir.exists() or not any(self.dir.iterdir()):
+            return None
+        backup = self.dir.with_name(self.dir.name + "~")
+        if backup.exists():
+            shutil.rmtree(backup)
+        self.dir.rename(backup)
+        return backup
+
+    # --- arrays ------------------------------------------------------------------------------
+    def save_predictions(self, iteration: int, predictions: np.ndarray) -> Path:
+        path = self.predictions_path(iteration)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(predictions, dtype=np.float32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load_predictions(self, iteration: int) -> np.ndarray:
+        path = self.predictions_path(iteration)
+        if not path.exists():
+            raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a new --result-dir.")
+        return np.load(path)
+
+    def drop_predictions_before(self, iteration: int) -> None:
+        for old in (self.dir / "checkpoint").glob("predictions_iter*.npy"):
+            try:
+                if int(old.stem.removeprefix("predictions_iter")) < iteration:
+                    old.unlink(missing_ok=True)
+            except ValueError:
+                continue
+
+    def copy_final(self, iteration: int) -> Path:
+        """``model_final.keras`` = the model of ``iteration`` (copied atomically)."""
+        fd, tmp = tempfile.mkstemp(prefix=".model_final.", suffix=".keras", dir=self.dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(self.model_path(iteration), tmp)
+            os.replace(tmp, self.final_model_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.final_model_path

@@ -1,0 +1,138 @@
+"""Training pairs for one refine iteration, made in memory on the fly (reference §6.6).
+
+Per subtomogram the measured region comes from the data and the missing wedge from the previous
+network prediction ("merged"); each pair is one of the 20 rotations of a merged cube: the target is
+its centre cube, the input the same cube after the measured-wedge filter (applied at crop size, then
+cropped, which avoids FFT edge effects), plus back-projected noise when the schedule says so.
+Every batch is a pure function of (seed, iteration, epoch, step), so a resumed run sees exactly the
+batches an uninterrupted run would, and batches can be made ahead in a background thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+
+import numpy as np
+
+from .noise import make_noise_cubes
+from .normalize import percentile_normalize
+from .rotations import ROTATIONS, rotate
+from .wedge import measured_part, missing_part
+
+__all__ = ["merge_with_prediction", "center_crop", "PairPlan", "make_batch", "BatchStream"]
+
+
+def center_crop(volume: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size``³ of the last three axes (IsoNet: start = crop//2 − size//2)."""
+    n = volume.shape[-1]
+    start = n // 2 - size // 2
+    sl = slice(start, start + size)
+    return volume[..., sl, sl, sl]
+
+
+def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, tilt_min: float, tilt_max: float) -> np.ndarray:
+    """Measured region from ``original``, missing wedge from ``prediction`` (both in network space)."""
+    merged = measured_part(original, tilt_min, tilt_max) + missing_part(prediction, tilt_min, tilt_max)
+    return percentile_normalize(merged)
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Which (subtomogram, rotation) pairs train and validate in one iteration, and how they batch."""
+
+    train: np.ndarray  # (n, 2) int: subtomogram index, rotation index
+    validation: np.ndarray  # (m, 2)
+    batch_size: int
+    steps_per_epoch: int
+    validation_steps: int
+
+    @classmethod
+    def make(cls, subtomo_indices: np.ndarray, batch_size: int, steps_per_epoch: int, rng: np.random.Generator) -> "PairPlan":
+        """All 20 rotations of every chosen subtomogram, 10 % (at least one batch) held out."""
+        pairs = np.array([(s, r) for s in subtomo_indices for r in range(len(ROTATIONS))], dtype=np.int64)
+        pairs = pairs[rng.permutation(len(pairs))]
+        n_val = max(int(0.1 * len(pairs)), min(batch_size, len(pairs) // 2), 1)
+        validation, train = pairs[:n_val], pairs[n_val:]
+        validation_steps = max(1, int(np.ceil(0.1 * steps_per_epoch)))
+        return cls(train, validation, batch_size, steps_per_epoch, validation_steps)
+
+    def batch_pairs(self, epoch: int, step: int, *, validation: bool = False, seed: int = 0) -> np.ndarray:
+        """Pairs of batch ``step`` of ``epoch``: walk a per-pass shuffled order of the pair list."""
+        pool = self.validation if validation else self.train
+        per_epoch = self.validation_steps if validation else self.steps_per_epoch
+        start = (epoch * per_epoch + step) * self.batch_size
+        idx = np.arange(start, start + self.batch_size)
+        passes = idx // len(pool)
+        out = np.empty((self.batch_size, 2), dtype=np.int64)
+        for p in np.unique(passes):
+            order = np.random.default_rng([seed, int(validation), int(p)]).permutation(len(pool))
+            sel = passes == p
+            out[sel] = pool[order[idx[sel] % len(pool)]]
+        return out
+
+
+def make_batch(merged: np.ndarray, tilts: np.ndarray, pairs: np.ndarray, cube: int, noise_level: float,
+               noise_mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets ``(B, cube, cube, cube, 1)`` for the given (subtomogram, rotation) pairs."""
+    rotated = np.stack([rotate(merged[s], r) for s, r in pairs])
+    x = np.empty((len(pairs), cube, cube, cube), dtype=np.float32)
+    pair_tilts = tilts[pairs[:, 0]]
+    for tilt in np.unique(pair_tilts, axis=0):
+        sel = np.all(pair_tilts == tilt, axis=1)
+        x[sel] = center_crop(measured_part(rotated[sel], float(tilt[0]), float(tilt[1])), cube)
+        if noise_level > 1e-7:
+            noise = make_noise_cubes(int(sel.sum()), cube, tilt_min=float(tilt[0]), tilt_max=float(tilt[1]),
+                                     mode=noise_mode, rng=rng)
+            x[sel] += np.float32(noise_level) * noise
+    y = np.ascontiguousarray(center_crop(rotated, cube))
+    return x[..., None], y[..., None]
+
+
+class BatchStream:
+    """Makes the batches of one iteration ahead of the trainer, in a background thread."""
+
+    def __init__(self, merged: np.ndarray, tilts: np.ndarray, plan: PairPlan, cube: int, noise_level: float,
+                 noise_mode: str, seed: int, *, ahead: int = 3):
+        self.merged, self.tilts, self.plan, self.cube = merged, tilts, plan, cube
+        self.noise_level, self.noise_mode, self.seed = noise_level, noise_mode, seed
+        self.ahead = ahead
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="isonet-pairs")
+        self._futures: dict[tuple[int, int, bool], concurrent.futures.Future] = {}
+
+    def _make(self, epoch: int, step: int, validation: bool):
+        pairs = self.plan.batch_pairs(epoch, step, validation=validation, seed=self.seed)
+        rng = np.random.default_rng([self.seed, epoch, step, int(validation), 7])
+        return make_batch(self.merged, self.tilts, pairs, self.cube, self.noise_level, self.noise_mode, rng)
+
+    def _schedule(self, key: tuple[int, int, bool]) -> None:
+        if key not in self._futures:
+            self._futures[key] = self._pool.submit(self._make, *key)
+
+    def _next_keys(self, key: tuple[int, int, bool]) -> list[tuple[int, int, bool]]:
+        epoch, step, validation = key
+        keys = []
+        per = self.plan.validation_steps if validation else self.plan.steps_per_epoch
+        for _ in range(self.ahead):
+            step += 1
+            if step >= per:
+                if validation:
+                    epoch, step, validation = epoch + 1, 0, False
+                else:
+                    step, validation = 0, True
+                per = self.plan.validation_steps if validation else self.plan.steps_per_epoch
+            keys.append((epoch, step, validation))
+        return keys
+
+    def get(self, epoch: int, step: int, validation: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Batch (epoch, step); also starts making the next few."""
+        key = (epoch, step, validation)
+        self._schedule(key)
+        for nxt in self._next_keys(key):
+            self._schedule(nxt)
+        return self._futures.pop(key).result()
+
+    def close(self) -> None:
+        for f in self._futures.values():
+            f.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)

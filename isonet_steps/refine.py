@@ -1,0 +1,290 @@
+"""Iterative self-supervised training of the missing-wedge-correction network (reference §6).
+
+Iteration n trains on pairs built from the subtomograms with their missing wedge filled by the
+network of iteration n−1 (iteration 1: left empty), starting from that network's weights with a
+fresh Adam optimiser (as IsoNet does), then predicts every subtomogram for iteration n+1.
+Each finished iteration is committed to the result folder (model, predictions, state), so a rerun
+continues after the last finished iteration and gives the same final model as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .checkpoint import RefineStore
+from .errors import InputError
+from .log import get_logger, progress
+from .noise import NOISE_MODES, noise_schedule
+from .normalize import percentile_normalize, to_network
+from .pairs import BatchStream, PairPlan, merge_with_prediction
+from .wedge import measured_part
+
+__all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
+
+#: Settings that may change between a run and its continuation without changing what was computed.
+_FREE_TO_CHANGE = ("iterations",)
+
+
+@dataclass
+class RefineSettings:
+    """Everything that decides the result of refine (IsoNet's defaults)."""
+
+    iterations: int = 30
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    batch_size: int | None = None
+    filter_base: int = 64
+    unet_depth: int = 3
+    convs_per_depth: int = 3
+    kernel: int = 3
+    dropout: float = 0.3
+    batch_norm: bool = True
+    learning_rate: float = 4e-4
+    noise_level: Sequence[float] = (0.05, 0.10, 0.15, 0.20)
+    noise_start_iter: Sequence[int] = (11, 16, 21, 26)
+    noise_mode: str = "noFilter"
+    select_subtomo_number: int | None = None
+    pretrained_model: str | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        checks = [
+            (self.iterations >= 1, f"--iterations {self.iterations} must be at least 1"),
+            (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"--steps-per-epoch {self.steps_per_epoch} must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
+            (self.filter_base >= 1, f"--filter-base {self.filter_base} must be at least 1"),
+            (1 <= self.unet_depth <= 6, f"--unet-depth {self.unet_depth} must be 1..6"),
+            (self.convs_per_depth >= 2, f"--convs-per-depth {self.convs_per_depth} must be at least 2"),
+            (self.kernel % 2 == 1, f"--kernel {self.kernel} must be odd"),
+            (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout} must be in [0, 1)"),
+            (self.learning_rate > 0, f"--learning-rate {self.learning_rate} must be positive"),
+            (self.noise_mode in NOISE_MODES, f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
+            (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
+             f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message + ".")
+        noise_schedule(self.iterations, self.noise_level, self.noise_start_iter)
+
+    def fingerprint(self) -> dict:
+        d = asdict(self)
+        d["noise_level"] = [float(v) for v in self.noise_level]
+        d["noise_start_iter"] = [int(v) for v in self.noise_start_iter]
+        for key in _FREE_TO_CHANGE:
+            d.pop(key)
+        return d
+
+
+@dataclass
+class RefineData:
+    """Subtomograms (raw values, ``(N, crop, crop, crop)``) with their tilt ranges and names."""
+
+    subtomos: np.ndarray
+    tilts: np.ndarray  # (N, 2) degrees
+    names: list[str]
+    cube: int
+    crop: int = field(init=False)
+
+    def __post_init__(self):
+        self.crop = int(self.subtomos.shape[-1])
+
+    def fingerprint(self) -> dict:
+        return {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
+                "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
+
+
+def default_batch_size(n_gpus: int) -> int:
+    """IsoNet's rule: max(4, 2 per GPU)."""
+    return max(4, 2 * max(n_gpus, 0))
+
+
+def default_steps_per_epoch(n_subtomos: int, batch_size: int) -> int:
+    """IsoNet's rule: min(6·N / batch, 200), at least 1."""
+    return max(1, min(int(6 * n_subtomos / batch_size), 200))
+
+
+def _iteration_seed(seed: int, iteration: int) -> int:
+    return (int(seed) * 1_000_003 + int(iteration) * 7919) % (2**31 - 1)
+
+
+def _reset_seed_generators(model, seed: int) -> None:
+    """Put every layer's random state (dropout) at a value fixed by ``seed``: resumable runs."""
+    import keras
+
+    for i, layer in enumerate(model._flatten_layers(include_self=False)):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None and getattr(gen, "state", None) is not None:
+            gen.state.assign(keras.ops.convert_to_tensor(np.array([seed + i, 0], dtype=gen.state.dtype), dtype=gen.state.dtype))
+
+
+def _predict_all(model, originals: np.ndarray, batch_size: int) -> np.ndarray:
+    from .predict import model_predict_fn, predict_cubes
+
+    predicted = predict_cubes(model_predict_fn(model), originals, batch_size)
+    return np.stack([percentile_normalize(p) for p in predicted])
+
+
+def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
+    factor = 2 ** settings.unet_depth
+    if data.cube % factor or data.crop % factor:
+        raise InputError(f"cube size {data.cube} and crop size {data.crop} must both be divisible by {factor} (2^--unet-depth); re-extract with such sizes.")
+    if data.crop < data.cube:
+        raise InputError(f"crop size {data.crop} is smaller than cube size {data.cube}; re-extract with --crop-size >= --cube-size.")
+
+
+def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
+           until_iter: int | None = None, resume: bool = True,
+           on_iteration: Callable[[dict], None] | None = None) -> dict:
+    """Run (or continue) refine into ``store``; returns the state record.
+
+    ``until_iter`` stops after that iteration (Nextflow runs one iteration per task). With
+    ``resume`` a run continues after the last committed iteration in the store; a change of any
+    setting that would make the continuation differ from an uninterrupted run is refused.
+    """
+    import keras
+
+    from .devices import distribution_scope, is_out_of_memory
+    from .unet import build_unet, compile_unet, load_model, save_model
+
+    log = get_logger("refine")
+    settings.validate()
+    _check_sizes(data, settings)
+    n = len(data.subtomos)
+    if n == 0:
+        raise InputError("the subtomogram STAR lists no subtomograms; run extract first.")
+    if settings.select_subtomo_number and settings.select_subtomo_number > n:
+        raise InputError(f"--select-subtomo-number {settings.select_subtomo_number} exceeds the {n} subtomograms; choose at most {n}.")
+    batch_size = settings.batch_size or default_batch_size(n_gpus)
+    n_train = settings.select_subtomo_number or n
+    steps = settings.steps_per_epoch or default_steps_per_epoch(n_train, batch_size)
+    schedule = noise_schedule(settings.iterations, settings.noise_level, settings.noise_start_iter)
+    last = settings.iterations if until_iter is None else min(int(until_iter), settings.iterations)
+
+    store.prepare()
+    fingerprint = {"settings": settings.fingerprint(), "data": data.fingerprint()}
+    state = store.load_state() if resume else None
+    if state is not None:
+        _check_continuation(state, fingerprint, store)
+        log.info("continuing %s after iteration %d", store.dir, state["completed"])
+    originals = np.stack([to_network(s) for s in data.subtomos])
+
+    if state is None:
+        keras.utils.set_random_seed(_iteration_seed(settings.seed, 0))
+        with distribution_scope():
+            if settings.pretrained_model:
+                model = load_model(settings.pretrained_model)
+            else:
+                model = build_unet(depth=settings.unet_depth, filter_base=settings.filter_base,
+                                   convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
+                                   dropout=settings.dropout, batch_norm=settings.batch_norm)
+        save_model(model, store.model_path(0))
+        if settings.pretrained_model:
+            predictions = _predict_all(model, originals, batch_size)
+        else:
+            predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
+        store.save_predictions(0, predictions)
+        state = {"completed": 0, "iterations": [], "batch_size": batch_size, "steps_per_epoch": steps,
+                 "noise_schedule": schedule, **fingerprint}
+        store.save_state(state)
+        del model
+    else:
+        predictions = store.load_predictions(state["completed"])
+    state["noise_schedule"] = schedule
+    state["target_iterations"] = settings.iterations
+
+    for iteration in range(state["completed"] + 1, last + 1):
+        started = time.time()
+        level = schedule[iteration]
+        log.info("iteration %d/%d: noise level %.3g", iteration, settings.iterations, level)
+        seed = _iteration_seed(settings.seed, iteration)
+        keras.utils.set_random_seed(seed)
+        rng = np.random.default_rng([settings.seed, iteration])
+        chosen = (np.sort(rng.choice(n, settings.select_subtomo_number, replace=False))
+                  if settings.select_subtomo_number else np.arange(n))
+        merged = np.zeros_like(originals)
+        for i in chosen:
+            merged[i] = merge_with_prediction(originals[i], predictions[i], *data.tilts[i])
+        with distribution_scope():
+            model = load_model(store.model_path(iteration - 1))
+            compile_unet(model, settings.learning_rate)
+        _reset_seed_generators(model, seed)
+        plan = PairPlan.make(chosen, batch_size, steps, rng)
+        losses, val_losses, used_batch = _train(model, merged, data.tilts, plan, data.cube, level,
+                                                settings.noise_mode, seed, settings.epochs, is_out_of_memory, log)
+        save_model(model, store.model_path(iteration))
+        log.info("iteration %d: predicting %d subtomograms", iteration, n)
+        predictions = _predict_all(model, originals, used_batch)
+        store.save_predictions(iteration, predictions)
+        record = {"iteration": iteration, "noise_level": level, "loss": losses, "val_loss": val_losses,
+                  "batch_size": used_batch, "steps_per_epoch": plan.steps_per_epoch,
+                  "seconds": round(time.time() - started, 2)}
+        state["iterations"] = [r for r in state["iterations"] if r["iteration"] < iteration] + [record]
+        state["completed"] = iteration
+        store.save_state(state)
+        store.drop_predictions_before(iteration)
+        log.info("iteration %d done in %.1f s: loss %.4f, validation loss %.4f", iteration, record["seconds"],
+                 losses[-1], val_losses[-1])
+        if on_iteration:
+            on_iteration(record)
+        del model
+        keras.backend.clear_session()
+    if state["completed"] >= settings.iterations:
+        store.copy_final(settings.iterations)
+    return state
+
+
+def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> None:
+    changed = sorted(k for k in fingerprint["settings"] if state.get("settings", {}).get(k) != fingerprint["settings"][k])
+    if state.get("data") != fingerprint["data"]:
+        changed.append("subtomograms")
+    if changed:
+        raise InputError(
+            f"{store.dir}: continuing would mix settings — {', '.join(changed)} differ from the run there; "
+            f"rerun with the same settings, or use --no-continue (sets the old folder aside) or a new --result-dir."
+        )
+    completed = int(state.get("completed", 0))
+    if not store.model_path(completed).exists():
+        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over with --no-continue.")
+
+
+def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
+           is_out_of_memory, log) -> tuple[list[float], list[float], int]:
+    """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch."""
+    losses: list[float] = []
+    val_losses: list[float] = []
+    epoch = 0
+    while epoch < epochs:
+        stream = BatchStream(merged, tilts, plan, cube, level, noise_mode, seed)
+        try:
+            batch_losses = []
+            for step in progress(range(plan.steps_per_epoch), total=plan.steps_per_epoch,
+                                 desc=f"epoch {epoch + 1}/{epochs}", unit="step"):
+                x, y = stream.get(epoch, step)
+                out = model.train_on_batch(x, y, return_dict=True)
+                batch_losses.append(float(out["loss"]))
+            val = []
+            for step in range(plan.validation_steps):
+                x, y = stream.get(epoch, step, validation=True)
+                out = model.test_on_batch(x, y, return_dict=True)
+                val.append(float(out["loss"]))
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not is_out_of_memory(exc) or plan.batch_size == 1:
+                raise
+            new_batch = max(1, plan.batch_size // 2)
+            log.warning("out of memory at batch size %d: retrying epoch %d with batch size %d",
+                        plan.batch_size, epoch + 1, new_batch)
+            plan = PairPlan(plan.train, plan.validation, new_batch, plan.steps_per_epoch * 2, plan.validation_steps * 2)
+            continue
+        finally:
+            stream.close()
+        losses.append(float(np.mean(batch_losses)))
+        val_losses.append(float(np.mean(val)))
+        log.info("epoch %d/%d: loss %.4f, validation loss %.4f", epoch + 1, epochs, losses[-1], val_losses[-1])
+        epoch += 1
+    return losses, val_losses, plan.batch_size

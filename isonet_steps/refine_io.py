@@ -1,0 +1,73 @@
+"""Glue between files and :func:`isonet_steps.refine.refine`: read subtomo.star, run, log.
+
+Shared by ``isonet refine`` and ``isonet run`` so both do exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import RefineStore
+from .errors import InputError
+from .log import detach_file_logs, get_logger, progress, setup_logging
+from .mrc import read_volume
+from .refine import RefineData, RefineSettings, refine
+from .star import read_subtomo_star, resolve_path
+
+
+def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> RefineData:
+    """Read every subtomogram a subtomo.star names (optionally one rlnRandomSubset half)."""
+    table = read_subtomo_star(star_path)
+    if half is not None:
+        if "rlnRandomSubset" not in table.columns:
+            raise InputError(f"{star_path}: --halves needs the rlnRandomSubset column; re-run extract (it writes it).")
+        table = table[table["rlnRandomSubset"] == half].reset_index(drop=True)
+        if len(table) < 2:
+            raise InputError(f"{star_path}: half {half} has {len(table)} subtomograms; extract more (at least 2 per half).")
+    cubes, names = [], []
+    for value in progress(table["rlnImageName"], total=len(table), desc="reading subtomograms", unit="subtomo"):
+        path = resolve_path(value, star_path, "rlnImageName", "subtomogram")
+        vol = read_volume(path, "subtomogram")
+        shape = vol.data.shape
+        if len(set(shape)) != 1:
+            raise InputError(f"{path}: subtomogram is {shape}, not cubic; extract cubic subtomograms.")
+        if cubes and shape != cubes[0].shape:
+            raise InputError(f"{path}: subtomogram is {shape} but the first one is {cubes[0].shape}; all must share one size.")
+        cubes.append(vol.data)
+        names.append(Path(str(value)).name)
+    crop = cubes[0].shape[0]
+    cube = int(table["rlnCubeSize"].iloc[0]) if "rlnCubeSize" in table.columns else crop
+    if cube > crop:
+        raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or re-extract.")
+    tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
+    return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube)
+
+
+def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
+               log_level="info") -> list[dict]:
+    """Refine one network (or one per half) into ``result_dir``; returns the state records."""
+    from .devices import visible_gpus
+
+    states = []
+    targets = [(None, Path(result_dir))] if not halves else [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]
+    for half, folder in targets:
+        store = RefineStore(folder)
+        if not resume:
+            moved = store.set_aside()
+            if moved is not None:
+                get_logger("refine").warning("set the earlier run in %s aside as %s", folder, moved)
+        store.prepare()
+        setup_logging(log_level, store.log_path)
+        try:
+            log = get_logger("refine")
+            data = load_subtomos(star_path, half)
+            log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
+                     f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
+            half_settings = settings if half is None else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half})
+            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter, resume=resume))
+        finally:
+            detach_file_logs()
+    return states
