@@ -1,10 +1,11 @@
 """The missing wedge: which Fourier components a single-axis tilt series measures.
 
-Geometry (arrays ``[Z, Y, X]``, tilt axis Y): a projection at tilt angle θ looks along the direction
-``(z, x) = (cos θ, sin θ)`` and so measures, by the projection-slice theorem, the central line of the
-(kz, kx) plane perpendicular to it: ``kz·cos θ + kx·sin θ = 0``, the line at angle −θ from the kx
-axis. A tilt range [θmin, θmax] therefore measures the double wedge of lines at angles
-[−θmax, −θmin] from kx; everything else (around kz) is the missing wedge. As in IsoNet the mask is 2D
+Geometry (arrays ``[Z, Y, X]``, tilt axis Y): by the projection-slice theorem a projection at tilt
+angle θ measures the central line of the (kz, kx) plane along ``(kz, kx) = k·(sin θ, cos θ)``, the
+line at angle θ from the kx axis (the convention of :mod:`isonet_steps.phantom`'s projector). A
+tilt range [θmin, θmax] therefore measures the double wedge of lines at angles [θmin, θmax] from kx;
+everything else (around kz) is the missing wedge. For a reconstruction of the opposite handedness,
+an asymmetric range is given as (−θmax, −θmin). As in IsoNet the mask is 2D
 (kz, kx), the same for every ky, and components outside the inscribed circle of the (kz, kx) plane
 count as unmeasured except the kx axis itself (the kz = 0 line, measured at every tilt).
 """
@@ -27,7 +28,7 @@ def _mask_cached(nz: int, nx: int, tilt_min: float, tilt_max: float, rfft: bool)
     angle = np.degrees(np.arctan2(kz, kx))
     angle = np.where(angle > 90.0, angle - 180.0, angle)
     angle = np.where(angle <= -90.0, angle + 180.0, angle)
-    lo, hi = -float(tilt_max), -float(tilt_min)
+    lo, hi = float(tilt_min), float(tilt_max)
     eps = 1e-6
     in_wedge = (angle >= lo - eps) & (angle <= hi + eps)
     if hi >= 90.0 - eps or lo <= -90.0 + eps:  # a tilt of ±90 reaches the kz axis from either side

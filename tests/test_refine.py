@@ -1,0 +1,95 @@
+"""Refine: commits every iteration, continues after an interruption to the same model, refuses mixes."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from isonet_steps.checkpoint import RefineStore
+from isonet_steps.errors import InputError
+from isonet_steps.refine import RefineData, RefineSettings, refine
+
+
+def _data(n=6, crop=24, cube=16, seed=0):
+    rng = np.random.default_rng(seed)
+    cubes = np.stack([ndimage.gaussian_filter(rng.standard_normal((crop,) * 3), 1.5) for _ in range(n)]).astype(np.float32)
+    tilts = np.array([[-60.0, 60.0]] * n)
+    return RefineData(subtomos=cubes, tilts=tilts, names=[f"s{i}.mrc" for i in range(n)], cube=cube)
+
+
+def _settings(**kw):
+    base = dict(iterations=3, epochs=1, steps_per_epoch=2, batch_size=2, filter_base=4, unet_depth=2,
+                convs_per_depth=2, dropout=0.3, noise_level=(0.1,), noise_start_iter=(2,), seed=3)
+    base.update(kw)
+    return RefineSettings(**base)
+
+
+def _weights(path):
+    from isonet_steps.unet import load_model
+
+    return load_model(path).get_weights()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    store = RefineStore(tmp_path_factory.mktemp("a") / "results")
+    state = refine(_data(), _settings(), store)
+    return store, state
+
+
+def test_refine_writes_models_state_and_final(uninterrupted):
+    store, state = uninterrupted
+    for it in range(4):
+        assert store.model_path(it).exists()
+    assert store.final_model_path.exists()
+    saved = json.loads(store.state_path.read_text())
+    assert saved["completed"] == 3
+    assert [r["noise_level"] for r in saved["iterations"]] == [0.0, 0.1, 0.1]
+    assert all(len(r["loss"]) == 1 and np.isfinite(r["loss"][0]) for r in saved["iterations"])
+    assert store.predictions_path(3).exists() and not store.predictions_path(2).exists()
+    preds = np.load(store.predictions_path(3))
+    assert preds.shape == (6, 24, 24, 24) and np.isfinite(preds).all()
+
+
+def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_path):
+    store_a, _ = uninterrupted
+    store_b = RefineStore(tmp_path / "results")
+    refine(_data(), _settings(), store_b, until_iter=1)
+    assert json.loads(store_b.state_path.read_text())["completed"] == 1
+    assert not store_b.model_path(2).exists()
+    # a crash in the middle of iteration 2 leaves iteration 1 committed
+    import isonet_steps.refine as refine_module
+
+    original = refine_module._train
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    refine_module._train = crash
+    try:
+        with pytest.raises(RuntimeError):
+            refine(_data(), _settings(), store_b)
+    finally:
+        refine_module._train = original
+    assert json.loads(store_b.state_path.read_text())["completed"] == 1
+    state = refine(_data(), _settings(), store_b)
+    assert state["completed"] == 3
+    for wa, wb in zip(_weights(store_a.final_model_path), _weights(store_b.final_model_path)):
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+
+
+def test_changed_setting_is_refused(uninterrupted, tmp_path):
+    store = RefineStore(tmp_path / "results")
+    refine(_data(), _settings(iterations=1), store)
+    with pytest.raises(InputError, match="learning_rate"):
+        refine(_data(), _settings(iterations=2, learning_rate=1e-3), store)
+    with pytest.raises(InputError, match="subtomograms"):
+        refine(_data(seed=1, n=5), _settings(iterations=2), store)
+    # more iterations with the same settings is a continuation
+    assert refine(_data(), _settings(iterations=2), store)["completed"] == 2
+
+
+def test_bad_sizes_are_refused(tmp_path):
+    with pytest.raises(InputError, match="divisible by 4"):
+        refine(_data(crop=26, cube=16), _settings(), RefineStore(tmp_path / "r"))
