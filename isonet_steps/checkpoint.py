@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path, write_json
 from .errors import InputError
 
 STATE_FILE = "refine_state.json"
@@ -23,21 +23,8 @@ STATE_VERSION = 1
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to a temporary name in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=_jsonable)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write JSON (numpy scalars and arrays allowed) atomically."""
+    return write_json(path, obj, default=_jsonable)
 
 
 def _jsonable(value: Any):
@@ -114,17 +101,11 @@ class RefineStore:
     # --- arrays ------------------------------------------------------------------------------
     def save_predictions(self, iteration: int, predictions: np.ndarray) -> Path:
         path = self.predictions_path(iteration)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
+        with atomic_path(path, suffix=".npy") as tmp:
+            with open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(predictions, dtype=np.float32))
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     def load_predictions(self, iteration: int) -> np.ndarray:
@@ -143,12 +124,6 @@ class RefineStore:
 
     def copy_final(self, iteration: int) -> Path:
         """``model_final.keras`` = the model of ``iteration`` (copied atomically)."""
-        fd, tmp = tempfile.mkstemp(prefix=".model_final.", suffix=".keras", dir=self.dir)
-        os.close(fd)
-        try:
+        with atomic_path(self.final_model_path, suffix=".keras") as tmp:
             shutil.copyfile(self.model_path(iteration), tmp)
-            os.replace(tmp, self.final_model_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return self.final_model_path

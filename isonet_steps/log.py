@@ -24,6 +24,9 @@ def setup_logging(level: str = "info", log_file: str | os.PathLike | None = None
     """Log to stderr, and also to ``log_file`` (appended) when given."""
     logger = get_logger()
     logger.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    for h in logger.handlers:  # follow a replaced sys.stderr (CliRunner, steps run in-process)
+        if getattr(h, "_isonet_stderr", False) and getattr(h, "stream", None) is not sys.stderr:
+            h.setStream(sys.stderr)
     if not any(getattr(h, "_isonet_stderr", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))

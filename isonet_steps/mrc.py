@@ -9,8 +9,8 @@ place, so a crash never leaves a half-written MRC behind.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Iterator
 import mrcfile
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import InputError
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "write_volume",
     "new_memmap",
     "check_finite",
+    "release_pages",
 ]
 
 
@@ -61,6 +63,20 @@ def _voxel_size(mrc) -> float:
     return x if np.isfinite(x) and x > 0 else 0.0
 
 
+def _why_no_data(path: Path, mrc) -> str:
+    """Say "truncated" when the header promises more bytes than the file holds."""
+    try:
+        h = mrc.header
+        itemsize = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}.get(int(h.mode), 0)
+        expected = int(h.nx) * int(h.ny) * int(h.nz) * itemsize
+        held = path.stat().st_size - 1024 - int(h.nsymbt)
+        if itemsize and 0 <= held < expected:
+            return f"truncated MRC (header promises {expected} bytes of data, the file holds {held})"
+    except Exception:  # noqa: BLE001 - only for the wording of the message
+        pass
+    return "not a readable MRC file (no data block)"
+
+
 @contextlib.contextmanager
 def _opened(path: Path, what: str, *, header_only: bool = False, mmap: bool = False) -> Iterator:
     """Open an MRC leniently about header oddities from other software, strictly about data."""
@@ -75,9 +91,7 @@ def _opened(path: Path, what: str, *, header_only: bool = False, mmap: bool = Fa
                 opener = mrcfile.open
             with opener(str(path), **kwargs) as mrc:
                 if not header_only and mrc.data is None:
-                    raise InputError(
-                        f"{path}: not a readable MRC file (no data block); re-export the {what} as MRC."
-                    )
+                    raise InputError(f"{path}: {_why_no_data(path, mrc)}; re-copy or re-export the {what} as MRC.")
                 yield mrc
     except InputError:
         raise
@@ -156,12 +170,6 @@ def open_memmap(path: str | os.PathLike, what: str = "tomogram") -> Iterator[Vol
         yield Volume(data=mrc.data, voxel_size=_voxel_size(mrc))
 
 
-def _temp_name(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _writable_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,16 +190,11 @@ def write_volume(
     if np.dtype(dtype) == np.uint8:
         dtype = np.int8
     _writable_parent(path)
-    tmp = _temp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         with mrcfile.new(str(tmp), overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data, dtype=dtype))
             mrc.voxel_size = float(voxel_size) if voxel_size and voxel_size > 0 else 1.0
             mrc.update_header_stats()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -205,15 +208,26 @@ def new_memmap(
     """
     path = Path(path)
     _writable_parent(path)
-    tmp = _temp_name(path)
     mode = {np.dtype(np.float32): 2, np.dtype(np.int8): 0, np.dtype(np.int16): 1}[np.dtype(dtype)]
-    try:
+    with atomic_path(path) as tmp:
         with mrcfile.new_mmap(str(tmp), shape=tuple(int(s) for s in shape), mrc_mode=mode, overwrite=True) as mrc:
             mrc.voxel_size = float(voxel_size) if voxel_size and voxel_size > 0 else 1.0
             yield mrc.data
             mrc.update_header_stats()
             mrc.flush()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped array from this process's resident set.
+
+    Pages of a file mapping count in the process's RSS once touched, so streaming through a
+    tomogram larger than RAM would look (and, under a memory limit, count) as if it were all
+    loaded. ``MADV_DONTNEED`` on a shared file mapping only unmaps: written data stays in the page
+    cache and reaches the file; later reads fault pages back in. No-op for ordinary arrays.
+    """
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    handle = getattr(base, "_mmap", None)
+    if handle is not None and hasattr(mmap, "MADV_DONTNEED") and not handle.closed:
+        handle.madvise(mmap.MADV_DONTNEED)

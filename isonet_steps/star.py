@@ -9,7 +9,6 @@ falls back to the bare file name next to the STAR file (how Nextflow stages inpu
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import starfile
 
+from .atomic import atomic_path
 from .errors import InputError
 
 __all__ = [
@@ -54,6 +54,9 @@ TOMOGRAM_COLUMNS: dict[str, type] = {
     "rlnCorrectedTomoHalf2": str,
     "rlnTomoReconstructedTomogramHalf1": str,
     "rlnTomoReconstructedTomogramHalf2": str,
+    "rlnGoldStandardFsc": str,
+    "rlnRawHalvesFsc": str,
+    "rlnCorrectedHalvesFsc": str,
 }
 
 #: Column types of IsoNet's subtomo.star (plus the tilt range and the random half, 1 or 2).
@@ -191,14 +194,8 @@ def write_star(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise InputError(f"{path.parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"{path.parent}: output folder is not writable; choose a writable location or fix its permissions.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".star", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".star") as tmp:
         starfile.write(df.reset_index(drop=True), tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

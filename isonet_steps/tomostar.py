@@ -66,3 +66,55 @@ def tomogram_table(
             "rlnTiltMax": [float(tilt_max)] * n,
         }
     )
+
+
+def default_cube_size(crop_size: int) -> int:
+    """IsoNet's training cube for externally cut subtomograms: ``floor(int(crop/1.5 + 1)/16)*16``.
+
+    E.g. 96 -> 64, 80 -> 48; leaves room for the rotations and the network's border.
+    """
+    return int(int(crop_size / 1.5 + 1) // 16) * 16
+
+
+def subtomo_table(
+    files: list[Path],
+    crop_size: int,
+    *,
+    cube_size: int | None = None,
+    pixel_size: float = 10.0,
+    tilt_min: float = -60.0,
+    tilt_max: float = 60.0,
+) -> pd.DataFrame:
+    """IsoNet's subtomo.star rows for cubic subtomograms of edge ``crop_size`` (plus the tilt range).
+
+    ``cube_size`` None follows IsoNet's rule (:func:`default_cube_size`). Unlike IsoNet, a cube
+    that does not fit inside the crop is an error rather than silently replaced.
+    """
+    check_pixel_size(pixel_size)
+    check_tilt_range(tilt_min, tilt_max)
+    if cube_size is None:
+        cube_size = default_cube_size(crop_size)
+        if cube_size < 8:
+            raise InputError(
+                f"subtomograms of {crop_size}³ voxels are too small for a training cube (IsoNet's rule gives {cube_size}); "
+                f"use subtomograms of at least 24³ voxels."
+            )
+    if cube_size < 8 or cube_size % 8:
+        raise InputError(f"--cube-size {cube_size} must be a positive multiple of 8; use e.g. 48 or 64 (or leave it out).")
+    if cube_size > crop_size:
+        raise InputError(
+            f"--cube-size {cube_size} is larger than the subtomograms ({crop_size}³ voxels); use at most {crop_size} "
+            f"(or leave it out for IsoNet's rule: {default_cube_size(crop_size)})."
+        )
+    n = len(files)
+    return pd.DataFrame(
+        {
+            "rlnSubtomoIndex": np.arange(1, n + 1),
+            "rlnImageName": [str(f) for f in files],
+            "rlnCubeSize": [int(cube_size)] * n,
+            "rlnCropSize": [int(crop_size)] * n,
+            "rlnPixelSize": [float(pixel_size)] * n,
+            "rlnTiltMin": [float(tilt_min)] * n,
+            "rlnTiltMax": [float(tilt_max)] * n,
+        }
+    )

@@ -51,6 +51,19 @@ def log_level_option() -> Callable:
                   help="How much to log.")
 
 
+class StepCommand(click.Command):
+    """A step command whose usage errors (unknown option, bad value) are one line, like the rest."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            path = exc.ctx.command_path if exc.ctx is not None else info_name
+            error = click.ClickException(f"{' '.join(exc.format_message().split())} (see '{path} --help')")
+            error.exit_code = 2
+            raise error from None
+
+
 def step(name: str, **command_kwargs: Any) -> Callable:
     """Make a step command: help options, ``--version``, logging, and one-line errors.
 
@@ -73,6 +86,7 @@ def step(name: str, **command_kwargs: Any) -> Callable:
                 click.echo("Interrupted.", err=True)
                 sys.exit(130)
 
+        command_kwargs.setdefault("cls", StepCommand)
         command = click.command(name, context_settings=CONTEXT_SETTINGS, **command_kwargs)(wrapper)
         return click.version_option(__version__, "-V", "--version", prog_name=f"isonet-{name}")(command)
 

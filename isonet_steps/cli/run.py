@@ -1,0 +1,71 @@
+"""isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
+
+import click
+
+from ..params import PARAMS
+from ._common import log_level_option, option, step
+
+_TYPES = {"float": float, "int": int, "str": str, "floats": str, "ints": str}
+
+
+def _param_options(func):
+    for param in reversed(PARAMS):
+        flag = "--" + param.name.replace("_", "-")
+        default = param.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if param.kind == "bool":
+            func = option(f"{flag}/--no-{flag[2:]}", param.name, default=None, show_default=False,
+                          help=f"{param.help} [default: {'on' if default else 'off'}]")(func)
+        else:
+            func = option(flag, param.name, type=_TYPES[param.kind], default=None, show_default=False,
+                          help=f"{param.help} [default: {shown}]")(func)
+    return func
+
+
+def collect_params(params_file, given: dict) -> tuple[dict, dict]:
+    """Params file values, overridden by options given on the command line; plus input/outdir."""
+    from ..params import BY_NAME, coerce, read_params_file
+
+    values = read_params_file(params_file) if params_file else {}
+    places = {k: values.pop(k) for k in ("input", "outdir") if k in values}
+    for name, value in given.items():
+        if value is not None:
+            values[name] = coerce(BY_NAME[name], value, f"--{name.replace('_', '-')}")
+    return values, places
+
+
+def run_with_report(pipeline, log_level: str) -> None:
+    """Run the pipeline, then write <outdir>/report.html when the report step is installed."""
+    import importlib.util
+
+    from ._invoke import call_step
+
+    def report():
+        if importlib.util.find_spec("isonet_steps.cli.report") is not None:
+            call_step("report", [pipeline.out, "-o", pipeline.out / "report.html", "--log-level", log_level])
+
+    pipeline.run(report=report)
+
+
+@step("run")
+@option("--input", "input_", default=None, help="Folder of tomograms, or a tomograms.star.")
+@option("--outdir", default=None, help="Run folder (rerun the same command to continue).")
+@option("--params-file", default=None, help="YAML or JSON file with the Nextflow params names.")
+@_param_options
+@log_level_option()
+def command(input_, outdir, params_file, log_level, **given):
+    """Run prepare-star → deconv → make-mask → extract → refine → predict (→ gold-standard) → report.
+
+    Every finished step is recorded in OUTDIR; running the same command again skips finished
+    steps, continues refine after its last finished iteration, and reruns exactly the steps a
+    changed setting affects.
+    """
+    from ..errors import InputError
+    from ..pipeline import Pipeline
+
+    values, places = collect_params(params_file, given)
+    source = input_ or places.get("input")
+    out = outdir or places.get("outdir")
+    if not source or not out:
+        raise InputError("give --input (a folder of tomograms or a tomograms.star) and --outdir, on the command line or in --params-file.")
+    run_with_report(Pipeline(source, out, values, log_level=log_level), log_level)
