@@ -1,0 +1,33 @@
+"""Output-location checks the step commands run before doing any work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def check_writable_target(path: str | os.PathLike) -> None:
+    """Fail at once (one line) if the folder that will hold ``path`` cannot be created or written.
+
+    Nothing is created: the nearest existing ancestor must be a writable folder.
+    """
+    parent = Path(path).absolute().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({probe} is not a writable folder); choose a writable location.")
+
+
+def make_output_folder(path: str | os.PathLike) -> Path:
+    """Create an output folder (with parents); one-line error when impossible."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+    if not os.access(path, os.W_OK):
+        raise InputError(f"{path}: output folder is not writable; choose a writable location or fix its permissions.")
+    return path
