@@ -32,7 +32,10 @@ def option(*decls: str, **kwargs: Any) -> Callable:
     for decl in flags:
         if "/" in decl:
             on, off = decl.split("/", 1)
-            twin = f"{_underscore(on)}/{_underscore(off)}"
+            # " /--no_x" adds a secondary-only alias when the primary has no dash to replace
+            twin = f"{_underscore(on)}/{_underscore(off)}" if _underscore(on) != on else f" /{_underscore(off)}"
+            if _underscore(off) == off:
+                continue
         else:
             twin = _underscore(decl)
         if twin != decl and twin not in flags and twin not in extra:
@@ -72,11 +75,17 @@ def step(name: str, **command_kwargs: Any) -> Callable:
     """
 
     def decorate(func: Callable) -> click.Command:
+        import inspect
+
+        takes_log_level = "log_level" in inspect.signature(func).parameters
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any):
             from ..log import setup_logging
 
             setup_logging(kwargs.get("log_level") or "info")
+            if not takes_log_level:
+                kwargs.pop("log_level", None)
             try:
                 return func(*args, **kwargs)
             except InputError as exc:
@@ -87,6 +96,8 @@ def step(name: str, **command_kwargs: Any) -> Callable:
                 sys.exit(130)
 
         command_kwargs.setdefault("cls", StepCommand)
+        if not takes_log_level:  # every step takes --log-level, so callers can pass it uniformly
+            wrapper = log_level_option()(wrapper)
         command = click.command(name, context_settings=CONTEXT_SETTINGS, **command_kwargs)(wrapper)
         return click.version_option(__version__, "-V", "--version", prog_name=f"isonet-{name}")(command)
 
