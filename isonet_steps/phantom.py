@@ -48,12 +48,17 @@ class Phantom:
     ground_truth : float32 density; 0 = ice/vacuum, negative = protein/lipid, gold strongly negative.
     labels : int8 class map, see :data:`LABELS`.
     pixel_size : voxel size in Å.
+    half1, half2 : with ``halves``, even/odd-style half tomograms (each from half the dose, so twice
+        the noise variance, independent noise); ``tomogram`` is then exactly their mean, scaled
+        like them.
     """
 
     tomogram: np.ndarray
     ground_truth: np.ndarray
     labels: np.ndarray
     pixel_size: float
+    half1: np.ndarray | None = None
+    half2: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,6 +432,7 @@ def make_phantom(
     snr: float = 0.5,
     seed: int = 0,
     pixel_size: float = 10.0,
+    halves: bool = False,
 ) -> Phantom:
     """A ground-truth phantom and its simulated tomogram (tilt series + noise + WBP).
 
@@ -437,14 +443,22 @@ def make_phantom(
     snr : per-projection signal variance / noise variance (``inf`` = noiseless).
     seed : the content depends only on ``seed`` and ``shape``; the noise on ``seed`` too.
     pixel_size : voxel size in Å (recorded only; object sizes are in voxels).
+    halves : also simulate two independent half-dose tomograms (RELION 5 even/odd style).
     """
     shape = _validate(shape, tilt_min, tilt_max, tilt_step, snr, pixel_size)
     truth, labels = ground_truth_volume(shape, seed)
     angles = tilt_angles(tilt_min, tilt_max, tilt_step)
     noise_rng = np.random.default_rng([int(seed), 0x2A])
-    projections = add_noise(project(truth, angles), snr, noise_rng)
-    recon = weighted_back_projection(projections, angles, shape)
-    recon -= recon.mean()
-    std = float(recon.std())
-    recon /= std if std > 0 else 1.0
-    return Phantom(tomogram=recon.astype(np.float32), ground_truth=truth, labels=labels, pixel_size=float(pixel_size))
+    clean = project(truth, angles)
+    if not halves:
+        recon = weighted_back_projection(add_noise(clean, snr, noise_rng), angles, shape)
+        mean, std = float(recon.mean()), float(recon.std()) or 1.0
+        return Phantom(tomogram=((recon - mean) / std).astype(np.float32), ground_truth=truth, labels=labels,
+                       pixel_size=float(pixel_size))
+    # half the dose each: twice the noise variance; the full tomogram is their mean (WBP is linear)
+    parts = [weighted_back_projection(add_noise(clean, snr / 2.0, noise_rng), angles, shape) for _ in range(2)]
+    recon = (parts[0] + parts[1]) / 2.0
+    mean, std = float(recon.mean()), float(recon.std()) or 1.0
+    scale = [((p - mean) / std).astype(np.float32) for p in (recon, *parts)]
+    return Phantom(tomogram=scale[0], ground_truth=truth, labels=labels, pixel_size=float(pixel_size),
+                   half1=scale[1], half2=scale[2])

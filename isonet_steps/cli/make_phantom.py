@@ -24,9 +24,11 @@ def _parse_shape(ctx, param, value):
 @option("--tilt-step", type=float, default=3.0, help="Tilt increment, degrees.")
 @option("--snr", type=float, default=0.5, help="Signal variance / noise variance of each projection.")
 @option("--seed", type=int, default=0, help="Random seed: the same seed gives the same phantom.")
+@option("--halves/--no-halves", default=False,
+        help="Also write tomo_half1.mrc and tomo_half2.mrc: independent half-dose (even/odd) reconstructions.")
 @option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to the MRC headers.")
 @log_level_option()
-def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, pixel_size, log_level):
+def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, halves, pixel_size, log_level):
     """Write OUTDIR/tomo.mrc (simulated tilt-series reconstruction, zero mean, unit std),
     OUTDIR/ground_truth.mrc (noise-free density, protein dark) and OUTDIR/labels.mrc
     (0 ice, 1 membrane, 2 vesicle, 3 filament, 4 particle, 5 gold bead).
@@ -51,10 +53,14 @@ def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, pixel_size,
     check_writable_target(out / "tomo.mrc")
     start = time.perf_counter()
     phantom = make_phantom(shape, tilt_min=tilt_min, tilt_max=tilt_max, tilt_step=tilt_step, snr=snr, seed=seed,
-                           pixel_size=pixel_size)
+                           pixel_size=pixel_size, halves=halves)
     log.info("simulated %s phantom (tilts %g..%g step %g, SNR %g) in %.1f s", "x".join(map(str, shape)),
              tilt_min, tilt_max, tilt_step, snr, time.perf_counter() - start)
     write_volume(out / "tomo.mrc", phantom.tomogram, phantom.pixel_size)
     write_volume(out / "ground_truth.mrc", phantom.ground_truth, phantom.pixel_size)
     write_volume(out / "labels.mrc", phantom.labels, phantom.pixel_size, dtype=np.int8)
-    log.info("wrote %s, %s, %s", out / "tomo.mrc", out / "ground_truth.mrc", out / "labels.mrc")
+    if halves:
+        write_volume(out / "tomo_half1.mrc", phantom.half1, phantom.pixel_size)
+        write_volume(out / "tomo_half2.mrc", phantom.half2, phantom.pixel_size)
+    log.info("wrote %s, %s, %s%s", out / "tomo.mrc", out / "ground_truth.mrc", out / "labels.mrc",
+             " and the two half tomograms" if halves else "")

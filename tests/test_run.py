@@ -1,0 +1,114 @@
+"""isonet run: the whole pipeline, resumable step by step; gold-standard halves; kill -9 and rerun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from isonet_steps.mrc import write_volume
+from isonet_steps.phantom import make_phantom
+from isonet_steps.star import read_star, write_star
+
+TINY = ["--number-subtomos", "12", "--cube-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
+        "--filter-base", "4", "--unet-depth", "2", "--convs-per-depth", "2", "--noise-level", "0.05",
+        "--noise-start-iter", "2", "--predict-cube-size", "16", "--predict-crop-size", "32", "--gpus", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def star_with_halves(tmp_path_factory):
+    """A phantom tomogram with RELION 5 even/odd half tomograms named in its STAR."""
+    root = tmp_path_factory.mktemp("data")
+    p = make_phantom((40, 64, 64), seed=2, halves=True)
+    for name, vol in (("tomo.mrc", p.tomogram), ("even.mrc", p.half1), ("odd.mrc", p.half2)):
+        write_volume(root / name, vol, 10.0)
+    write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["tomo.mrc"], "rlnPixelSize": [10.0],
+                             "rlnDefocus": [0.0], "rlnNumberSubtomo": [12],
+                             "rlnTomoReconstructedTomogramHalf1": ["even.mrc"],
+                             "rlnTomoReconstructedTomogramHalf2": ["odd.mrc"]}), root / "tomograms.star")
+    return root / "tomograms.star"
+
+
+def _run(*args, cwd):
+    env = {**os.environ, "ISONET_NO_PROGRESS": "1"}
+    return subprocess.run([sys.executable, "-m", "isonet_steps", "run", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def _records(out: Path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in (out / ".isonet" / "steps").glob("*.json")}
+
+
+def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(star_with_halves, tmp_path):
+    out = tmp_path / "run"
+    args = ["--input", star_with_halves, "--outdir", out, "--iterations", "2", "--halves", *TINY]
+    first = _run(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = read_star(out / "tomograms_corrected.star")
+    for column in ("rlnCorrectedTomoName", "rlnCorrectedTomoHalf1", "rlnCorrectedTomoHalf2", "rlnGoldStandardFsc",
+                   "rlnRawHalvesFsc", "rlnCorrectedHalvesFsc"):
+        assert column in table.columns, column
+        assert Path(table[column].iloc[0]).exists(), column
+    fsc = json.loads(Path(table["rlnGoldStandardFsc"].iloc[0]).read_text())
+    assert set(fsc["resolution_A"]) == {"0.5", "0.143"}
+    assert set(fsc["resolution_A"]["0.143"]) == {"global", "x", "y", "z", "xy", "xz", "yz"}
+    assert (out / "report.html").exists()
+    records = _records(out)
+    assert set(records) == {"prepare", "make_mask", "extract", "refine", "gold_standard"}
+
+    again = _run(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("already done, skipped") == 5
+    assert _records(out) == records
+
+    changed = _run(*args, "--learning-rate", "0.001", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    after = _records(out)
+    for step in ("prepare", "make_mask", "extract"):
+        assert after[step] == records[step], step
+    for step in ("refine", "gold_standard"):
+        assert after[step]["key"] != records[step]["key"], step
+
+
+def test_kill_during_refine_then_rerun_continues(star_with_halves, tmp_path):
+    out = tmp_path / "run"
+    args = ["--input", star_with_halves, "--outdir", out, "--iterations", "4", *TINY]
+    env = {**os.environ, "ISONET_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "isonet_steps", "run", *map(str, args)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "refine" / "refine_state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["completed"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = json.loads(state.read_text())
+    assert 2 <= before["completed"] < 4, "the kill should land during refine"
+    extract_record = (out / ".isonet" / "steps" / "extract.json").read_text()
+
+    rerun = _run(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "refine: continuing" in rerun.stderr
+    assert rerun.stderr.count("already done, skipped") == 3  # prepare, make_mask, extract
+    assert (out / ".isonet" / "steps" / "extract.json").read_text() == extract_record
+    after = json.loads(state.read_text())
+    assert after["completed"] == 4
+    # the iterations finished before the kill were not redone
+    assert after["iterations"][: before["completed"]] == before["iterations"]
+    assert (out / "tomograms_corrected.star").exists()
+
+
+def test_run_bad_input_one_line(tmp_path):
+    r = _run("--input", tmp_path / "missing", "--outdir", tmp_path / "o", cwd=tmp_path)
+    assert r.returncode == 2 and "missing" in r.stderr and "Traceback" not in r.stderr
+    params = tmp_path / "p.yaml"
+    params.write_text("cube_size: 32\nnot_a_param: 3\n")
+    r = _run("--input", tmp_path, "--outdir", tmp_path / "o", "--params-file", params, cwd=tmp_path)
+    assert r.returncode == 2 and "not_a_param" in r.stderr and "Traceback" not in r.stderr
