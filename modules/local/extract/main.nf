@@ -1,0 +1,32 @@
+// ISONET_EXTRACT: mask-weighted random subtomograms of every tomogram, split into two halves.
+process ISONET_EXTRACT {
+    tag "${meta.id}"
+    label 'process_medium'
+
+    input:
+    tuple val(meta), path(star, stageAs: 'input/*'), path(tomos), path(deconv, stageAs: 'deconv/*'), path(masks, stageAs: 'mask/*')
+
+    output:
+    // subtomo.star names its files subtomos/<name>.mrc; the refine tasks stage the folder under
+    // the same name so those paths resolve there too
+    tuple val(meta), path('subtomo.star'), path('subtomos'), emit: subtomos
+    tuple val("${task.process}"), val('isonet-extract'), eval('isonet-extract --version | sed "s/.* //"'), topic: versions, emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'
+    """
+    export OMP_NUM_THREADS=${task.cpus}
+    cp -L ${star} tomograms.star
+    isonet-extract tomograms.star --subtomo-folder subtomos --subtomo-star subtomo.star ${source} ${args}
+    """
+
+    stub:
+    """
+    mkdir -p subtomos
+    touch subtomos/stub_000001.mrc subtomo.star
+    """
+}

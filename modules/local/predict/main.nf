@@ -1,0 +1,37 @@
+// ISONET_PREDICT: correct every tomogram of the STAR file with a trained network.
+// With --half 1/2 in ext.args it writes <name>_halfN_corrected.mrc and fills rlnCorrectedTomoHalfN.
+process ISONET_PREDICT {
+    tag "${meta.id}"
+    label 'process_gpu'
+
+    input:
+    tuple val(meta), path(star, stageAs: 'input/*'), path(tomos), path(deconv, stageAs: 'deconv/*'), path(model)
+
+    output:
+    tuple val(meta), path('tomograms.star'), path('corrected_tomos/*.mrc'), emit: corrected
+    tuple val("${task.process}"), val('isonet-predict'), eval('isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'
+    def gpus = task.accelerator ? '' : '--gpus cpu'
+    """
+    export OMP_NUM_THREADS=${task.cpus}
+    export HOME="\${PWD}"
+    cp -L ${star} tomograms.star
+    isonet-predict tomograms.star ${model} --output-dir corrected_tomos ${source} ${gpus} ${args}
+    """
+
+    stub:
+    def args = task.ext.args ?: ''
+    def words = args.tokenize()
+    def half = words.contains('--half') ? "_half${words[words.indexOf('--half') + 1]}" : ''
+    """
+    cp -L ${star} tomograms.star
+    mkdir -p corrected_tomos
+    for tomo in ${tomos}; do touch "corrected_tomos/\${tomo%.*}${half}_corrected.mrc"; done
+    """
+}

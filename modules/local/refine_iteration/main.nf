@@ -1,0 +1,75 @@
+// ISONET_REFINE_ITERATION: ONE refine iteration, the body of the recursive REFINE sub-workflow.
+//
+// The state tuple goes in and the same shape comes out: the refine folder after `done`
+// iterations, and the subtomograms it trains on. The staged state is a link into the previous
+// task and is never written: the task copies it to refine_state/ and runs
+// `isonet-refine --continue --until-iter done+1` on the copy, so every iteration is its own
+// cached task and `-resume` restarts at the first unfinished one.
+//
+// No topic: outputs here (Nextflow refuses them in a recursion); the step's version goes into
+// refine_state/versions.yml instead.
+process ISONET_REFINE_ITERATION {
+    tag "${meta.id} iteration ${done + 1}"
+    label 'process_gpu'
+
+    input:
+    tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos')
+
+    output:
+    // The pass-through inputs are matched by patterns ([r], [s]) on purpose: a pattern with
+    // includeInputs returns the link's target, so iteration 30 stages extract's own files, not
+    // a chain of 30 links (the kernel stops following symlinks after 40).
+    tuple val(meta), val(done), path('refine_state'), path('subtomo.sta[r]', includeInputs: true), path('subtomo[s]', includeInputs: true), emit: state
+    tuple val(meta), path('refine_state/**model_iter*.keras'), emit: models
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    def next = done + 1
+    def gpus = task.accelerator ? '' : '--gpus cpu'
+    """
+    export OMP_NUM_THREADS=${task.cpus}
+    export HOME="\${PWD}"
+
+    # a fresh copy of the previous state: the staged one is a link into another task
+    cp -rL previous_state refine_state
+    pretrained=""
+    if [ -f refine_state/pretrained_model.keras ]; then
+        pretrained="--pretrained-model refine_state/pretrained_model.keras"
+    fi
+
+    isonet-refine subtomo.star \\
+        --result-dir refine_state \\
+        --continue \\
+        --iterations ${next} \\
+        --until-iter ${next} \\
+        --ncpus ${task.cpus} \\
+        ${gpus} \\
+        \${pretrained} \\
+        ${args}
+
+    # keep only the newest model of each folder (half1/, half2/ with --halves): the older ones
+    # were published by their own iteration and would make every copy grow
+    find refine_state -type d | while read -r folder; do
+        find "\${folder}" -maxdepth 1 -name 'model_iter*.keras' | sort -V | head -n -1 | xargs -r rm -f
+    done
+
+    isonet-refine --version | sed "s/.* //" | sed "s/^/isonet-refine: /" > refine_state/versions.yml
+    """
+
+    stub:
+    def args = task.ext.args ?: ''
+    def next = String.format('%02d', done + 1)
+    def folders = args.tokenize().contains('--halves') ? 'refine_state/half1 refine_state/half2' : 'refine_state'
+    """
+    cp -rL previous_state refine_state
+    for folder in ${folders}; do
+        mkdir -p "\${folder}/checkpoint"
+        rm -f "\${folder}"/model_iter*.keras
+        touch "\${folder}/model_iter${next}.keras" "\${folder}/model_final.keras" "\${folder}/refine_state.json"
+    done
+    echo "isonet-refine: stub" > refine_state/versions.yml
+    """
+}

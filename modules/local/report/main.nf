@@ -1,0 +1,30 @@
+// ISONET_REPORT: one self-contained HTML report of the run.
+// The run folder is laid out as the pipeline publishes it: run/tomograms.star beside the raw
+// tomograms, run/deconv/, run/mask/, run/corrected_tomos/, run/refine/ and run/fsc/.
+process ISONET_REPORT {
+    tag "${meta.id}"
+    label 'process_low'
+
+    input:
+    tuple val(meta), path(star, stageAs: 'run/tomograms.star'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'run/refine'), path(fsc, stageAs: 'run/fsc/*')
+
+    output:
+    tuple val(meta), path('report.html'), emit: html
+    tuple val("${task.process}"), val('isonet-report'), eval('isonet-report --version | sed "s/.* //"'), topic: versions, emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    export OMP_NUM_THREADS=${task.cpus}
+    export HOME="\${PWD}"
+    isonet-report run -o report.html ${args}
+    """
+
+    stub:
+    """
+    touch report.html
+    """
+}
