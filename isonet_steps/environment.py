@@ -50,11 +50,17 @@ class EnvironmentReport:
         return out
 
 
+#: Other distribution names that install the same module (e.g. the CPU-only TensorFlow wheel).
+_ALIASES = {"tensorflow": ("tensorflow-cpu", "tensorflow-gpu", "tf-nightly")}
+
+
 def _version(distribution: str) -> str:
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return "unknown"
+    for name in (distribution, *_ALIASES.get(distribution, ())):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def _fail(report: EnvironmentReport, reason: str) -> EnvironmentReport:

@@ -1,6 +1,6 @@
 """The pipeline's parameters: one table shared by ``isonet run``, params files and Nextflow.
 
-Names are the Nextflow ``params`` names (snake_case); ``isonet run`` offers each as a dashed
+Names are the Nextflow ``params`` names (snake_case; ``gpus`` exists only here); ``isonet run`` offers each as a dashed
 option with the underscore twin, and reads the same names from a YAML/JSON params file. ``steps``
 says which steps a parameter changes, so a rerun redoes exactly the steps a change affects.
 """
@@ -46,7 +46,7 @@ PARAMS: tuple[Param, ...] = (
     Param("patch_size", "int", 4, "Mask: smoothing/window scale, voxels.", ("make_mask",)),
     Param("use_deconv_tomo", "bool", True, "Use the deconvolved tomogram when there is one.", ("make_mask", "extract", "predict")),
     # extract
-    Param("cube_size", "int", 64, "Training cube edge (multiple of 8).", ("extract",)),
+    Param("cube_size", "int", 64, "Training cube edge (multiple of 8); also predict's tile stride.", ("extract", "predict")),
     Param("crop_size", "int", None, "Extracted subtomogram edge [cube + 16].", ("extract",)),
     Param("seed", "int", 0, "Random seed (extract and refine).", ("extract", "refine")),
     # refine
@@ -68,12 +68,11 @@ PARAMS: tuple[Param, ...] = (
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
     Param("halves", "bool", False, "Train two networks on random halves and report the gold-standard FSC.", ("refine",)),
     # predict
-    Param("predict_cube_size", "int", 64, "Predict tile stride.", ("predict",)),
     Param("predict_crop_size", "int", 96, "Predict tile edge.", ("predict",)),
     Param("predict_batch_size", "int", None, "Tiles per network call [4 per GPU].", ("predict",)),
     # fsc
     Param("cone_angle", "float", 20.0, "Half-angle of the directional FSC cones, degrees.", ("gold_standard",)),
-    # resources
+    # resources (only for one-machine runs: Nextflow gives GPUs per task with the gpu profile)
     Param("gpus", "str", None, "GPU ids (0,1), 'cpu', or every visible GPU [default].", ()),
 )
 

@@ -211,7 +211,7 @@ class Pipeline:
                                       "select_subtomo_number", "pretrained_model", "halves", "seed", "gpus")})])
 
     def _predict_args(self) -> list[str]:
-        return self._args({"predict_cube_size": "--cube-size", "predict_crop_size": "--crop-size",
+        return self._args({"cube_size": "--cube-size", "predict_crop_size": "--crop-size",
                            "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo", "gpus": "--gpus"})
 
     def _predict(self) -> None:

@@ -714,3 +714,16 @@ def test_groovy_parse_fails_on_a_brace_error(tmp_path):
     for path in (broken, config):
         run = _groovy(str(path))
         assert run.returncode == 1 and f"FAILED  {path}" in run.stdout, run.stdout
+
+
+def test_run_parameters_are_pipeline_parameters():
+    """`isonet run` and its params files use the Nextflow params names (gpus is one-machine only)."""
+    import re
+
+    from isonet_steps.params import PARAMS
+
+    config = (ROOT / "nextflow.config").read_text()
+    block = config[config.index("params {"):]
+    defined = set(re.findall(r"^\s+(\w+)\s*=", block, re.M))
+    missing = [p.name for p in PARAMS if p.name not in defined and p.name != "gpus"]
+    assert not missing, f"isonet run parameters missing from nextflow.config params: {missing}"

@@ -17,7 +17,7 @@ from isonet_steps.star import read_star, write_star
 
 TINY = ["--number-subtomos", "12", "--cube-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
         "--filter-base", "4", "--unet-depth", "2", "--convs-per-depth", "2", "--noise-level", "0.05",
-        "--noise-start-iter", "2", "--predict-cube-size", "16", "--predict-crop-size", "32", "--gpus", "cpu"]
+        "--noise-start-iter", "2", "--predict-crop-size", "32", "--gpus", "cpu"]
 
 
 @pytest.fixture(scope="module")
