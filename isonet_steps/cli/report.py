@@ -1,0 +1,53 @@
+"""isonet report: one self-contained HTML page about a run folder."""
+
+import click
+
+from ._common import log_level_option, option, step
+
+
+def _write_text(path, text: str) -> None:
+    """Write ``text`` atomically: a temporary file in the same folder, then rename."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@step("report")
+@click.argument("run_dir", type=str)
+@option("-o", "--output", default=None, help="HTML file to write  [default: RUN_DIR/report.html]")
+@log_level_option()
+def command(run_dir, output, log_level):
+    """Build an HTML report of RUN_DIR (the --outdir of 'isonet run' or 'isonet demo', a partial run,
+    or a refine --result-dir): slices before and after, the kz–kx power spectrum, training curves,
+    the gold-standard FSC, settings, versions and timings. The page needs no network access.
+    """
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..log import get_logger
+    from ..report import build_report
+    from ._paths import check_writable_target
+
+    out = Path(output) if output else Path(run_dir) / "report.html"
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give -o the name of the .html file to write.")
+    if Path(run_dir).is_dir():
+        check_writable_target(out)
+    html = build_report(run_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_text(out, html)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the report ({exc.strerror}); choose a writable location with -o.") from None
+    get_logger("report").info("wrote %s (%.1f MB)", out, len(html.encode()) / 1e6)

@@ -1,0 +1,360 @@
+"""The run report: one self-contained HTML page about a finished (or partial) isonet run.
+
+:func:`collect_run` gathers what a run folder holds — ``.isonet/run.json`` and the step records,
+the tomogram STAR tables, refine states, FSC JSON files, and the demo's ground truth — reading
+volumes through :mod:`isonet_steps.mrc` memory maps (three slices and a central box of at most
+256³ voxels each, so a 2 GB tomogram reports in seconds). :func:`build_report` turns that into
+HTML with the pictures embedded as PNG data URIs. A section whose inputs are missing says so
+instead of failing, so a bare refine folder or a half-finished run gets a report too.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .log import get_logger
+from .report_html import esc, page, section, table
+
+__all__ = ["TomogramFiles", "RunData", "VolumeView", "collect_run", "read_parts", "load_view", "tomogram_views", "versions",
+           "build_report", "STEP_ORDER", "SECTIONS"]
+
+#: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
+STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
+#: Section anchors and titles, in page order.
+SECTIONS = (
+    ("slices", "Orthogonal slices"),
+    ("power", "Fourier power (kz–kx)"),
+    ("training", "Training"),
+    ("fsc", "Gold-standard FSC"),
+    ("quality", "Ground-truth quality"),
+    ("inputs", "Input files"),
+    ("settings", "Settings"),
+    ("timings", "Timings"),
+    ("versions", "Versions"),
+)
+#: STAR tables a run writes, most complete first.
+_STARS = ("tomograms_corrected.star", "tomograms_mask.star", "tomograms_deconv.star", "tomograms.star")
+#: At most this many tomograms get pictures (all are listed under the input files).
+MAX_PICTURED = 3
+#: Ground-truth figures need whole volumes in memory: only up to this many voxels.
+MAX_QUALITY_VOXELS = 64 * 1024 * 1024
+
+
+@dataclass
+class TomogramFiles:
+    """One row of the tomogram STAR: its files (None when not made or not found) and geometry."""
+
+    index: int
+    raw: Path | None
+    pixel_size: float
+    tilt_range: tuple[float, float]
+    defocus: float | None = None
+    deconv: Path | None = None
+    mask: Path | None = None
+    corrected: Path | None = None
+    half1: Path | None = None
+    half2: Path | None = None
+    fsc: dict[str, Path] = field(default_factory=dict)  # label -> FSC JSON
+    raw_name: str = ""
+
+
+@dataclass
+class RunData:
+    """What :func:`collect_run` found in a run folder."""
+
+    run_dir: Path
+    run_json: dict | None = None
+    records: dict[str, dict] = field(default_factory=dict)
+    star: Path | None = None
+    tomograms: list[TomogramFiles] = field(default_factory=list)
+    subtomo_star: Path | None = None
+    refine: dict[str, dict] = field(default_factory=dict)  # "" or "half 1"/"half 2" -> refine_state
+    extra_fsc: dict[str, Path] = field(default_factory=dict)  # FSC JSONs found without a STAR
+    ground_truth: Path | None = None
+    labels: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def halves(self) -> bool:
+        return any(k.startswith("half") for k in self.refine)
+
+
+# --------------------------------------------------------------------------------------- collect
+
+
+def _read_json(path: Path, notes: list[str]) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path}: unreadable JSON ({' '.join(str(exc).split())[:120]}); left out.")
+        return None
+
+
+def _cell_path(row, column: str, star: Path, notes: list[str]) -> Path | None:
+    from .star import is_set, resolve_path
+
+    if column not in row.index or not is_set(row[column]):
+        return None
+    try:
+        return resolve_path(row[column], star, column)
+    except InputError as exc:
+        notes.append(str(exc))
+        return None
+
+
+def _pick_star(run_dir: Path, notes: list[str]):
+    """The most complete tomogram STAR in ``run_dir`` and its table (None, None if there is none)."""
+    from .star import read_tomogram_star
+
+    names = list(_STARS) + sorted(p.name for p in run_dir.glob("*.star") if p.name not in _STARS)
+    for name in names:
+        path = run_dir / name
+        if not path.is_file() or name == "subtomo.star":
+            continue
+        try:
+            return path, read_tomogram_star(path)
+        except InputError as exc:
+            if name in _STARS:
+                notes.append(str(exc))
+    return None, None
+
+
+def _refine_states(run_dir: Path, notes: list[str]) -> dict[str, dict]:
+    """Refine states of ``run_dir/refine`` (one network or two halves), or of a bare result folder."""
+    for base in (run_dir / "refine", run_dir):
+        found = {}
+        if (base / "refine_state.json").is_file():
+            found[""] = base / "refine_state.json"
+        for h in (1, 2):
+            if (base / f"half{h}" / "refine_state.json").is_file():
+                found[f"half {h}"] = base / f"half{h}" / "refine_state.json"
+        if found:
+            states = {k: _read_json(p, notes) for k, p in found.items()}
+            return {k: s for k, s in states.items() if isinstance(s, dict)}
+    return {}
+
+
+def collect_run(run_dir: str | Path) -> RunData:
+    """Everything the report shows, located (not yet loaded) in ``run_dir``.
+
+    Raises
+    ------
+    InputError when ``run_dir`` is missing, not a folder, or holds nothing an isonet run writes.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: run folder not found; give the --outdir of 'isonet run' or 'isonet demo' (or a refine --result-dir).")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: is a file, not a run folder; give the --outdir of 'isonet run' (or a refine --result-dir).")
+    run = RunData(run_dir=run_dir)
+    notes = run.notes
+    meta = run_dir / ".isonet" / "run.json"
+    if meta.is_file():
+        run.run_json = _read_json(meta, notes)
+    for path in sorted((run_dir / ".isonet" / "steps").glob("*.json")):
+        record = _read_json(path, notes)
+        if isinstance(record, dict):
+            run.records[str(record.get("step", path.stem))] = record
+
+    run.star, table_ = _pick_star(run_dir, notes)
+    if table_ is not None:
+        from .star import is_set
+
+        for _, row in table_.iterrows():
+            t = TomogramFiles(
+                index=int(row["rlnIndex"]), raw=_cell_path(row, "rlnMicrographName", run.star, notes),
+                pixel_size=float(row["rlnPixelSize"]), tilt_range=(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])),
+                defocus=float(row["rlnDefocus"]) if "rlnDefocus" in row.index else None,
+                deconv=_cell_path(row, "rlnDeconvTomoName", run.star, notes),
+                mask=_cell_path(row, "rlnMaskName", run.star, notes),
+                corrected=_cell_path(row, "rlnCorrectedTomoName", run.star, notes),
+                half1=_cell_path(row, "rlnCorrectedTomoHalf1", run.star, notes),
+                half2=_cell_path(row, "rlnCorrectedTomoHalf2", run.star, notes),
+                raw_name=str(row["rlnMicrographName"]) if is_set(row["rlnMicrographName"]) else "",
+            )
+            for column, label in (("rlnGoldStandardFsc", "corrected halves (independent networks)"),
+                                  ("rlnRawHalvesFsc", "raw even/odd half tomograms"),
+                                  ("rlnCorrectedHalvesFsc", "corrected even/odd half tomograms")):
+                path = _cell_path(row, column, run.star, notes)
+                if path is not None:
+                    t.fsc[label] = path
+            run.tomograms.append(t)
+    if (run_dir / "subtomo.star").is_file():
+        run.subtomo_star = run_dir / "subtomo.star"
+    run.refine = _refine_states(run_dir, notes)
+    if not any(t.fsc for t in run.tomograms):
+        for path in sorted([*run_dir.glob("*fsc*.json"), *run_dir.glob("*/*fsc*.json")])[:6]:
+            run.extra_fsc[str(path.relative_to(run_dir))] = path
+
+    truth = (run.run_json or {}).get("ground_truth")
+    if truth:
+        truth_path = Path(truth) if Path(truth).is_absolute() else run_dir / truth
+        if not truth_path.is_file() and Path(truth).is_file():
+            truth_path = Path(truth)
+        if truth_path.is_file():
+            run.ground_truth = truth_path
+            labels = truth_path.parent / "labels.mrc"
+            run.labels = labels if labels.is_file() else None
+        else:
+            notes.append(f"{truth}: ground truth named in run.json not found; its panels and figures are left out.")
+
+    if not (run.run_json or run.records or run.star or run.refine or run.extra_fsc or run.subtomo_star):
+        raise InputError(f"{run_dir}: no isonet run found (no .isonet/run.json, tomogram STAR or refine_state.json); "
+                         "give the --outdir of 'isonet run' or 'isonet demo', or a refine --result-dir.")
+    return run
+
+
+# --------------------------------------------------------------------------------------- volumes
+
+
+@dataclass
+class VolumeView:
+    """The parts of one volume the report draws, standardised (mean 0, std 1 over the central box)."""
+
+    label: str
+    path: Path
+    shape: tuple[int, int, int]
+    voxel_size: float
+    slices: dict[str, np.ndarray]
+    box: np.ndarray
+
+
+def read_parts(data: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The XY, XZ, YZ central slices and the central box of a memory-mapped volume, in one pass.
+
+    The YZ slice crosses every row of the file, so the file is walked once, about 64 MB of Z
+    planes at a time, and the mapped pages are dropped after each step: the resident memory
+    stays small however large the tomogram, and the reads are sequential (kind to file shares).
+    """
+    from .mrc import release_pages
+    from .report_figures import central_box
+
+    nz, ny, nx = (int(s) for s in data.shape)
+    box_z, box_y, box_x = central_box(data.shape)
+    xy = np.empty((ny, nx), np.float32)
+    xz = np.empty((nz, nx), np.float32)
+    yz = np.empty((nz, ny), np.float32)
+    box = np.empty((box_z.stop - box_z.start, box_y.stop - box_y.start, box_x.stop - box_x.start), np.float32)
+    step = max(1, chunk_bytes // max(1, ny * nx * data.dtype.itemsize))
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        xz[z0:z1] = data[z0:z1, ny // 2, :]
+        yz[z0:z1] = data[z0:z1, :, nx // 2]
+        if z0 <= nz // 2 < z1:
+            xy[:] = data[nz // 2]
+        lo, hi = max(z0, box_z.start), min(z1, box_z.stop)
+        if lo < hi:
+            box[lo - box_z.start:hi - box_z.start] = data[lo:hi, box_y, box_x]
+        release_pages(data)
+    return {"XY": xy, "XZ": xz, "YZ": yz}, box
+
+
+def load_view(label: str, path: Path) -> VolumeView:
+    """Three central slices and the central box of ``path`` (standardised), read through a memory map."""
+    from .mrc import open_memmap
+    from .report_figures import mean_std, standardise
+
+    with open_memmap(path, label) as vol:
+        slices, box = read_parts(vol.data)
+        voxel = vol.voxel_size
+    if not (np.isfinite(box).all() and all(np.isfinite(s).all() for s in slices.values())):
+        raise InputError(f"{path}: {label} has NaN/Inf voxels; the report cannot draw it.")
+    mean, std = mean_std(box)
+    shape = (slices["XZ"].shape[0], slices["XY"].shape[0], slices["XY"].shape[1])
+    return VolumeView(label, path, shape, voxel,
+                      {k: standardise(v, mean, std) for k, v in slices.items()}, standardise(box, mean, std))
+
+
+def tomogram_views(run: RunData, t: TomogramFiles) -> list[VolumeView]:
+    """Raw, deconvolved, corrected and (demo) ground truth of one tomogram: those that exist and can be read."""
+    wanted = [("raw", t.raw), ("deconvolved", t.deconv)]
+    if t.corrected is not None:
+        wanted.append(("corrected", t.corrected))
+    elif t.half1 is not None:
+        wanted.append(("corrected (half 1)", t.half1))
+    views = []
+    for label, path in wanted:
+        if path is None:
+            continue
+        try:
+            views.append(load_view(label, path))
+        except InputError as exc:
+            run.notes.append(str(exc))
+    if run.ground_truth is not None and views:
+        try:
+            from .mrc import read_header
+
+            if read_header(run.ground_truth, "ground truth").shape == views[0].shape:
+                views.append(load_view("ground truth", run.ground_truth))
+        except InputError as exc:
+            run.notes.append(str(exc))
+    return views
+
+
+# --------------------------------------------------------------------------------------- build
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that built the report (package metadata only: nothing heavy is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    out = {"isonet-nf": __version__, "Python": platform.python_version()}
+    for dist in ("numpy", "scipy", "mrcfile", "starfile", "click", "keras", "tensorflow"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    out["platform"] = platform.platform(terse=True)
+    return out
+
+
+def build_report(run_dir: str | Path) -> str:
+    """The HTML text of the report of ``run_dir`` (see the module docstring)."""
+    from . import report_sections as rs
+    from . import report_tables as rt
+
+    log = get_logger("report")
+    started = time.perf_counter()
+    run = collect_run(run_dir)
+    pictured = run.tomograms[:MAX_PICTURED]
+    slices, powers = [], []
+    for t in pictured:  # one tomogram's volumes in memory at a time
+        log.info("reading tomogram %d", t.index)
+        views = tomogram_views(run, t)
+        slices.append(rs.slices_block(t, views))
+        powers.append(rs.power_block(t, views))
+        del views
+    body = [
+        rs.slices_section(run, slices),
+        rs.power_section(powers),
+        rs.training_section(run),
+        rs.fsc_section(run),
+        rs.quality_section(run, pictured),
+        rt.inputs_section(run),
+        rt.settings_section(run),
+        '<div class="pair">' + rt.timings_section(run),
+        section("versions", "Versions", '<p class="caption">Software that built this report '
+                "(package metadata; the run itself may have used another installation).</p>"
+                + table(["package", "version"], list(versions().items()))) + "</div>",
+    ]
+    notes = ""
+    if run.notes:
+        items = "".join(f"<li>{esc(n)}</li>" for n in dict.fromkeys(run.notes))
+        notes = section("notes", "Notes", f'<ul class="note">{items}</ul>')
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    header = rt.header_html(run, stamp)
+    nav = [*SECTIONS, *([("notes", "Notes")] if notes else [])]
+    log.info("report assembled in %.1f s", time.perf_counter() - started)
+    footer = f"isonet-nf report · {esc(stamp)} · {esc(run.run_dir.resolve())}"
+    return page(f"isonet report · {run.run_dir.resolve().name}", header, nav, notes + "\n".join(body), footer)
+

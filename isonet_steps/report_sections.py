@@ -1,0 +1,325 @@
+"""The picture sections of the run report (slices, power, training, FSC, ground truth).
+
+A section whose inputs are missing says "not run" (and why) rather than failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .report_html import esc, figure, fmt_seconds, not_run, section, table
+
+_AXES = {"XY": ("z", 0), "XZ": ("y", 1), "YZ": ("x", 2)}
+
+
+def _title(t) -> str:
+    return f"Tomogram {t.index}: {Path(t.raw_name).name or '(unnamed)'}"
+
+
+# ---------------------------------------------------------------------------------------- slices
+
+
+def slices_block(t, vs) -> str:
+    """Raw, corrected (and true) XY/XZ/YZ panels of one tomogram, one grey window for all."""
+    from .report_figures import contrast_window, display_factor, slice_panel
+
+    parts = [f"<h3>{esc(_title(t))}</h3>"]
+    if not vs:
+        return parts[0] + not_run("No volume of this tomogram could be read (see Notes).")
+    if not any(v.label.startswith("corrected") for v in vs):
+        parts.append(not_run("Not run: no corrected tomogram yet (predict has not run); the raw tomogram only."))
+    reference = vs[0].box
+    window = contrast_window(reference[::2, ::2, ::2] if reference.size > 4_000_000 else reference)
+    factor = display_factor(vs[0].shape)
+    cols = len(vs)
+    width = {1: 560, 2: 520, 3: 410}.get(cols, 300)
+    grid = [f'<div class="panels" style="grid-template-columns: repeat({cols}, minmax(0, {width}px))">']
+    grid += [f'<div class="colhead">{esc(v.label)}</div>' for v in vs]
+    for plane, (axis, dim) in _AXES.items():
+        for v in vs:
+            image = slice_panel(v.slices[plane], window, factor)
+            caption = f"{v.label} · {plane} at {axis} = {v.shape[dim] // 2}"
+            grid.append(figure(image, caption, pixelated=image.shape[1] < 400))
+    grid.append("</div>")
+    parts.append("".join(grid))
+    nz, ny, nx = vs[0].shape
+    vox = vs[0].voxel_size or t.pixel_size
+    binned = f" Pictures are binned {factor}×{factor} for display." if factor > 1 else ""
+    parts.append(
+        f'<p class="caption">Central slices of a {nx} × {ny} × {nz} voxel (X × Y × Z) volume at {vox:g} Å/voxel '
+        f"({nx * vox / 10:.0f} × {ny * vox / 10:.0f} × {nz * vox / 10:.0f} nm). XY is seen from above (Y down), "
+        "XZ and YZ are side views with Z (the beam) down the page: the missing wedge smears features along Z there. "
+        "Contrast: each volume is standardised to mean 0 and standard deviation 1 over its central box "
+        f"(at most 256³ voxels); every panel uses the same grey window, the 1st–99th percentile of the "
+        f"standardised {esc(vs[0].label)} tomogram ({window[0]:.2f} to {window[1]:.2f}). Protein is dark.{binned}</p>")
+    return "\n".join(parts)
+
+
+def slices_section(run, blocks: list[str]) -> str:
+    if not blocks:
+        return section("slices", "Orthogonal slices", not_run("Not run: no tomogram STAR in this folder (prepare-star has not run)."))
+    more = len(run.tomograms) - len(blocks)
+    if more > 0:
+        blocks = [*blocks, f'<p class="note">{more} more tomograms are listed under Input files but not pictured.</p>']
+    return section("slices", "Orthogonal slices", "\n".join(blocks))
+
+
+# ---------------------------------------------------------------------------------------- power
+
+
+def power_block(t, vs) -> str:
+    """kz–kx log-power maps of one tomogram's volumes on one colour scale, wedge edges dashed."""
+    from .report_figures import kzkx_log_power, power_panel, power_window, wedge_power_ratio
+
+    if not vs:
+        return ""
+    maps = [kzkx_log_power(v.box) for v in vs]
+    window = power_window([m for v, m in zip(vs, maps) if v.label != "ground truth"])
+    parts = [f"<h3>{esc(_title(t))}</h3>"]
+    if not any(v.label.startswith("corrected") for v in vs):
+        parts.append(not_run("Not run: no corrected tomogram yet; the raw spectrum only."))
+    grid = [f'<div class="panels" style="grid-template-columns: repeat({len(vs)}, minmax(0, {300 if len(vs) < 4 else 270}px))">']
+    grid += [f'<div class="colhead">{esc(v.label)}</div>' for v in vs]
+    for v, m in zip(vs, maps):
+        ratio = wedge_power_ratio(m, t.tilt_range)
+        share = f" · wedge/measured power {ratio:.2f}" if math.isfinite(ratio) else ""
+        grid.append(figure(power_panel(m, window, tilt_range=t.tilt_range), f"{v.label}{share}",
+                           alt=f"log power kz-kx, {v.label}"))
+    grid.append("</div>")
+    parts.append("".join(grid))
+    bz, by, bx = vs[0].box.shape
+    parts.append(
+        f'<p class="caption">log₁₀ of the Fourier power of the central {bx} × {by} × {bz} voxels (X × Y × Z, '
+        "standardised, tapered along X and Z), averaged over ky, zero frequency in the centre: kx runs left to "
+        "right and kz bottom to top, both to ±Nyquist. One colour scale for all panels (brighter = more power). "
+        f"The dashed lines mark the tilt range {t.tilt_range[0]:g}° to {t.tilt_range[1]:g}°: the tilt series measured "
+        "the double wedge around the horizontal kx axis between them; the missing wedge is the region around the "
+        "vertical kz axis, dark before correction and filled after it. The wedge/measured figure is the mean power "
+        "in the missing wedge over that in the measured region, for 0.05 < |k| < 0.4 cycles/voxel.</p>")
+    return "\n".join(parts)
+
+
+def power_section(blocks: list[str]) -> str:
+    title = "Fourier power in the kz–kx plane"
+    blocks = [b for b in blocks if b]
+    if not blocks:
+        return section("power", title, not_run("Not run: no tomogram could be read."))
+    return section("power", title, "\n".join(blocks))
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def training_section(run) -> str:
+    from .report_figures import loss_plot, noise_plot
+    from .report_html import figure as fig
+
+    title = "Training"
+    if not run.refine:
+        return section("training", title, not_run("Not run: no refine_state.json (refine has not started)."))
+    runs = {name or "": state.get("iterations") or [] for name, state in run.refine.items()}
+    parts = []
+    status = []
+    for name, state in run.refine.items():
+        target = state.get("target_iterations") or len(state.get("noise_schedule") or [0]) - 1
+        status.append(f"{name or 'network'}: {int(state.get('completed', 0))} of {target} iterations done")
+    parts.append(f'<p class="caption">{esc("; ".join(status))}.</p>')
+    plots = []
+    loss = loss_plot(runs)
+    if loss is not None:
+        plots.append(fig(loss, "training (solid) and validation (dashed) loss per epoch", cls="plot"))
+    first = next(iter(run.refine.values()))
+    schedule = first.get("noise_schedule") or []
+    used = [(int(r["iteration"]), float(r.get("noise_level") or 0.0)) for r in next(iter(runs.values()))]
+    series = {}
+    if len(schedule) > 1:
+        series["planned"] = [(i, float(v)) for i, v in enumerate(schedule) if i >= 1]
+    if used:
+        series["used"] = used
+    noise = noise_plot(series) if series else None
+    if noise is not None:
+        plots.append(fig(noise, "noise level added to the training inputs per iteration", cls="plot"))
+    if plots:
+        parts.append(f'<div class="plots">{"".join(plots)}</div>')
+        parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
+                     "sit evenly inside it. The loss is the mean squared error between the network's output and the "
+                     "rotated subtomogram on the measured region; it rises when the noise level steps up.</p>")
+    else:
+        parts.append(not_run("No iteration has finished yet."))
+    rows = []
+    names = list(runs)
+    iterations = sorted({int(r["iteration"]) for recs in runs.values() for r in recs})
+    for it in iterations:
+        row: list[object] = [it]
+        level = None
+        for name in names:
+            rec = next((r for r in runs[name] if int(r["iteration"]) == it), None)
+            if rec is None:
+                row += ["—", "—", "—"]
+                continue
+            level = rec.get("noise_level", level)
+            loss_v = (rec.get("loss") or [float("nan")])[-1]
+            val_v = (rec.get("val_loss") or [float("nan")])[-1]
+            row += [f"{float(loss_v):.4g}", f"{float(val_v):.4g}", fmt_seconds(rec.get("seconds"))]
+        row.insert(1, "—" if level is None else f"{float(level):g}")
+        rows.append(row)
+    if rows:
+        header = ["iteration", "noise"]
+        for name in names:
+            tag = f" ({name})" if name else ""
+            header += [f"loss{tag}", f"val. loss{tag}", f"time{tag}"]
+        numeric = list(range(len(header)))
+        parts.append(f"<details{' open' if len(rows) <= 12 else ''}><summary>Per iteration: last epoch's losses and time</summary>"
+                     f"{table(header, rows, numeric=numeric)}</details>")
+    return section("training", title, "\n".join(parts))
+
+
+# ---------------------------------------------------------------------------------------- FSC
+
+
+def fsc_result_from_dict(data: dict):
+    """An :class:`fsc.FSCResult` from the JSON ``isonet fsc`` writes (null -> NaN)."""
+    from .fsc import FSCResult
+
+    def arr(values) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+    directions = data.get("directions") or list(data["fsc"])
+    resolution = {k: {d: (np.nan if v is None else float(v)) for d, v in per.items()}
+                  for k, per in data["resolution_A"].items()}
+    return FSCResult(
+        frequency=arr(data["frequency_per_A"]),
+        curves={d: arr(data["fsc"][d]) for d in directions},
+        counts={d: np.asarray(data.get("n_voxels", {}).get(d, []), dtype=np.int64) for d in directions},
+        resolution=resolution,
+        pixel_size=float(data["pixel_size_A"]),
+        cone_angle=float(data.get("cone_angle_deg", 20.0)),
+        shape=tuple(int(s) for s in data.get("shape_zyx", (0, 0, 0))),  # type: ignore[arg-type]
+        thresholds=tuple(float(k) for k in data["resolution_A"]),
+    )
+
+
+def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
+    from .fsc import DIRECTIONS, fsc_plot
+
+    try:
+        data = json.loads(path.read_text())
+        result = fsc_result_from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        notes.append(f"{path}: not an FSC JSON of 'isonet fsc' ({type(exc).__name__}: {exc}); left out.")
+        return not_run(f"{label}: the FSC file could not be read (see Notes).")
+    names = [d for d in DIRECTIONS if d in result.curves]
+    keys = list(data["resolution_A"])
+    heads = ["direction", *[f"FSC {k} (Å)" for k in keys]]
+    rows = []
+    for d in names:
+        cells = []
+        for key in keys:
+            v = data["resolution_A"][key].get(d)
+            if v is None:
+                cells.append("—")
+            else:
+                cells.append(f"{float(v):.1f}" + ("*" if abs(float(v) - result.nyquist) < 1e-6 else ""))
+        name = d if d == "global" else (f"{d.upper()} axis (cone)" if len(d) == 1 else f"{d.upper()} plane (slab)")
+        rows.append([name, *cells])
+    image = fsc_plot(result)
+    return (f"<h3>{esc(label)}</h3><div class=\"plots\">"
+            + figure(image, f"{path.name}: global and directional FSC", cls="plot fsc")
+            + '<div class="side">' + table(heads, rows, numeric=list(range(1, len(heads))))
+            + f'<p class="caption">Resolution in Å where each curve first falls below the threshold; '
+              f"* = never falls below it (Nyquist, {result.nyquist:g} Å). Cones and slabs have a half-angle of "
+              f"{result.cone_angle:g}°. Volume {' × '.join(map(str, result.shape[::-1]))} voxels (X × Y × Z) at "
+              f"{result.pixel_size:g} Å/voxel.</p></div></div>")
+
+
+def fsc_section(run) -> str:
+    title = "Gold-standard FSC"
+    blocks = []
+    for t in run.tomograms:
+        for label, path in t.fsc.items():
+            blocks.append(_fsc_block(f"Tomogram {t.index}, {label}", path, run.notes))
+    for label, path in run.extra_fsc.items():
+        blocks.append(_fsc_block(label, path, run.notes))
+    if not blocks:
+        why = ("the gold-standard step has not finished yet." if run.halves
+               else "the gold-standard step did not run (run with --halves to get it).")
+        return section("fsc", title, not_run(f"Not run: {why}"))
+    intro = ('<p class="caption">What this FSC measures: the consistency between two networks trained independently '
+             "on random halves of the subtomograms, each used to correct the whole tomogram. Both predictions saw the "
+             "same input tomogram, so shared noise and shared artefacts correlate too: this is a measure of how "
+             "reproducibly each direction is restored, not of agreement with the true structure. Curves: global, cones "
+             "around the X, Y and Z axes (solid) and slabs around the XY, XZ and YZ planes (dashed); "
+             "Z is the beam direction, where the missing wedge acts.</p>")
+    return section("fsc", title, intro + "\n".join(blocks))
+
+
+# ---------------------------------------------------------------------------------------- quality
+
+
+_QUALITY_ROWS = (
+    ("fourier_corr_missing_wedge", "Fourier correlation with the truth, missing wedge", True),
+    ("fourier_corr_measured", "Fourier correlation with the truth, measured region", True),
+    ("real_space_corr", "Real-space correlation with the truth", True),
+    ("bead_z_over_x", "Gold-bead elongation Z/X (1 = round)", False),
+)
+
+
+def quality_section(run, pictured) -> str:
+    from .metrics import quality_report
+    from .mrc import read_header, read_volume
+    from .report import MAX_QUALITY_VOXELS
+
+    title = "Ground-truth quality"
+    if run.ground_truth is None:
+        return section("quality", title, not_run("Not run: no ground truth (only the demo's phantom has one)."))
+    parts = []
+    for t in pictured:
+        if t.raw is None or t.corrected is None:
+            parts.append(not_run(f"Tomogram {t.index}: not run, no corrected tomogram yet."))
+            continue
+        try:
+            shape = read_header(run.ground_truth, "ground truth").shape
+            if read_header(t.raw, "tomogram").shape != shape or read_header(t.corrected, "corrected tomogram").shape != shape:
+                continue
+            if math.prod(shape) > MAX_QUALITY_VOXELS:
+                parts.append(not_run(f"Tomogram {t.index}: skipped, too large to compare in memory."))
+                continue
+            truth = read_volume(run.ground_truth, "ground truth").data
+            labels = read_volume(run.labels, "labels", allow_constant=True).data if run.labels else None
+            figures = {name: quality_report(read_volume(path, name).data, truth, labels, *t.tilt_range)
+                       for name, path in (("raw", t.raw), ("corrected", t.corrected))}
+        except InputError as exc:
+            run.notes.append(str(exc))
+            continue
+        rows = []
+        for key, label, higher_better in _QUALITY_ROWS:
+            if key not in figures["raw"]:
+                continue
+            a, b = figures["raw"][key], figures["corrected"][key]
+            if higher_better:
+                better = b > a
+            else:
+                better = abs(b - 1.0) < abs(a - 1.0)
+            if not (math.isfinite(a) and math.isfinite(b)):
+                verdict = "—"
+            elif abs(b - a) < 0.005:
+                verdict = "unchanged"
+            else:
+                verdict = '<span class="better">better</span>' if better else '<span class="worse">worse</span>'
+            rows.append([esc(label), f"{a:.3f}", f"{b:.3f}", verdict])
+        parts.append(f"<h3>{esc(_title(t))}</h3>" + table(["figure", "raw", "corrected", "corrected vs raw"], rows,
+                                                           numeric=[1, 2], raw_html=True))
+    if not parts:
+        return section("quality", title, not_run("Not run: the ground truth does not match any tomogram's shape."))
+    caption = ('<p class="caption">Against the phantom\'s noise-free density. Fourier correlations are over '
+               "0.02 < |k| < 0.4 cycles/voxel, split into the missing wedge (never measured by the tilt series: "
+               "only the correction can put the right signal there) and the measured region. "
+               "The bead figure is the median ratio of the gold beads' extent along Z and along X.</p>")
+    return section("quality", title, caption + "\n".join(parts))
+
+
