@@ -198,6 +198,29 @@ def write_volume(
     return path
 
 
+def _update_header_stats_by_slab(mrc) -> None:
+    """``mrc.update_header_stats()`` for huge memory maps: mrcfile's version makes a full-size
+    temporary for the std and leaves every page resident; this streams Z slabs instead."""
+    data = mrc.data
+    if data.size == 0:
+        mrc.reset_header_stats()
+        return
+    step = max(1, (1 << 24) // max(1, int(data[0].size)))
+    lo, hi, count, mean, m2 = np.inf, -np.inf, 0, 0.0, 0.0
+    for z0 in range(0, data.shape[0], step):
+        slab = np.asarray(data[z0:z0 + step], dtype=np.float64)
+        n, slab_mean = slab.size, float(slab.mean())
+        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+        delta, total = slab_mean - mean, count + n
+        mean += delta * n / total
+        m2 += float(np.square(slab - slab_mean).sum()) + delta * delta * count * n / total
+        count = total
+        del slab
+        release_pages(data)
+    mrc.header.dmin, mrc.header.dmax = np.float32(lo), np.float32(hi)
+    mrc.header.dmean, mrc.header.rms = np.float32(mean), np.float32(np.sqrt(m2 / max(1, count)))
+
+
 @contextlib.contextmanager
 def new_memmap(
     path: str | os.PathLike, shape: tuple[int, int, int], voxel_size: float, *, dtype=np.float32
@@ -213,7 +236,7 @@ def new_memmap(
         with mrcfile.new_mmap(str(tmp), shape=tuple(int(s) for s in shape), mrc_mode=mode, overwrite=True) as mrc:
             mrc.voxel_size = float(voxel_size) if voxel_size and voxel_size > 0 else 1.0
             yield mrc.data
-            mrc.update_header_stats()
+            _update_header_stats_by_slab(mrc)
             mrc.flush()
 
 

@@ -253,9 +253,44 @@ def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> N
         raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over with --no-continue.")
 
 
+def recalibrate_batch_norm(model, batches) -> None:
+    """Set every BatchNormalization's moving statistics to their exact average over ``batches``.
+
+    Keras keeps moving averages with momentum 0.99, which need thousands of steps to forget their
+    initial value (variance 1) — far more than short runs make, and with IsoNet's small N(0, 0.02)
+    initialisation the real activation variances are orders of magnitude smaller: inference-mode
+    outputs (subtomogram predictions, validation, predict) then collapse to the identity. Recomputing
+    the statistics in training mode with dropout switched off (as at inference) fixes both.
+    """
+    import keras
+
+    layers = list(model._flatten_layers(include_self=False))
+    norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    drops = [l for l in layers if isinstance(l, keras.layers.Dropout)]
+    momenta, rates = [l.momentum for l in norms], [l.rate for l in drops]
+    try:
+        for layer in drops:
+            layer.rate = 0.0
+        for k, x in enumerate(batches):
+            for layer in norms:
+                layer.momentum = k / (k + 1.0)  # running mean of the batch statistics
+            model(x, training=True)
+    finally:
+        for layer, m in zip(norms, momenta):
+            layer.momentum = m
+        for layer, r in zip(drops, rates):
+            layer.rate = r
+
+
 def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
-           is_out_of_memory, log) -> tuple[list[float], list[float], int]:
-    """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch."""
+           is_out_of_memory, log, calibration_batches: int = 8) -> tuple[list[float], list[float], int]:
+    """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
+
+    After each epoch the batch-norm statistics are recalibrated on that epoch's first batches, so
+    the validation loss (and the predictions that follow) see the network as inference will.
+    """
     losses: list[float] = []
     val_losses: list[float] = []
     epoch = 0
@@ -268,6 +303,8 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
                 x, y = stream.get(epoch, step)
                 out = model.train_on_batch(x, y, return_dict=True)
                 batch_losses.append(float(out["loss"]))
+            calibration = min(calibration_batches, plan.steps_per_epoch)
+            recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
             val = []
             for step in range(plan.validation_steps):
                 x, y = stream.get(epoch, step, validation=True)
