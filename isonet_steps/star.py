@@ -205,8 +205,17 @@ def resolve_path(value: str, star_path: str | os.PathLike, column: str, what: st
         raise InputError(f"{star_path}: column {column} is empty; run the step that fills it or give the path.")
     given = Path(str(value))
     star_dir = Path(star_path).parent
-    candidates = [given] if given.is_absolute() else [given, star_dir / given, star_dir / given.name, Path(given.name)]
-    for candidate in candidates:
+    direct = [given] if given.is_absolute() else [given, star_dir / given]
+    for candidate in direct:
+        if candidate.exists():
+            return candidate
+    for candidate in (star_dir / given.name, Path(given.name)):  # inputs staged by bare name (Nextflow)
+        if candidate.exists() and candidate.name != str(given):
+            from .log import get_logger
+
+            get_logger().warning("%s: %s names %s, which does not exist; using %s found by name", star_path, column,
+                                 given, candidate)
+            return candidate
         if candidate.exists():
             return candidate
     raise InputError(f"{star_path}: {column} names {given}, which does not exist; fix the path in the STAR file.")
