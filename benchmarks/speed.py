@@ -1,0 +1,171 @@
+"""Network speed: tiled tomogram prediction and training steps, on the CPU and (with --gpu) a GPU.
+
+Run from the repository root:
+
+    python benchmarks/speed.py            # CPU: filter base 16, 128×256×256 tomogram, training steps
+    python benchmarks/speed.py --quick    # smaller, fewer repeats (about a minute on 2 cores)
+    python benchmarks/speed.py --gpu      # also filter base 64 on a 1000×1000×300 tomogram (or "no GPU")
+
+Prints one line per figure. "output voxels/s" counts tomogram voxels corrected per second, the
+figure a user waits on; "network voxels/s" counts the crop³ tile voxels pushed through the
+network (tiles overlap, so it is larger); GFLOP/s is the convolution arithmetic actually done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def conv_flops_per_voxel(depth: int, filter_base: int, convs_per_depth: int = 3, kernel: int = 3) -> float:
+    """Multiply-adds x2 of the U-Net per input voxel (convolutions only; BN and activations are small)."""
+    k = kernel**3
+    flops, cin = 0.0, 1
+    for level in range(depth):
+        f, scale = filter_base * 2**level, 8.0**-level
+        for _ in range(convs_per_depth):
+            flops += 2 * k * cin * f * scale
+            cin = f
+        flops += 2 * k * f * f * scale / 8  # stride-2 conv: outputs at the next level's size
+    bottom = filter_base * 2**depth
+    scale = 8.0**-depth
+    for _ in range(convs_per_depth - 2):
+        flops += 2 * k * cin * bottom * scale
+        cin = bottom
+    flops += 2 * k * cin * filter_base * 2 ** (depth - 1) * scale
+    cin = filter_base * 2 ** (depth - 1)
+    for level in reversed(range(depth)):
+        f, scale = filter_base * 2**level, 8.0**-level
+        flops += 2 * k * cin * f * scale / 8  # transposed conv: one kernel per input voxel (half size)
+        cin = 2 * f
+        for _ in range(convs_per_depth):
+            flops += 2 * k * cin * f * scale
+            cin = f
+    return flops + 2 * cin
+
+
+def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats=1):
+    import numpy as np
+
+    from isonet_steps.predict import model_predict_fn, plan_tiles, predict_tomogram
+    from isonet_steps.unet import build_unet
+
+    model = build_unet(filter_base=filter_base)
+    fn = model_predict_fn(model, precision=precision)
+    spent = {"network": 0.0}
+
+    def timed(batch):
+        start = time.perf_counter()
+        out = fn(batch)
+        spent["network"] += time.perf_counter() - start
+        return out
+
+    rng = np.random.default_rng(0)
+    tomo = rng.normal(size=shape).astype(np.float32)
+    warm = rng.normal(size=(batch_size, crop, crop, crop, 1)).astype(np.float32)
+    fn(warm)  # trace / compile outside the timing
+    plan = plan_tiles(shape, cube, crop)
+    best = None
+    for _ in range(repeats):
+        spent["network"] = 0.0
+        start, cpu = time.perf_counter(), time.process_time()
+        predict_tomogram(timed, tomo, cube=cube, crop=crop, batch_size=batch_size, progress=False)
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if best is None or total < best[0]:
+            best = (total, spent["network"], cpu)
+    total, network, cpu = best
+    n_out = int(np.prod(shape))
+    n_net = plan.count * crop**3
+    gflops = n_net * conv_flops_per_voxel(3, filter_base) / network / 1e9
+    print(
+        f"predict fb{filter_base} {precision:8s} {'×'.join(map(str, shape[::-1]))} cube {cube} crop {crop} "
+        f"batch {batch_size}: {plan.count} tiles, {total:.1f} s, {n_out / total / 1e6:.3f} M output voxels/s, "
+        f"{n_net / network / 1e6:.2f} M network voxels/s, {gflops:.0f} GFLOP/s, "
+        f"network {100 * network / total:.0f}% of the time, {cpu / total:.1f} cores busy",
+        flush=True,
+    )
+
+
+def bench_train(filter_base, batch, side, jit, steps):
+    import keras
+    import numpy as np
+
+    from isonet_steps.unet import build_unet, compile_unet
+
+    model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=jit)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, side, side, side, 1)).astype(np.float32)
+    y = rng.normal(size=x.shape).astype(np.float32)
+    start = time.perf_counter()
+    model.train_on_batch(x, y)  # trace / compile
+    first = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    per_step = (time.perf_counter() - start) / steps
+    busy = (time.process_time() - cpu) / (per_step * steps)
+    print(
+        f"train fb{filter_base} batch {batch} of {side}³, jit_compile={model.jit_compile} ({keras.backend.backend()}): "
+        f"{1 / per_step:.2f} steps/s ({per_step:.2f} s/step, first step {first:.1f} s, {busy:.1f} cores busy)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller volumes and fewer steps")
+    parser.add_argument("--gpu", action="store_true", help="also benchmark filter base 64 on a GPU")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
+    parser.add_argument("--precision", choices=["float32", "bfloat16", "both"], default="both")
+    parser.add_argument("--skip-train", action="store_true", help="no training figures")
+    parser.add_argument("--xla-cpu", action="store_true",
+                        help="also time CPU training with jit_compile=True (XLA's CPU Conv3D is >10x slower)")
+    args = parser.parse_args()
+    precisions = ["float32", "bfloat16"] if args.precision == "both" else [args.precision]
+
+    from isonet_steps import devices
+
+    devices.configure(None if args.gpu else "cpu", threads=args.threads)
+    import keras
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"keras {keras.__version__} on {keras.backend.backend()}, {devices.cpu_count()} CPU cores, "
+          f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')} intra-op threads, load average {load:.1f} "
+          f"(figures are lower when other work shares the cores)", flush=True)
+
+    # === CPU: filter base 16 ===
+    if not args.gpu:
+        shape = (64, 128, 128) if args.quick else (128, 256, 256)
+        for precision in precisions:
+            bench_predict(16, shape, 64, 96, 4, precision, repeats=1 if args.quick else 2)
+        if not args.quick:
+            bench_predict(16, shape, 64, 80, 4, "float32")
+        if not args.skip_train:
+            steps = 2 if args.quick else 5
+            for jit in (False, True) if args.xla_cpu else (False,):
+                bench_train(16, 8, 32, jit, steps)
+                bench_train(16, 4, 64, jit, steps)
+        return
+
+    # === GPU: filter base 64 ===
+    n_gpus = devices.visible_gpus()
+    if n_gpus == 0:
+        print("no GPU", flush=True)
+        return
+    shape = (150, 500, 500) if args.quick else (300, 1000, 1000)
+    for precision in precisions:
+        bench_predict(64, shape, 64, 96, 4 * n_gpus, precision)
+    if not args.skip_train:
+        steps = 5 if args.quick else 20
+        bench_train(64, 8, 32, True, steps)
+        bench_train(64, 4, 64, True, steps)
+        bench_train(64, 4, 64, False, steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Which devices the network runs on, set up before TensorFlow (or PyTorch) is imported.
+
+CUDA reads ``CUDA_VISIBLE_DEVICES`` and TensorFlow its thread and memory settings once, when they
+are first imported, so :func:`configure` must run before anything imports keras. Nothing in this
+module imports a deep-learning framework at import time; :func:`visible_gpus`,
+:func:`distribution_scope` and :func:`is_out_of_memory` import it lazily, after configuration.
+
+Keras runs on TensorFlow unless the user exported ``KERAS_BACKEND`` (e.g. ``torch``), which is
+respected. Multi-GPU data parallelism (``MirroredStrategy``) exists only on the TensorFlow
+backend; with PyTorch the network runs on a single device (the first visible GPU, else the CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import ContextManager
+
+from .errors import InputError
+from .log import get_logger
+
+__all__ = ["configure", "parse_gpus", "cpu_count", "visible_gpus", "distribution_scope", "is_out_of_memory"]
+
+_CPU_WORDS = {"", "cpu", "-1"}
+_ALL_WORDS = {"all", "none"}
+_GPU_ID = re.compile(r"^(\d+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)$")
+
+_strategy = None  # the one MirroredStrategy of this process, made on first use
+
+
+def parse_gpus(gpus: str | int | None) -> list[str] | None:
+    """``"0,1"`` -> ``["0", "1"]``; ``"cpu"``/``""`` -> ``[]``; ``None``/``"all"`` -> ``None`` (every visible GPU).
+
+    Duplicate ids are dropped (IsoNet counted distinct ids). Ids are CUDA indices or GPU/MIG UUIDs.
+    """
+    if gpus is None:
+        return None
+    text = str(gpus).strip()
+    if text.lower() in _ALL_WORDS:
+        return None
+    if text.lower() in _CPU_WORDS:
+        return []
+    ids: list[str] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not _GPU_ID.match(part):
+            raise InputError(
+                f"--gpus {text!r}: {part!r} is not a GPU id; give GPU numbers such as 0 or 0,1, "
+                f"'cpu' (or an empty string) for the CPU, or leave it out to use every visible GPU."
+            )
+        if part not in ids:
+            ids.append(part)
+    return ids
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _framework_imported() -> bool:
+    return any(name in sys.modules for name in ("tensorflow", "torch", "jax"))
+
+
+def _ids_from_environment() -> list[str]:
+    """GPU ids visible without asking a framework: CUDA_VISIBLE_DEVICES, else /dev/nvidiaN."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        parsed = parse_gpus(env if env.strip() != "" else "cpu")
+        return parsed or []
+    return sorted((p.name[len("nvidia"):] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
+
+
+def configure(gpus: str | int | None, threads: int | None = None) -> list[str]:
+    """Choose devices and threads for the network; call before keras/tensorflow is imported.
+
+    Parameters
+    ----------
+    gpus : ``"0,1"`` to use those GPUs, ``"cpu"`` or ``""`` for the CPU only, ``None`` to leave
+        ``CUDA_VISIBLE_DEVICES`` as it is (every visible GPU).
+    threads : CPU threads for the framework's operations (default: every core this process may
+        use, or ``OMP_NUM_THREADS`` when the scheduler set it).
+
+    Returns
+    -------
+    The GPU ids in use: the requested ones, ``[]`` for the CPU, and for ``None`` the ids named by
+    ``CUDA_VISIBLE_DEVICES`` or found as ``/dev/nvidiaN``. :func:`visible_gpus` gives the
+    framework's own count once it is imported.
+    """
+    ids = parse_gpus(gpus)
+    log = get_logger()
+    if threads is not None and int(threads) < 1:
+        raise InputError(f"--ncpus {threads}: must be at least 1; give the number of CPU cores to use.")
+
+    if ids is not None:
+        wanted = ",".join(ids) if ids else "-1"
+        if _framework_imported() and os.environ.get("CUDA_VISIBLE_DEVICES") != wanted:
+            log.warning("GPU selection %r comes after the deep-learning framework was imported; it may not apply", gpus)
+        os.environ["CUDA_VISIBLE_DEVICES"] = wanted
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+    in_use = ids if ids is not None else _ids_from_environment()
+    if threads is not None or not in_use:
+        n = int(threads) if threads is not None else _threads_from_environment()
+        for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if threads is not None:
+                os.environ[name] = str(n)
+            else:
+                os.environ.setdefault(name, str(n))
+        if "torch" in sys.modules:  # too late for the environment: tell torch directly
+            sys.modules["torch"].set_num_threads(n)
+    log.debug(
+        "devices: %s, backend %s, %s CPU threads",
+        ("GPU " + ",".join(in_use)) if in_use else "CPU",
+        os.environ["KERAS_BACKEND"],
+        os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
+    )
+    return in_use
+
+
+def _threads_from_environment() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else cpu_count()
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def visible_gpus() -> int:
+    """How many GPUs the keras backend sees (imports the framework)."""
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    if backend == "jax":
+        import jax
+
+        return sum(1 for d in jax.devices() if d.platform == "gpu")
+    return 0
+
+
+def distribution_scope() -> ContextManager:
+    """Scope to build, load and compile models in: mirrored over GPUs when TF sees several.
+
+    With one GPU, the CPU, or the torch backend (single device only) this is a no-op context.
+    """
+    global _strategy
+    if _backend() != "tensorflow" or visible_gpus() < 2:
+        return contextlib.nullcontext()
+    if _strategy is None:
+        import tensorflow as tf
+
+        _strategy = tf.distribute.MirroredStrategy()
+        get_logger().info("mirroring the network over %d GPUs", _strategy.num_replicas_in_sync)
+    return _strategy.scope()
+
+
+_OOM_TYPES = ("ResourceExhaustedError", "OutOfMemoryError")
+_OOM_TEXT = re.compile(r"out of memory|\bOOM\b|RESOURCE_EXHAUSTED", re.IGNORECASE)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the out-of-memory errors of TensorFlow, PyTorch, XLA and Python (cause chain included)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, MemoryError):
+            return True
+        if any(cls.__name__ in _OOM_TYPES for cls in type(exc).__mro__):
+            return True
+        text = str(exc)
+        if _OOM_TEXT.search(text[:20000]):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

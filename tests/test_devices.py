@@ -1,0 +1,130 @@
+"""Device selection: parsed before TensorFlow loads, environment set, out-of-memory recognised."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from isonet_steps import devices
+from isonet_steps.errors import InputError
+
+_VARS = ("CUDA_VISIBLE_DEVICES", "TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KERAS_BACKEND",
+         "TF_FORCE_GPU_ALLOW_GROWTH", "TF_CPP_MIN_LOG_LEVEL", "CUDA_DEVICE_ORDER")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """configure() writes os.environ; start clean and restore everything afterwards."""
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+    return os.environ
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("0,1", ["0", "1"]), ("1, 0 ,1", ["1", "0"]), (0, ["0"]), ("cpu", []), ("CPU", []), ("", []),
+     ("-1", []), (None, None), ("all", None), ("GPU-8f3a-11", ["GPU-8f3a-11"])],
+)
+def test_parse_gpus(given, expected):
+    assert devices.parse_gpus(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["gpu0", "0;1", "1.5", "-2"])
+def test_bad_gpu_list_is_an_input_error(bad):
+    with pytest.raises(InputError, match="--gpus"):
+        devices.parse_gpus(bad)
+
+
+def test_configure_cpu_hides_gpus_and_uses_every_core(env):
+    assert devices.configure("cpu") == []
+    assert env["CUDA_VISIBLE_DEVICES"] == "-1"
+    assert env["TF_NUM_INTRAOP_THREADS"] == str(devices.cpu_count())
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert env["KERAS_BACKEND"] == "tensorflow"
+
+
+def test_configure_gpu_list_and_thread_override(env, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    assert devices.configure("1,0", threads=3) == ["1", "0"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "1,0"
+    assert env["KERAS_BACKEND"] == "torch"  # the user's backend is kept
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert env["TF_NUM_INTRAOP_THREADS"] == "3" and env["OMP_NUM_THREADS"] == "3"
+
+
+def test_configure_none_leaves_visibility_alone(env, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert devices.configure(None) == ["2", "3"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert "TF_NUM_INTRAOP_THREADS" not in env  # GPUs: CPU threads left to the framework
+
+
+def test_configure_respects_scheduler_thread_count(env, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    devices.configure("")
+    assert env["TF_NUM_INTRAOP_THREADS"] == "1"
+
+
+def test_bad_thread_count_is_refused(env):
+    with pytest.raises(InputError, match="at least 1"):
+        devices.configure("cpu", threads=0)
+
+
+def test_module_does_not_import_tensorflow_and_configuration_applies():
+    code = (
+        "import sys\n"
+        "from isonet_steps import devices\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "devices.configure('cpu', threads=1)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "import tensorflow as tf\n"
+        "assert devices.visible_gpus() == 0\n"
+        "import contextlib\n"
+        "assert isinstance(devices.distribution_scope(), contextlib.nullcontext)\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in _VARS}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok" in result.stdout
+
+
+class ResourceExhaustedError(RuntimeError):
+    """Stands in for tensorflow.errors.ResourceExhaustedError (matched by name)."""
+
+
+class OutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ResourceExhaustedError("OOM when allocating tensor with shape[4,64,96,96,96]"),
+        OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 123 bytes"),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_is_recognised(exc):
+    assert devices.is_out_of_memory(exc)
+
+
+def test_out_of_memory_found_in_the_cause_chain():
+    try:
+        try:
+            raise OutOfMemoryError("CUDA out of memory")
+        except OutOfMemoryError as inner:
+            raise RuntimeError("predict failed") from inner
+    except RuntimeError as outer:
+        assert devices.is_out_of_memory(outer)
+
+
+@pytest.mark.parametrize("exc", [ValueError("shapes (2,3) and (4,) do not match"), RuntimeError("room temperature")])
+def test_other_errors_are_not_out_of_memory(exc):
+    assert not devices.is_out_of_memory(exc)
