@@ -38,6 +38,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
         raise
 
 
+def ensure_writable_folder(path: str | os.PathLike) -> None:
+    """Create the folder that will hold ``path``; a one-line InputError when that is impossible."""
+    from .errors import InputError
+
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{parent}: output folder is not writable; choose a writable location or fix its permissions.")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -19,7 +19,7 @@ from typing import Iterator
 import mrcfile
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, ensure_writable_folder
 from .errors import InputError
 
 __all__ = [
@@ -170,15 +170,6 @@ def open_memmap(path: str | os.PathLike, what: str = "tomogram") -> Iterator[Vol
         yield Volume(data=mrc.data, voxel_size=_voxel_size(mrc))
 
 
-def _writable_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path.parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise InputError(f"{path.parent}: output folder is not writable; choose a writable location or fix its permissions.")
-
-
 def write_volume(
     path: str | os.PathLike, data: np.ndarray, voxel_size: float, *, dtype=np.float32
 ) -> Path:
@@ -189,7 +180,7 @@ def write_volume(
     path = Path(path)
     if np.dtype(dtype) == np.uint8:
         dtype = np.int8
-    _writable_parent(path)
+    ensure_writable_folder(path)
     with atomic_path(path) as tmp:
         with mrcfile.new(str(tmp), overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data, dtype=dtype))
@@ -230,7 +221,7 @@ def new_memmap(
     Use for outputs too big for memory: fill the yielded array inside the ``with`` block.
     """
     path = Path(path)
-    _writable_parent(path)
+    ensure_writable_folder(path)
     mode = {np.dtype(np.float32): 2, np.dtype(np.int8): 0, np.dtype(np.int16): 1}[np.dtype(dtype)]
     with atomic_path(path) as tmp:
         with mrcfile.new_mmap(str(tmp), shape=tuple(int(s) for s in shape), mrc_mode=mode, overwrite=True) as mrc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -81,18 +80,9 @@ def encode_png(image: np.ndarray, *, level: int = 6) -> bytes:
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write ``image`` as PNG atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    data = encode_png(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from .atomic import write_bytes
+
+    return write_bytes(path, encode_png(image))
 
 
 def to_uint8(image: np.ndarray, lo: float, hi: float) -> np.ndarray:

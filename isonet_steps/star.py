@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from .atomic import atomic_path
+from .atomic import atomic_path, ensure_writable_folder
 from .errors import InputError
 
 __all__ = [
@@ -162,6 +162,11 @@ def read_tomogram_star(path: str | os.PathLike) -> pd.DataFrame:
         df.insert(0, "rlnIndex", np.arange(1, len(df) + 1))
     if "rlnPixelSize" not in df.columns:
         df["rlnPixelSize"] = 10.0
+    return _tilt_defaults_and_checks(df, path)
+
+
+def _tilt_defaults_and_checks(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """IsoNet's fixed ±60° where a table has no tilt range; then check pixel sizes and tilts."""
     for column, default in (("rlnTiltMin", -60.0), ("rlnTiltMax", 60.0)):
         if column not in df.columns:
             df[column] = default
@@ -177,23 +182,13 @@ def read_subtomo_star(path: str | os.PathLike) -> pd.DataFrame:
     _require_columns(df, path, ["rlnImageName"], "subtomogram STAR",
                      "make it with 'isonet extract' or 'isonet prepare-subtomo-star'.")
     df = _coerce(df, path, SUBTOMO_COLUMNS, "subtomogram STAR")
-    for column, default in (("rlnTiltMin", -60.0), ("rlnTiltMax", 60.0)):
-        if column not in df.columns:
-            df[column] = default
-    _check_pixel_size(df, path)
-    _check_tilt(df, path)
-    return df
+    return _tilt_defaults_and_checks(df, path)
 
 
 def write_star(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write one data block atomically (temporary name in the same folder, then rename)."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path.parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise InputError(f"{path.parent}: output folder is not writable; choose a writable location or fix its permissions.")
+    ensure_writable_folder(path)
     with atomic_path(path, suffix=".star") as tmp:
         starfile.write(df.reset_index(drop=True), tmp, overwrite=True)
     return path

@@ -25,23 +25,10 @@ def _voxel_size(h1, h2, path1: str, path2: str, pixel_size):
 
 
 def _write_json(path, payload) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename."""
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
+    """Write JSON atomically (NaN refused: it is not JSON)."""
+    from ..atomic import write_json
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, payload, indent=1)
 
 
 @step("fsc")

@@ -5,24 +5,6 @@ import click
 from ._common import log_level_option, option, step
 
 
-def _write_text(path, text: str) -> None:
-    """Write ``text`` atomically: a temporary file in the same folder, then rename."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @step("report")
 @click.argument("run_dir", type=str)
 @option("-o", "--output", default=None, help="HTML file to write  [default: RUN_DIR/report.html]")
@@ -36,6 +18,7 @@ def command(run_dir, output, log_level):
 
     from ..errors import InputError
     from ..log import get_logger
+    from ..atomic import write_text
     from ..report import build_report
     from ._paths import check_writable_target
 
@@ -47,7 +30,7 @@ def command(run_dir, output, log_level):
     html = build_report(run_dir)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_text(out, html)
+        write_text(out, html)
     except OSError as exc:
         raise InputError(f"{out}: cannot write the report ({exc.strerror}); choose a writable location with -o.") from None
     get_logger("report").info("wrote %s (%.1f MB)", out, len(html.encode()) / 1e6)
