@@ -234,7 +234,7 @@ def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height
     if not series:
         return None
     last = max(max(x) for x, _ in series.values())
-    return line_plot(series, title="Loss per epoch", xlabel="iteration", ylabel="loss (mean squared error)",
+    return line_plot(series, title="Loss per epoch", xlabel="iteration", ylabel="loss (mean absolute error)",
                      hlines=(), xlim=(0.0, max(1.0, math.ceil(last))), styles=styles, width=width, height=height)
 
 

@@ -147,7 +147,7 @@ def training_section(run) -> str:
     if plots:
         parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
-                     "sit evenly inside it. The loss is the mean squared error between the network's output and the "
+                     "sit evenly inside it. The loss is the mean absolute error (L1, as in IsoNet) between the network's output and the "
                      "rotated subtomogram on the measured region; it rises when the noise level steps up.</p>")
     else:
         parts.append(not_run("No iteration has finished yet."))
