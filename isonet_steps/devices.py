@@ -108,6 +108,11 @@ def configure(gpus: str | int | None, threads: int | None = None) -> list[str]:
     os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow's Python logger warns about tf.function retracing whenever refine loads the next
+    # iteration's model (a new model, a new trace: expected); keep its errors only
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     in_use = ids if ids is not None else _ids_from_environment()
     if threads is not None or not in_use:

@@ -123,6 +123,18 @@ def _reset_seed_generators(model, seed: int) -> None:
             gen.state.assign(keras.ops.convert_to_tensor(np.array([seed + i, 0], dtype=gen.state.dtype), dtype=gen.state.dtype))
 
 
+def _fresh_optimizer_state(model) -> None:
+    """Zero the optimiser's step count and moment estimates (keep its learning rate).
+
+    Equivalent to compiling with a new Adam, as IsoNet does every iteration, but the compiled
+    training step is kept: no retracing, several seconds saved per iteration.
+    """
+    for variable in model.optimizer.variables:
+        if "learning_rate" in variable.path:
+            continue
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+
+
 def _predict_all(model, originals: np.ndarray, batch_size: int) -> np.ndarray:
     from .predict import model_predict_fn, predict_cubes
 
@@ -195,6 +207,7 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
         del model
     else:
         predictions = store.load_predictions(state["completed"])
+    model = None  # built once from the last committed model, then carried from iteration to iteration
     state["noise_schedule"] = schedule
     state["target_iterations"] = settings.iterations
 
@@ -210,9 +223,12 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
         merged = np.zeros_like(originals)
         for i in chosen:
             merged[i] = merge_with_prediction(originals[i], predictions[i], *data.tilts[i])
-        with distribution_scope():
-            model = load_model(store.model_path(iteration - 1))
-            compile_unet(model, settings.learning_rate)
+        if model is None:
+            with distribution_scope():
+                model = load_model(store.model_path(iteration - 1))
+                compile_unet(model, settings.learning_rate)
+        else:
+            _fresh_optimizer_state(model)  # IsoNet's fresh Adam, without recompiling and retracing
         _reset_seed_generators(model, seed)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         losses, val_losses, used_batch = _train(model, merged, data.tilts, plan, data.cube, level,
@@ -232,8 +248,6 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
                  losses[-1], val_losses[-1])
         if on_iteration:
             on_iteration(record)
-        del model
-        keras.backend.clear_session()
     if state["completed"] >= settings.iterations:
         store.copy_final(settings.iterations)
     return state
@@ -288,8 +302,9 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
            is_out_of_memory, log, calibration_batches: int = 8) -> tuple[list[float], list[float], int]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
 
-    After each epoch the batch-norm statistics are recalibrated on that epoch's first batches, so
-    the validation loss (and the predictions that follow) see the network as inference will.
+    After the last epoch the batch-norm statistics are recalibrated on that epoch's first batches,
+    so its validation loss and the subtomogram predictions that follow see the network as inference
+    (and predict) will; earlier epochs validate with the running statistics.
     """
     losses: list[float] = []
     val_losses: list[float] = []
@@ -303,8 +318,9 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
                 x, y = stream.get(epoch, step)
                 out = model.train_on_batch(x, y, return_dict=True)
                 batch_losses.append(float(out["loss"]))
-            calibration = min(calibration_batches, plan.steps_per_epoch)
-            recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
+            if epoch == epochs - 1:  # before the validation of the last epoch and the predictions
+                calibration = min(calibration_batches, plan.steps_per_epoch)
+                recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
             val = []
             for step in range(plan.validation_steps):
                 x, y = stream.get(epoch, step, validation=True)
