@@ -23,11 +23,8 @@ def check_writable_target(path: str | os.PathLike) -> None:
 
 def make_output_folder(path: str | os.PathLike) -> Path:
     """Create an output folder (with parents); one-line error when impossible."""
+    from ..atomic import ensure_writable_folder
+
     path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
-    if not os.access(path, os.W_OK):
-        raise InputError(f"{path}: output folder is not writable; choose a writable location or fix its permissions.")
+    ensure_writable_folder(path / "probe")  # creates ``path`` itself and checks it is writable
     return path
