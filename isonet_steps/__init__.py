@@ -2,12 +2,15 @@
 
 The science lives here as plain functions on numpy arrays, one module per concept:
 
-- ``mrc``, ``star``: the only modules that touch files (MRC volumes, STAR tables).
-- ``ctf``: CTF deconvolution; ``mask``: sample masks; ``extract``: subtomogram picking;
-  ``resample``: rescaling; ``phantom``: synthetic tomograms with ground truth.
-- ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``refine``,
+- ``mrc``, ``star``, ``checkpoint``, ``atomic``: the modules that touch files (MRC volumes, STAR
+  tables, refine's result folder, atomic writes).
+- ``tomostar``: IsoNet's STAR tables from folders; ``ctf``: CTF deconvolution; ``mask``: sample
+  masks; ``extract``: subtomogram picking and random halves; ``resample``: rescaling;
+  ``phantom``: synthetic tomograms with ground truth; ``metrics``: quality against it.
+- ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
   ``predict``: the self-supervised missing-wedge correction.
-- ``fsc``: gold-standard directional resolution.
+- ``fsc``, ``gold_standard``: directional gold-standard resolution from two half networks.
+- ``params``, ``pipeline``, ``report``: ``isonet run``/``demo`` and the HTML report; ``png``: figures.
 
 The command-line layer (``isonet_steps.cli``) is thin: it parses, reads, calls one function here,
 and writes.
