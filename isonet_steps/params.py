@@ -64,6 +64,7 @@ PARAMS: tuple[Param, ...] = (
     Param("noise_level", "floats", (0.05, 0.1, 0.15, 0.2), "Noise levels, comma-separated.", ("refine",)),
     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration where each noise level starts.", ("refine",)),
     Param("noise_mode", "str", "noFilter", "Noise filter: noFilter, ramp or hamming.", ("refine",)),
+    Param("precision", "str", "float32", "Refine arithmetic: float32 or mixed (bfloat16 compute).", ("refine",)),
     Param("select_subtomo_number", "int", None, "Subtomograms drawn per iteration [all].", ("refine",)),
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
     Param("halves", "bool", False, "Train two networks on random halves and report the gold-standard FSC.", ("refine",)),

@@ -207,7 +207,7 @@ class Pipeline:
                                   name: "--" + name.replace("_", "-") for name in (
                                       "iterations", "epochs", "steps_per_epoch", "batch_size", "filter_base",
                                       "unet_depth", "convs_per_depth", "kernel", "dropout", "batch_norm",
-                                      "learning_rate", "noise_level", "noise_start_iter", "noise_mode",
+                                      "learning_rate", "noise_level", "noise_start_iter", "noise_mode", "precision",
                                       "select_subtomo_number", "pretrained_model", "halves", "seed", "gpus")})])
 
     def _predict_args(self) -> list[str]:

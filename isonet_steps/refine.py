@@ -25,6 +25,10 @@ from .wedge import measured_part
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
 
+#: Network arithmetic: float32, or mixed (bfloat16 compute, float32 weights and output). Mixed is
+#: ~1.3x faster on CPUs with bf16 units (AVX512-BF16/AMX) and much faster on recent GPUs.
+PRECISIONS = ("float32", "mixed")
+
 #: Settings that may change between a run and its continuation without changing what was computed.
 _FREE_TO_CHANGE = ("iterations",)
 
@@ -50,6 +54,7 @@ class RefineSettings:
     select_subtomo_number: int | None = None
     pretrained_model: str | None = None
     seed: int = 0
+    precision: str = "float32"
 
     def validate(self) -> None:
         checks = [
@@ -64,6 +69,7 @@ class RefineSettings:
             (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout} must be in [0, 1)"),
             (self.learning_rate > 0, f"--learning-rate {self.learning_rate} must be positive"),
             (self.noise_mode in NOISE_MODES, f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
+            (self.precision in PRECISIONS, f"--precision {self.precision!r} must be one of {', '.join(PRECISIONS)}"),
             (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
              f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
         ]
@@ -153,6 +159,23 @@ def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
 def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
            until_iter: int | None = None, resume: bool = True,
            on_iteration: Callable[[dict], None] | None = None) -> dict:
+    """Run (or continue) refine into ``store``; see :func:`_refine`. Keras's global dtype policy is
+    set for ``settings.precision`` while it runs and restored afterwards."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if settings.precision == "mixed":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        return _refine(data, settings, store, n_gpus=n_gpus, until_iter=until_iter, resume=resume,
+                       on_iteration=on_iteration)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
+            until_iter: int | None = None, resume: bool = True,
+            on_iteration: Callable[[dict], None] | None = None) -> dict:
     """Run (or continue) refine into ``store``; returns the state record.
 
     ``until_iter`` stops after that iteration (Nextflow runs one iteration per task). With

@@ -143,8 +143,9 @@ def build_unet(
 
     # === Output: correction added to the input ===
     x = layers.Conv3D(1, 1, padding="same", kernel_initializer=keras.initializers.RandomNormal(
-        mean=0.0, stddev=_INIT_STDDEV), bias_initializer="zeros", name="output_conv")(x)
-    outputs = layers.Add(name="residual")([x, inputs])
+        mean=0.0, stddev=_INIT_STDDEV), bias_initializer="zeros", name="output_conv", dtype="float32")(x)
+    # float32 at the end even under a mixed-precision policy: the input passes through unrounded
+    outputs = layers.Add(name="residual", dtype="float32")([x, inputs])
     return keras.Model(inputs=inputs, outputs=outputs, name=f"isonet_unet_d{depth}_f{filter_base}")
 
 

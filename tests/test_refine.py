@@ -118,3 +118,22 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
         layer.rate = 0.0
     train_mode = np.asarray(model(x, training=True)) - x
     assert np.corrcoef(train_mode.ravel(), residual(False).ravel())[0, 1] > 0.9
+
+
+def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
+    import keras
+
+    from isonet_steps.unet import load_model
+
+    store = RefineStore(tmp_path / "mixed")
+    state = refine(_data(), _settings(iterations=1, precision="mixed"), store)
+    assert state["completed"] == 1 and np.isfinite(state["iterations"][0]["loss"][0])
+    assert keras.config.dtype_policy().name == "float32"  # restored for whatever runs next
+    model = load_model(store.final_model_path)
+    assert model.get_layer("enc0_conv0").dtype_policy.name == "mixed_bfloat16"
+    x = np.random.default_rng(0).standard_normal((1, 16, 16, 16, 1)).astype("float32")
+    y = np.asarray(model.predict_on_batch(x))
+    assert y.dtype == np.float32
+    # the float32 output layers add the input unrounded: a bfloat16 sum would leave the low 16 bits 0
+    low_bits_zero = (y.view(np.uint32) & 0xFFFF) == 0
+    assert low_bits_zero.mean() < 0.1

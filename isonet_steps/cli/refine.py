@@ -47,12 +47,14 @@ def _ints(ctx, param, value):
 @option("--until-iter", type=int, default=None, help="Stop after this iteration (one-iteration tasks in Nextflow).")
 @option("--halves/--no-halves", default=False, help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
 @option("--seed", type=int, default=0, help="Random seed: same seed, same result.")
+@option("--precision", type=click.Choice(["float32", "mixed"]), default="float32",
+        help="Network arithmetic: mixed = bfloat16 compute with float32 weights (faster on GPUs and bf16 CPUs).")
 @option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only [default: every visible GPU].")
 @option("--ncpus", type=int, default=None, help="CPU threads [default: all cores].")
 @log_level_option()
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
-            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, gpus, ncpus, log_level):
+            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus, log_level):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..devices import configure
 
@@ -66,7 +68,7 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
         filter_base=filter_base, unet_depth=unet_depth, convs_per_depth=convs_per_depth, kernel=kernel,
         dropout=dropout, batch_norm=batch_norm, learning_rate=learning_rate, noise_level=noise_level,
         noise_start_iter=noise_start_iter, noise_mode=noise_mode, select_subtomo_number=select_subtomo_number,
-        pretrained_model=pretrained_model, seed=seed,
+        pretrained_model=pretrained_model, seed=seed, precision=precision,
     )
     run_refine(subtomo_star, result_dir, settings, until_iter=until_iter, resume=resume, halves=halves,
                log_level=log_level)
