@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--shape", default="64,160,160")
     ap.add_argument("--snr", type=float, default=0.5)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--precision", choices=["float32", "mixed"], default="float32", help="refine --precision")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,8 @@ def main() -> None:
         "--cube-size", 32, "--seed", args.seed, cwd=work, times=times)
     run("refine", "subtomo.star", "--result-dir", "results", "--iterations", iterations, "--epochs", epochs,
         "--steps-per-epoch", 30, "--batch-size", 8, "--filter-base", 16, "--noise-level", "0.05,0.1",
-        "--noise-start-iter", noise_start, "--seed", args.seed, "--no-continue", cwd=work, times=times)
+        "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
+        cwd=work, times=times)
     run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected", cwd=work, times=times)
 
     truth = read(work / "phantom" / "ground_truth.mrc")
