@@ -269,25 +269,12 @@ def chunk_layout(shape: tuple[int, ...], chunk_size: int, overlap_rate: float) -
     return crop, pad, counts
 
 
-def deconv_chunked(
-    src: np.ndarray,
-    dst: np.ndarray,
-    params: CtfParams,
-    *,
-    chunk_size: int,
-    overlap_rate: float = 0.25,
-    workers: int | None = None,
-    edge_pad: int = EDGE_PAD,
-    release: Callable[[], None] | None = None,
-    what: str = "tomogram",
-) -> None:
+def deconv_chunked(src: np.ndarray, dst: np.ndarray, params: CtfParams, **options) -> None:
     """Deconvolve ``src`` into ``dst`` (same shape, e.g. memory maps) with bounded memory.
 
-    Same voxels as :func:`deconv_volume` (correlation > 0.9999 for chunks of 128+ voxels); the
-    method is described in :mod:`isonet_steps._deconv_chunks`. ``release`` is called after each
-    chunk and slab, e.g. to drop memory-mapped pages from the resident set.
+    Same voxels as :func:`deconv_volume`; options and method are those of
+    :func:`isonet_steps._deconv_chunks.deconv_chunked` (imported lazily: that module imports this one).
     """
     from ._deconv_chunks import deconv_chunked as run
 
-    run(src, dst, params, chunk_size=chunk_size, overlap_rate=overlap_rate, workers=workers,
-        edge_pad=edge_pad, release=release, what=what)
+    run(src, dst, params, **options)

@@ -5,22 +5,23 @@ import click
 from ._common import log_level_option, option, step
 
 
-def _floats(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in str(value).replace(" ", "").split(",") if v != "")
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 0.05,0.1") from None
+def _number_list(cast, example: str):
+    """Click callback: "0.05,0.1" -> (0.05, 0.1) with ``cast`` applied to each item."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(cast(v) for v in str(value).replace(" ", "").split(",") if v != "")
+        except ValueError:
+            kind = "numbers" if cast is float else "whole numbers"
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}, e.g. {example}") from None
+
+    return parse
 
 
-def _ints(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in str(value).replace(" ", "").split(",") if v != "")
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole numbers, e.g. 11,16") from None
+_floats = _number_list(float, "0.05,0.1")
+_ints = _number_list(int, "11,16")
 
 
 @step("refine")
