@@ -28,6 +28,9 @@ workflow {
             halves          : params.halves,
             pretrained_model: params.pretrained_model,
             fsc_use_mask    : params.fsc_use_mask,
+            unet_depth      : params.unet_depth,
+            predict_cube    : params.predict_cube_size,
+            predict_crop    : params.predict_crop_size,
             skip_report     : params.skip_report
         ]
     )

@@ -58,7 +58,7 @@ def main() -> None:
     cmd = [sys.executable, "-m", "isonet_steps", "run", "--input", str(data / "tomograms.star"), "--outdir",
            str(work / "run"), "--halves", "--cube-size", "32", "--iterations", iterations, "--epochs", epochs,
            "--steps-per-epoch", "30", "--batch-size", "8", "--filter-base", "16", "--noise-level", "0.05,0.1",
-           "--noise-start-iter", start, "--seed", str(args.seed), "--predict-crop-size", "64"]
+           "--noise-start-iter", start, "--seed", str(args.seed), "--predict-cube-size", "32", "--predict-crop-size", "64"]
     print("$", " ".join(cmd[2:]), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env={**os.environ, "ISONET_NO_PROGRESS": "1"})

@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--shape", default="64,160,160")
     ap.add_argument("--snr", type=float, default=0.5)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--precision", choices=["float32", "mixed"], default="float32", help="refine --precision")
+    ap.add_argument("--precision", choices=["auto", "float32", "mixed"], default="auto",
+                    help="refine and predict --precision (auto: mixed where the hardware has bfloat16 units)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,8 @@ def main() -> None:
         "--steps-per-epoch", 30, "--batch-size", 8, "--filter-base", 16, "--noise-level", "0.05,0.1",
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
-    run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected", cwd=work, times=times)
+    run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected",
+        "--precision", args.precision, cwd=work, times=times)
 
     truth = read(work / "phantom" / "ground_truth.mrc")
     labels = read(work / "phantom" / "labels.mrc").astype(np.int16)
@@ -91,6 +93,7 @@ def main() -> None:
     for step, seconds in times.items():
         print(f"  {step:14s} {seconds:8.1f}")
     print(f"  refine: {refine_steps} training steps, {times['refine'] / max(refine_steps, 1):.2f} s per step overall")
+    print(f"  precision: {state['settings']['precision']} (asked: {args.precision})")
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "times_s": times}, indent=2))
 

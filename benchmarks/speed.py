@@ -4,7 +4,13 @@ Run from the repository root:
 
     python benchmarks/speed.py            # CPU: filter base 16, 128×256×256 tomogram, training steps
     python benchmarks/speed.py --quick    # smaller, fewer repeats (about a minute on 2 cores)
-    python benchmarks/speed.py --gpu      # also filter base 64 on a 1000×1000×300 tomogram (or "no GPU")
+    python benchmarks/speed.py --gpu      # filter base 64 on a 1000×1000×300 tomogram (or "no GPU")
+
+Predict runs the network as ``isonet predict`` does: batch normalisation folded into the
+convolutions, dropout removed, in float32 and in mixed precision (bfloat16 compute, which
+``--precision auto`` picks on CPUs with AMX/AVX512-BF16 and GPUs of compute capability 8.0+), at
+the default tiling (cube 64, crop 96: 3.4 network voxels per output voxel) and at cube 96 /
+crop 128 (the same 8-voxel margin and 16-voxel cross-fade, 2.4 network voxels per output voxel).
 
 Prints one line per figure. "output voxels/s" counts tomogram voxels corrected per second, the
 figure a user waits on; "network voxels/s" counts the crop³ tile voxels pushed through the
@@ -56,7 +62,7 @@ def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats
     from isonet_steps.unet import build_unet
 
     model = build_unet(filter_base=filter_base)
-    fn = model_predict_fn(model, precision=precision)
+    fn = model_predict_fn(model, precision=precision)  # the inference network: BN folded, no dropout
     spent = {"network": 0.0}
 
     def timed(batch):
@@ -83,7 +89,7 @@ def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats
     n_net = plan.count * crop**3
     gflops = n_net * conv_flops_per_voxel(3, filter_base) / network / 1e9
     print(
-        f"predict fb{filter_base} {precision:8s} {'×'.join(map(str, shape[::-1]))} cube {cube} crop {crop} "
+        f"predict fb{filter_base} {precision:7s} {'×'.join(map(str, shape[::-1]))} cube {cube} crop {crop} "
         f"batch {batch_size}: {plan.count} tiles, {total:.1f} s, {n_out / total / 1e6:.3f} M output voxels/s, "
         f"{n_net / network / 1e6:.2f} M network voxels/s, {gflops:.0f} GFLOP/s, "
         f"network {100 * network / total:.0f}% of the time, {cpu / total:.1f} cores busy",
@@ -116,17 +122,73 @@ def bench_train(filter_base, batch, side, jit, steps):
     )
 
 
+def bench_pairs(batch, crop, cube, noise_level, repeats):
+    """Pairs per second made by the data pipeline (rotation, wedge filter, crop, noise) on one thread."""
+    import numpy as np
+
+    from isonet_steps.pairs import make_batch
+
+    rng = np.random.default_rng(0)
+    merged = rng.normal(size=(batch * 2, crop, crop, crop)).astype(np.float32)
+    tilts = np.array([[-60.0, 60.0]] * len(merged))
+    pairs = np.stack([np.arange(batch), np.arange(batch) % 20], axis=1)
+    make_batch(merged, tilts, pairs, cube, noise_level, "noFilter", rng)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        make_batch(merged, tilts, pairs, cube, noise_level, "noFilter", rng)
+    per_batch = (time.perf_counter() - start) / repeats
+    print(f"pairs {batch}×{cube}³ (from {crop}³, noise {noise_level}): {batch / per_batch:.0f} pairs/s "
+          f"({per_batch * 1000:.0f} ms per batch, one background thread)", flush=True)
+    return per_batch
+
+
+def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
+    """Train as refine does (batches made ahead in a background thread) and time what the trainer
+    spends waiting for data: the network must never wait."""
+    import keras
+    import numpy as np
+
+    from isonet_steps.pairs import BatchStream, PairPlan
+    from isonet_steps.unet import build_unet, compile_unet
+
+    previous = keras.config.dtype_policy()
+    if precision == "mixed":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    rng = np.random.default_rng(0)
+    merged = rng.normal(size=(24, crop, crop, crop)).astype(np.float32)
+    tilts = np.array([[-60.0, 60.0]] * len(merged))
+    plan = PairPlan.make(np.arange(len(merged)), batch, steps + 1, rng)
+    stream = BatchStream(merged, tilts, plan, cube, 0.1, "noFilter", seed=0)
+    try:
+        model.train_on_batch(*stream.get(0, 0))  # trace outside the timing
+        waited, start = 0.0, time.perf_counter()
+        for step in range(1, steps + 1):
+            t = time.perf_counter()
+            x, y = stream.get(0, step)
+            waited += time.perf_counter() - t
+            model.train_on_batch(x, y)
+        total = time.perf_counter() - start
+    finally:
+        stream.close()
+    print(f"refine loop fb{filter_base} {precision} batch {batch} of {cube}³, noise on: {total / steps:.2f} s/step, "
+          f"waiting for data {100 * waited / total:.1f}% of the time ({waited / steps * 1000:.0f} ms/step)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes and fewer steps")
     parser.add_argument("--gpu", action="store_true", help="also benchmark filter base 64 on a GPU")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
-    parser.add_argument("--precision", choices=["float32", "bfloat16", "both"], default="both")
+    parser.add_argument("--precision", choices=["float32", "mixed", "both"], default="both")
     parser.add_argument("--skip-train", action="store_true", help="no training figures")
     parser.add_argument("--xla-cpu", action="store_true",
                         help="also time CPU training with jit_compile=True (XLA's CPU Conv3D is >10x slower)")
     args = parser.parse_args()
-    precisions = ["float32", "bfloat16"] if args.precision == "both" else [args.precision]
+    precisions = ["float32", "mixed"] if args.precision == "both" else [args.precision]
 
     from isonet_steps import devices
 
@@ -141,15 +203,21 @@ def main() -> None:
     # === CPU: filter base 16 ===
     if not args.gpu:
         shape = (64, 128, 128) if args.quick else (128, 256, 256)
+        repeats = 1 if args.quick else 2
         for precision in precisions:
-            bench_predict(16, shape, 64, 96, 4, precision, repeats=1 if args.quick else 2)
+            bench_predict(16, shape, 64, 96, 4, precision, repeats=repeats)
         if not args.quick:
-            bench_predict(16, shape, 64, 80, 4, "float32")
+            for precision in precisions:
+                bench_predict(16, shape, 96, 128, 2, precision, repeats=repeats)
         if not args.skip_train:
             steps = 2 if args.quick else 5
             for jit in (False, True) if args.xla_cpu else (False,):
                 bench_train(16, 8, 32, jit, steps)
                 bench_train(16, 4, 64, jit, steps)
+            bench_pairs(8, 48, 32, 0.1, 3 if args.quick else 10)
+            bench_pairs(4, 96, 64, 0.1, 2 if args.quick else 5)
+            for precision in precisions:
+                bench_data_wait(16, 8, 48, 32, 5 if args.quick else 20, precision)
         return
 
     # === GPU: filter base 64 ===
@@ -160,8 +228,11 @@ def main() -> None:
     shape = (150, 500, 500) if args.quick else (300, 1000, 1000)
     for precision in precisions:
         bench_predict(64, shape, 64, 96, 4 * n_gpus, precision)
+        bench_predict(64, shape, 96, 128, 4 * n_gpus, precision)
     if not args.skip_train:
         steps = 5 if args.quick else 20
+        per_batch = bench_pairs(4, 96, 64, 0.1, 5)
+        print(f"  (a GPU training step must take longer than {per_batch:.2f} s for one data thread to keep up)")
         bench_train(64, 8, 32, True, steps)
         bench_train(64, 4, 64, True, steps)
         bench_train(64, 4, 64, False, steps)

@@ -22,7 +22,21 @@ from typing import ContextManager
 from .errors import InputError
 from .log import get_logger
 
-__all__ = ["configure", "parse_gpus", "cpu_count", "visible_gpus", "distribution_scope", "is_out_of_memory"]
+__all__ = [
+    "configure",
+    "parse_gpus",
+    "cpu_count",
+    "visible_gpus",
+    "distribution_scope",
+    "is_out_of_memory",
+    "PRECISIONS",
+    "bfloat16_is_fast",
+    "resolve_precision",
+]
+
+#: Network arithmetic: ``mixed`` computes in bfloat16 with float32 weights, last layer and residual
+#: sum; ``auto`` picks mixed where the hardware has bfloat16 units, float32 elsewhere.
+PRECISIONS = ("auto", "float32", "mixed")
 
 _CPU_WORDS = {"", "cpu", "-1"}
 _ALL_WORDS = {"all", "none"}
@@ -176,6 +190,59 @@ def distribution_scope() -> ContextManager:
         _strategy = tf.distribute.MirroredStrategy()
         get_logger().info("mirroring the network over %d GPUs", _strategy.num_replicas_in_sync)
     return _strategy.scope()
+
+
+def _cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[-1].split())
+    return set()
+
+
+def _gpu_capabilities() -> list[tuple[int, int]]:
+    """CUDA compute capability of every GPU the keras backend sees (imports the framework)."""
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+            found.append(tuple(capability) if capability else (0, 0))
+        return found
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [tuple(torch.cuda.get_device_capability(i)) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True where bfloat16 arithmetic is done by hardware: every visible GPU of compute capability
+    8.0 or later (A100, H100, RTX 30xx on), or, on the CPU, AMX or AVX512-BF16 (Sapphire Rapids,
+    Zen 4 on). Elsewhere bfloat16 is emulated and slower than float32."""
+    gpus = _gpu_capabilities()
+    if gpus:
+        return all(capability >= (8, 0) for capability in gpus)
+    return bool({"amx_bf16", "avx512_bf16"} & _cpu_flags(cpuinfo))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> ``mixed`` where :func:`bfloat16_is_fast`, else ``float32``; others unchanged."""
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: must be one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return precision
+    chosen = "mixed" if bfloat16_is_fast() else "float32"
+    get_logger().info("precision auto: %s (%s)", chosen,
+                      "bfloat16 units found" if chosen == "mixed" else "no bfloat16 units")
+    return chosen
 
 
 _OOM_TYPES = ("ResourceExhaustedError", "OutOfMemoryError")

@@ -41,9 +41,9 @@ def _fsc(call_step, a, b, out_json: Path, mask, cone_angle, log_level) -> dict:
     return json.loads(out_json.read_text())
 
 
-def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=64, crop_size=96, batch_size=None, mask=None,
-                      cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, gpus=None, tomo_idx=None,
-                      log_level="info") -> Path:
+def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_size=128, batch_size=None, mask=None,
+                      cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, precision="auto", gpus=None,
+                      tomo_idx=None, log_level="info") -> Path:
     """Predict with both half networks, FSC, record in the STAR; returns the STAR written."""
     from .cli._invoke import call_step
 
@@ -54,7 +54,7 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=64, crop_s
     star_out = Path(output_star or tomo_star)
     work_star = output_dir / ".gold_standard_work.star"
     common = ["--output-dir", output_dir, "--cube-size", cube_size, "--crop-size", crop_size, "--log-level", log_level,
-              "--use-deconv-tomo" if use_deconv_tomo else "--no-use-deconv-tomo"]
+              "--precision", precision, "--use-deconv-tomo" if use_deconv_tomo else "--no-use-deconv-tomo"]
     if batch_size:
         common += ["--batch-size", batch_size]
     if gpus is not None:

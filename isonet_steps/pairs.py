@@ -90,14 +90,21 @@ def make_batch(merged: np.ndarray, tilts: np.ndarray, pairs: np.ndarray, cube: i
 
 
 class BatchStream:
-    """Makes the batches of one iteration ahead of the trainer, in a background thread."""
+    """Makes the batches of one iteration ahead of the trainer, in background threads.
+
+    Every batch is fixed by its (epoch, step) key and its own seeded generator, so the batches are
+    the same whatever the number of ``threads`` and the order they finish in. One thread suffices
+    on the CPU (the network shares its cores); a GPU trains faster than one thread makes 64³ pairs,
+    so refine gives it more (the FFTs and rotations release the GIL).
+    """
 
     def __init__(self, merged: np.ndarray, tilts: np.ndarray, plan: PairPlan, cube: int, noise_level: float,
-                 noise_mode: str, seed: int, *, ahead: int = 3):
+                 noise_mode: str, seed: int, *, ahead: int | None = None, threads: int = 1):
         self.merged, self.tilts, self.plan, self.cube = merged, tilts, plan, cube
         self.noise_level, self.noise_mode, self.seed = noise_level, noise_mode, seed
-        self.ahead = ahead
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="isonet-pairs")
+        threads = max(1, int(threads))
+        self.ahead = ahead if ahead is not None else 2 * threads + 1
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="isonet-pairs")
         self._futures: dict[tuple[int, int, bool], concurrent.futures.Future] = {}
 
     def _make(self, epoch: int, step: int, validation: bool):

@@ -46,7 +46,7 @@ PARAMS: tuple[Param, ...] = (
     Param("patch_size", "int", 4, "Mask: smoothing/window scale, voxels.", ("make_mask",)),
     Param("use_deconv_tomo", "bool", True, "Use the deconvolved tomogram when there is one.", ("make_mask", "extract", "predict")),
     # extract
-    Param("cube_size", "int", 64, "Training cube edge (multiple of 8); also predict's tile stride.", ("extract", "predict")),
+    Param("cube_size", "int", 64, "Training cube edge (multiple of 8).", ("extract",)),
     Param("crop_size", "int", None, "Extracted subtomogram edge [cube + 16].", ("extract",)),
     Param("seed", "int", 0, "Random seed (extract and refine).", ("extract", "refine")),
     # refine
@@ -64,12 +64,13 @@ PARAMS: tuple[Param, ...] = (
     Param("noise_level", "floats", (0.05, 0.1, 0.15, 0.2), "Noise levels, comma-separated.", ("refine",)),
     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration where each noise level starts.", ("refine",)),
     Param("noise_mode", "str", "noFilter", "Noise filter: noFilter, ramp or hamming.", ("refine",)),
-    Param("precision", "str", "float32", "Refine arithmetic: float32 or mixed (bfloat16 compute).", ("refine",)),
+    Param("precision", "str", "auto", "Network arithmetic: auto, float32 or mixed (bfloat16 compute).", ("refine", "predict")),
     Param("select_subtomo_number", "int", None, "Subtomograms drawn per iteration [all].", ("refine",)),
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
     Param("halves", "bool", False, "Train two networks on random halves and report the gold-standard FSC.", ("refine",)),
     # predict
-    Param("predict_crop_size", "int", 96, "Predict tile edge.", ("predict",)),
+    Param("predict_cube_size", "int", 96, "Predict tile stride (multiple of 2**unet_depth).", ("predict",)),
+    Param("predict_crop_size", "int", 128, "Predict tile edge (at least predict_cube_size + 8).", ("predict",)),
     Param("predict_batch_size", "int", None, "Tiles per network call [4 per GPU].", ("predict",)),
     # fsc
     Param("cone_angle", "float", 20.0, "Half-angle of the directional FSC cones, degrees.", ("gold_standard",)),

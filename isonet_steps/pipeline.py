@@ -87,6 +87,11 @@ class Pipeline:
             raise InputError(f"{self.source}: input not found; give a folder of tomograms or a tomograms.star.")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"{self.out}: exists and is not a folder; choose another --outdir.")
+        from .predict import check_tiling
+
+        # predict's tiles are checked now, not after hours of refine
+        check_tiling(int(self.p("predict_cube_size")), int(self.p("predict_crop_size")), int(self.p("unet_depth")),
+                     names=("--predict-cube-size", "--predict-crop-size"))
         try:
             (self.out / RECORD_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -211,8 +216,9 @@ class Pipeline:
                                       "select_subtomo_number", "pretrained_model", "halves", "seed", "gpus")})])
 
     def _predict_args(self) -> list[str]:
-        return self._args({"cube_size": "--cube-size", "predict_crop_size": "--crop-size",
-                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo", "gpus": "--gpus"})
+        return self._args({"predict_cube_size": "--cube-size", "predict_crop_size": "--crop-size",
+                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo", "gpus": "--gpus",
+                           "precision": "--precision"})
 
     def _predict(self) -> None:
         self._call("predict", [self.path("tomograms_mask.star"),

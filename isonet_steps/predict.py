@@ -53,16 +53,18 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 MIN_CONTEXT = 8
 
 
-def check_tiling(cube: int, crop: int, depth: int) -> tuple[int, int]:
+def check_tiling(cube: int, crop: int, depth: int, *, names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
     """Refuse cube/crop sizes that cannot tile a tomogram; returns ``(margin, overlap)``.
 
     Rules: both sizes divisible by ``2**depth`` (the network sees ``crop³`` tiles and halves them
     ``depth`` times; ``cube`` is the stride), ``crop >= cube + 8`` and ``crop - cube`` even.
+    ``names`` are the options the user set them with (``isonet run`` has its own).
     """
     step = 2**depth
+    cube_name, crop_name = names
     if cube < 1 or crop < 1:
-        raise InputError(f"--cube-size {cube} / --crop-size {crop}: sizes must be positive voxel counts.")
-    for option, size in (("--cube-size", cube), ("--crop-size", crop)):
+        raise InputError(f"{cube_name} {cube} / {crop_name} {crop}: sizes must be positive voxel counts.")
+    for option, size in ((cube_name, cube), (crop_name, crop)):
         if size % step:
             lower, upper = size - size % step, size - size % step + step
             raise InputError(
@@ -71,13 +73,13 @@ def check_tiling(cube: int, crop: int, depth: int) -> tuple[int, int]:
             )
     if crop < cube + MIN_CONTEXT:
         raise InputError(
-            f"--crop-size {crop} with --cube-size {cube}: crop must be at least cube + {MIN_CONTEXT} "
-            f"(tiles need context to blend without seams); use --crop-size {cube + max(MIN_CONTEXT, step, 16)} or larger."
+            f"{crop_name} {crop} with {cube_name} {cube}: crop must be at least cube + {MIN_CONTEXT} "
+            f"(tiles need context to blend without seams); use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
         )
     if (crop - cube) % 2:
         raise InputError(
-            f"--crop-size {crop} with --cube-size {cube}: crop - cube must be even (equal context on both "
-            f"sides); use --crop-size {crop + 1}."
+            f"{crop_name} {crop} with {cube_name} {cube}: crop - cube must be even (equal context on both "
+            f"sides); use {crop_name} {crop + 1}."
         )
     return _margin_overlap(cube, crop)
 
@@ -313,16 +315,19 @@ def corrected_file_name(input_name: str, half: int | None = None) -> str:
 def model_predict_fn(model, *, precision: str = "float32") -> PredictFn:
     """A fast inference callable for a Keras model (compiled graph, ``training=False``, float32 out).
 
-    ``predict_on_batch`` reuses one traced function per input shape (XLA on GPUs with the
-    TensorFlow backend) and runs under a multi-GPU strategy when the model was built in one.
-    ``precision="bfloat16"`` computes the convolutions in bfloat16 (about 2.5x faster on CPUs with
-    AMX and on tensor-core GPUs); the residual sum with the input stays float32.
+    The network is first rebuilt for inference (:func:`~isonet_steps.unet.inference_model`: batch
+    normalisation folded into the convolutions, dropout removed). ``predict_on_batch`` then reuses
+    one traced function per input shape and runs under a multi-GPU strategy when the model was built
+    in one. ``precision="mixed"`` computes in bfloat16 (about 3x faster on CPUs with AMX and on
+    tensor-core GPUs); the last convolution and the residual sum with the input stay float32.
+    ``"auto"`` picks mixed where the hardware has bfloat16 units.
     """
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    from .devices import resolve_precision
+    from .unet import inference_model
+
+    precision = resolve_precision(precision)
     strategy = getattr(model, "_distribute_strategy", None)  # set when built/loaded in a TF strategy scope
-    if precision == "bfloat16":
-        model = _mixed_precision_copy(model, strategy)
+    model = inference_model(model, compute_dtype="mixed_bfloat16" if precision == "mixed" else "float32")
 
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         # predict_on_batch would hand every GPU the whole batch; predict() splits it between them
@@ -330,25 +335,12 @@ def model_predict_fn(model, *, precision: str = "float32") -> PredictFn:
             y = model.predict(np.ascontiguousarray(batch, dtype=np.float32), batch_size=len(batch), verbose=0)
             return np.asarray(y, dtype=np.float32)
 
+        run.model = model  # type: ignore[attr-defined]
         return run
 
     def run_one(batch: np.ndarray) -> np.ndarray:
         y = model.predict_on_batch(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(y, dtype=np.float32)
 
+    run_one.model = model  # type: ignore[attr-defined]
     return run_one
-
-
-def _mixed_precision_copy(model, strategy=None):
-    """The same network with bfloat16 compute in every layer but the last convolution and the sum."""
-    import contextlib
-
-    config = model.get_config()
-    keep_float32 = {"output_conv", "residual"}
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["config"].get("name") not in keep_float32:
-            layer["config"]["dtype"] = "mixed_bfloat16"
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        copy = model.__class__.from_config(config)
-        copy.set_weights(model.get_weights())
-    return copy

@@ -17,6 +17,7 @@ import numpy as np
 
 from .checkpoint import RefineStore
 from .errors import InputError
+from .devices import PRECISIONS as DEVICE_PRECISIONS
 from .log import get_logger, progress
 from .noise import NOISE_MODES, noise_schedule
 from .normalize import percentile_normalize, to_network
@@ -25,9 +26,10 @@ from .wedge import measured_part
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
 
-#: Network arithmetic: float32, or mixed (bfloat16 compute, float32 weights and output). Mixed is
-#: ~1.3x faster on CPUs with bf16 units (AVX512-BF16/AMX) and much faster on recent GPUs.
-PRECISIONS = ("float32", "mixed")
+#: Network arithmetic: float32, or mixed (bfloat16 compute, float32 weights and output), or auto
+#: (mixed where the hardware has bfloat16 units). Mixed trains ~1.5x faster on CPUs with
+#: AVX512-BF16/AMX and much faster on recent GPUs, at the same quality.
+PRECISIONS = DEVICE_PRECISIONS
 
 #: Settings that may change between a run and its continuation without changing what was computed.
 _FREE_TO_CHANGE = ("iterations",)
@@ -54,7 +56,7 @@ class RefineSettings:
     select_subtomo_number: int | None = None
     pretrained_model: str | None = None
     seed: int = 0
-    precision: str = "float32"
+    precision: str = "auto"
 
     def validate(self) -> None:
         checks = [
@@ -141,11 +143,32 @@ def _fresh_optimizer_state(model) -> None:
         variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
 
-def _predict_all(model, originals: np.ndarray, batch_size: int) -> np.ndarray:
-    from .predict import model_predict_fn, predict_cubes
+class _SubtomoPredictor:
+    """Predicts every subtomogram after each iteration with one inference network (batch norm
+    folded, dropout gone; :func:`~isonet_steps.unet.inference_model`), built once and given the
+    newly trained weights each iteration, so its compiled graph is reused."""
 
-    predicted = predict_cubes(model_predict_fn(model), originals, batch_size)
-    return np.stack([percentile_normalize(p) for p in predicted])
+    def __init__(self):
+        self._fn = None
+
+    def __call__(self, model, originals: np.ndarray, batch_size: int) -> np.ndarray:
+        from .predict import model_predict_fn, predict_cubes
+        from .unet import copy_inference_weights
+
+        if self._fn is None:
+            self._fn = model_predict_fn(model, precision=_model_precision(model))
+        else:
+            copy_inference_weights(model, self._fn.model)
+        predicted = predict_cubes(self._fn, originals, batch_size)
+        return np.stack([percentile_normalize(p) for p in predicted])
+
+
+def _model_precision(model) -> str:
+    """The arithmetic the model was trained in (its first convolution's compute dtype)."""
+    for layer in model.layers:
+        if layer.weights and layer.name != "output_conv":
+            return "mixed" if layer.compute_dtype == "bfloat16" else "float32"
+    return "float32"
 
 
 def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
@@ -161,8 +184,11 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
            on_iteration: Callable[[dict], None] | None = None) -> dict:
     """Run (or continue) refine into ``store``; see :func:`_refine`. Keras's global dtype policy is
     set for ``settings.precision`` while it runs and restored afterwards."""
+    import dataclasses
+
     import keras
 
+    settings = dataclasses.replace(settings, precision=_chosen_precision(settings, store, resume))
     previous = keras.config.dtype_policy()
     if settings.precision == "mixed":
         keras.config.set_dtype_policy("mixed_bfloat16")
@@ -171,6 +197,17 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
                        on_iteration=on_iteration)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def _chosen_precision(settings: RefineSettings, store: RefineStore, resume: bool) -> str:
+    """``auto`` continues in the precision the run started with, else picks by the hardware."""
+    from .devices import resolve_precision
+
+    if settings.precision == "auto" and resume:
+        started = ((store.load_state() or {}).get("settings") or {}).get("precision")
+        if started in ("float32", "mixed"):
+            return started
+    return resolve_precision(settings.precision)
 
 
 def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
@@ -220,7 +257,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
                                    dropout=settings.dropout, batch_norm=settings.batch_norm)
         save_model(model, store.model_path(0))
         if settings.pretrained_model:
-            predictions = _predict_all(model, originals, batch_size)
+            predictions = _SubtomoPredictor()(model, originals, batch_size)
         else:
             predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
         store.save_predictions(0, predictions)
@@ -231,6 +268,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     else:
         predictions = store.load_predictions(state["completed"])
     model = None  # built once from the last committed model, then carried from iteration to iteration
+    predict_all = _SubtomoPredictor()
     state["noise_schedule"] = schedule
     state["target_iterations"] = settings.iterations
 
@@ -255,10 +293,11 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         _reset_seed_generators(model, seed)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         losses, val_losses, used_batch = _train(model, merged, data.tilts, plan, data.cube, level,
-                                                settings.noise_mode, seed, settings.epochs, is_out_of_memory, log)
+                                                settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
+                                                threads=data_threads(n_gpus))
         save_model(model, store.model_path(iteration))
         log.info("iteration %d: predicting %d subtomograms", iteration, n)
-        predictions = _predict_all(model, originals, used_batch)
+        predictions = predict_all(model, originals, used_batch)
         store.save_predictions(iteration, predictions)
         record = {"iteration": iteration, "noise_level": level, "loss": losses, "val_loss": val_losses,
                   "batch_size": used_batch, "steps_per_epoch": plan.steps_per_epoch,
@@ -321,8 +360,18 @@ def recalibrate_batch_norm(model, batches) -> None:
             layer.rate = r
 
 
+def data_threads(n_gpus: int) -> int:
+    """Threads making training pairs: one on the CPU (it shares the cores with the network), up to
+    four per GPU on GPUs (a GPU step is shorter than making its 64³ pairs on one thread)."""
+    from .devices import cpu_count
+
+    if n_gpus <= 0:
+        return 1
+    return max(1, min(4 * n_gpus, cpu_count() - 1))
+
+
 def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
-           is_out_of_memory, log, calibration_batches: int = 8) -> tuple[list[float], list[float], int]:
+           is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1) -> tuple[list[float], list[float], int]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
 
     After the last epoch the batch-norm statistics are recalibrated on that epoch's first batches,
@@ -333,7 +382,7 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
     val_losses: list[float] = []
     epoch = 0
     while epoch < epochs:
-        stream = BatchStream(merged, tilts, plan, cube, level, noise_mode, seed)
+        stream = BatchStream(merged, tilts, plan, cube, level, noise_mode, seed, threads=threads)
         try:
             batch_losses = []
             for step in progress(range(plan.steps_per_epoch), total=plan.steps_per_epoch,

@@ -12,6 +12,8 @@ models are readable and layers can be found again (``enc0_conv0``, ``dec1_up``, 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+import numpy as np
+
 from .atomic import atomic_path
 from .errors import InputError
 
@@ -27,6 +31,8 @@ __all__ = [
     "LEAKY_SLOPE",
     "build_unet",
     "compile_unet",
+    "inference_model",
+    "copy_inference_weights",
     "unet_depth",
     "unet_parameter_count",
     "load_model",
@@ -158,6 +164,134 @@ def compile_unet(model: keras.Model, learning_rate: float, *, jit_compile: bool 
         jit_compile=jit_compile,
     )
     return model
+
+
+#: Layers that compute in float32 whatever the policy: the last convolution and the residual sum,
+#: so the input passes through unrounded and the small correction keeps its precision.
+FLOAT32_LAYERS = ("output_conv", "residual")
+
+
+def inference_model(model: keras.Model, *, compute_dtype: str | None = None) -> keras.Model:
+    """The same network made for prediction: batch normalisation folded, dropout gone.
+
+    At inference a BatchNormalization after a convolution is an affine map per channel, so it is
+    folded exactly into that convolution's kernel and bias (``s = γ/√(σ²+ε)``: ``W·s``,
+    ``(b − μ)·s + β``), and Dropout is the identity; both are removed from the graph. That spares
+    two full passes over every activation volume (about 15 % of float32 time and more than half of
+    bfloat16 time on CPUs). ``compute_dtype`` (``"float32"`` or ``"mixed_bfloat16"``) sets every
+    layer but :data:`FLOAT32_LAYERS` and the outputs; ``None`` keeps each layer's own policy.
+    Works on any functional model; a BatchNormalization that cannot be folded is kept.
+    """
+    config = json.loads(json.dumps(model.get_config()))  # plain lists and dicts, safe to edit
+    removed, folds = _inference_rewrites(config)
+    kept = [layer for layer in config["layers"] if layer["name"] not in removed]
+    _rewire(kept, removed)
+    _rewire(config["output_layers"], removed)
+    outputs = set(_history_names(config["output_layers"]))
+    for layer in kept:
+        if layer["name"] in folds:
+            layer["config"]["use_bias"] = True
+        if compute_dtype and layer["class_name"] != "InputLayer":
+            float32 = layer["name"] in FLOAT32_LAYERS or layer["name"] in outputs
+            layer["config"]["dtype"] = "float32" if float32 else compute_dtype
+    config["layers"] = kept
+    strategy = getattr(model, "_distribute_strategy", None)  # rebuild inside the model's multi-GPU scope
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        folded = model.__class__.from_config(config)
+    copy_inference_weights(model, folded)
+    return folded
+
+
+def copy_inference_weights(source: keras.Model, target: keras.Model) -> None:
+    """Put ``source``'s weights into ``target`` (made by :func:`inference_model` from the same
+    architecture), folding batch normalisation: refine refreshes one inference network per iteration."""
+    config = json.loads(json.dumps(source.get_config()))
+    _, folds = _inference_rewrites(config)
+    for layer in target.layers:
+        weights = source.get_layer(layer.name).get_weights()
+        if layer.name in folds:
+            weights = _folded(weights, source.get_layer(folds[layer.name]))
+        if weights:
+            layer.set_weights(weights)
+
+
+def _folded(conv_weights: list, bn) -> list:
+    kernel = conv_weights[0].astype(np.float64)
+    bias = conv_weights[1].astype(np.float64) if len(conv_weights) > 1 else np.zeros(kernel.shape[-1])
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else 0.0
+    scale = gamma / np.sqrt(np.asarray(bn.moving_variance.numpy(), np.float64) + bn.epsilon)
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    dtype = conv_weights[0].dtype
+    return [(kernel * scale).astype(dtype), ((bias - mean) * scale + beta).astype(dtype)]
+
+
+def _inference_rewrites(config: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """``removed``: layer -> the layer whose output replaces it; ``folds``: conv -> its folded BN."""
+    by_name = {layer["name"]: layer for layer in config["layers"]}
+    consumers: dict[str, int] = {}
+    for layer in config["layers"]:
+        for name in _history_names(layer["inbound_nodes"]):
+            consumers[name] = consumers.get(name, 0) + 1
+    for name in _history_names(config["output_layers"]):
+        consumers[name] = consumers.get(name, 0) + 1
+    removed: dict[str, str] = {}
+    folds: dict[str, str] = {}
+    for layer in config["layers"]:
+        sources = _history_names(layer["inbound_nodes"])
+        if len(layer["inbound_nodes"]) != 1 or len(sources) != 1:
+            continue  # shared layers and multi-input layers stay as they are
+        source = sources[0]
+        if layer["class_name"] == "Dropout":
+            removed[layer["name"]] = source
+        elif layer["class_name"] == "BatchNormalization":
+            conv = by_name.get(_resolve(source, removed), {})
+            foldable = (
+                conv.get("class_name") == "Conv3D"
+                and consumers.get(conv["name"]) == 1
+                and conv["name"] not in folds
+                and conv["config"].get("data_format", "channels_last") == "channels_last"
+                and layer["config"].get("axis") in (-1, 4, [-1], [4])
+            )
+            if foldable:
+                removed[layer["name"]] = source
+                folds[conv["name"]] = layer["name"]
+    return removed, folds
+
+
+def _resolve(name: str, removed: dict[str, str]) -> str:
+    while name in removed:
+        name = removed[name]
+    return name
+
+
+def _is_history(item) -> bool:
+    """A serialised tensor reference: ``[layer name, node index, tensor index]``."""
+    return (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+            and isinstance(item[1], int) and isinstance(item[2], int))
+
+
+def _history_names(node) -> list[str]:
+    """Names of the layers whose outputs a serialised node (or any nested structure) reads."""
+    if _is_history(node):
+        return [node[0]]
+    if isinstance(node, list):
+        return [name for item in node for name in _history_names(item)]
+    if isinstance(node, dict):
+        return [name for item in node.values() for name in _history_names(item)]
+    return []
+
+
+def _rewire(node, removed: dict[str, str]) -> None:
+    """Point every reference to a removed layer at the layer that replaces it (in place)."""
+    if _is_history(node):
+        node[0] = _resolve(node[0], removed)
+    elif isinstance(node, list):
+        for item in node:
+            _rewire(item, removed)
+    elif isinstance(node, dict):
+        for item in node.values():
+            _rewire(item, removed)
 
 
 def unet_depth(model: keras.Model, default: int = 3) -> int:

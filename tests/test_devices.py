@@ -128,3 +128,33 @@ def test_out_of_memory_found_in_the_cause_chain():
 @pytest.mark.parametrize("exc", [ValueError("shapes (2,3) and (4,) do not match"), RuntimeError("room temperature")])
 def test_other_errors_are_not_out_of_memory(exc):
     assert not devices.is_out_of_memory(exc)
+
+
+@pytest.mark.parametrize(
+    ("flags", "fast"),
+    [("fpu sse avx512f avx512_bf16 amx_tile", True), ("fpu avx2 amx_bf16 amx_tile", True),
+     ("fpu sse avx2 avx512f", False)],
+)
+def test_bfloat16_units_are_found_in_the_cpu_flags(tmp_path, monkeypatch, flags, fast):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: [])
+    assert devices.bfloat16_is_fast(str(cpuinfo)) is fast
+    assert devices.bfloat16_is_fast(str(tmp_path / "absent")) is False
+
+
+def test_bfloat16_on_gpus_needs_ampere_or_later(monkeypatch):
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: [(8, 0), (9, 0)])
+    assert devices.bfloat16_is_fast()
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: [(9, 0), (7, 5)])  # one V100/T4-class card
+    assert not devices.bfloat16_is_fast()
+
+
+def test_resolve_precision(monkeypatch):
+    monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: True)
+    assert devices.resolve_precision("auto") == "mixed"
+    monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: False)
+    assert devices.resolve_precision("auto") == "float32"
+    assert devices.resolve_precision("mixed") == "mixed"
+    with pytest.raises(InputError, match="--precision 'half'"):
+        devices.resolve_precision("half")

@@ -71,10 +71,16 @@ def test_batches_are_a_function_of_their_index():
     plan = PairPlan.make(np.arange(4), 2, 3, np.random.default_rng(0))
     a = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5)
     b = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5)
+    c = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5, threads=3)  # several makers, any finishing order
     try:
         first = [a.get(0, s) for s in range(3)]
         later = b.get(0, 2)  # out of order, fresh stream
         assert np.array_equal(first[2][0], later[0]) and np.array_equal(first[2][1], later[1])
+        threaded = [c.get(0, s) for s in range(3)] + [c.get(0, 0, validation=True)]
+        for (x, y), (x2, y2) in zip(first, threaded):
+            assert np.array_equal(x, x2) and np.array_equal(y, y2)
+        assert not np.array_equal(threaded[3][0], first[0][0])  # validation batches are others
     finally:
         a.close()
         b.close()
+        c.close()

@@ -311,7 +311,8 @@ def test_command_missing_tomogram(project, identity_model):
 
 
 def test_bfloat16_prediction_stays_close_and_sums_in_float32():
-    from isonet_steps.predict import _mixed_precision_copy, model_predict_fn
+    from isonet_steps.errors import InputError
+    from isonet_steps.predict import model_predict_fn
     from isonet_steps.unet import build_unet
 
     model = build_unet(depth=2, filter_base=4)
@@ -323,12 +324,13 @@ def test_bfloat16_prediction_stays_close_and_sums_in_float32():
             layer.set_weights([rng.normal(scale=np.sqrt(2.0 / fan_in), size=kernel.shape).astype(np.float32), bias])
     x = np.random.default_rng(6).normal(size=(2, 16, 16, 16, 1)).astype(np.float32)
     exact = model_predict_fn(model)(x)
-    fast = model_predict_fn(model, precision="bfloat16")(x)
+    fast_fn = model_predict_fn(model, precision="mixed")
+    fast = fast_fn(x)
     correction = exact - x
     assert correction.std() > 1e-2
     assert np.abs(fast - exact).std() < 0.05 * correction.std()
-    copy = _mixed_precision_copy(model)
+    copy = fast_fn.model
     assert copy.get_layer("enc0_conv0").compute_dtype == "bfloat16"
     assert copy.get_layer("residual").compute_dtype == "float32"
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(InputError, match="precision"):
         model_predict_fn(model, precision="float16")

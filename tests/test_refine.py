@@ -137,3 +137,22 @@ def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     # the float32 output layers add the input unrounded: a bfloat16 sum would leave the low 16 bits 0
     low_bits_zero = (y.view(np.uint32) & 0xFFFF) == 0
     assert low_bits_zero.mean() < 0.1
+
+
+def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypatch):
+    from isonet_steps import devices
+
+    store = RefineStore(tmp_path / "auto")
+    monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: False)
+    state = refine(_data(), _settings(iterations=2, precision="auto"), store, until_iter=1)
+    assert state["settings"]["precision"] == "float32"
+    # the same run continued where bfloat16 is fast: auto keeps the arithmetic it started with
+    monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: True)
+    state = refine(_data(), _settings(iterations=2, precision="auto"), store)
+    assert state["completed"] == 2 and state["settings"]["precision"] == "float32"
+    # an explicit change of arithmetic would mix two runs: refused
+    with pytest.raises(InputError, match="precision"):
+        refine(_data(), _settings(iterations=3, precision="mixed"), store)
+    # a new run picks mixed on bfloat16 hardware
+    fresh = refine(_data(), _settings(iterations=1, precision="auto"), RefineStore(tmp_path / "fresh"))
+    assert fresh["settings"]["precision"] == "mixed"

@@ -17,7 +17,7 @@ from isonet_steps.star import read_star, write_star
 
 TINY = ["--number-subtomos", "12", "--cube-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
         "--filter-base", "4", "--unet-depth", "2", "--convs-per-depth", "2", "--noise-level", "0.05",
-        "--noise-start-iter", "2", "--predict-crop-size", "32", "--gpus", "cpu"]
+        "--noise-start-iter", "2", "--predict-cube-size", "16", "--predict-crop-size", "32", "--gpus", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,13 @@ def test_run_bad_input_one_line(tmp_path):
     params.write_text("cube_size: 32\nnot_a_param: 3\n")
     r = _run("--input", tmp_path, "--outdir", tmp_path / "o", "--params-file", params, cwd=tmp_path)
     assert r.returncode == 2 and "not_a_param" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_refuses_predict_tiles_before_any_work(star_with_halves, tmp_path):
+    out = tmp_path / "bad_tiles"
+    result = _run("--input", star_with_halves, "--outdir", out, "--predict-cube-size", "96", "--predict-crop-size", "64",
+                  "--gpus", "cpu", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert "--predict-crop-size 64 with --predict-cube-size 96" in lines[-1] and "use --predict-crop-size" in lines[-1]
+    assert not (out / "tomograms.star").exists() and not list(out.glob("**/*.mrc"))

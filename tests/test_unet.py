@@ -17,6 +17,8 @@ from isonet_steps.errors import InputError  # noqa: E402
 from isonet_steps.unet import (  # noqa: E402
     build_unet,
     compile_unet,
+    copy_inference_weights,
+    inference_model,
     load_model,
     save_model,
     unet_depth,
@@ -143,10 +145,64 @@ def test_default_network_has_about_27_million_parameters():
     assert abs(unet_parameter_count(filter_base=16, depth=3) - 1.71e6) < 0.01e6
 
 
+def _randomise(model: keras.Model, seed: int) -> None:
+    """He-scaled convolutions and batch-norm statistics far from their initial values."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = weights[0].shape[0]
+            layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.05, 3.0, n)])
+        elif weights:
+            fan_in = np.prod(weights[0].shape[:-1])
+            layer.set_weights([rng.normal(scale=np.sqrt(2.0 / fan_in), size=w.shape).astype(np.float32)
+                               if i == 0 else rng.normal(0, 0.1, w.shape).astype(np.float32)
+                               for i, w in enumerate(weights)])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(depth=2, filter_base=4), dict(depth=1, filter_base=3, convs_per_depth=2, pool=True),
+     dict(depth=2, filter_base=4, batch_norm=False, dropout=0.0)],
+)
+def test_inference_model_folds_batch_norm_exactly(kwargs):
+    model = build_unet(**kwargs)
+    _randomise(model, 3)
+    x = np.random.default_rng(4).normal(size=(2, 12, 16, 20, 1)).astype(np.float32)
+    expected = model.predict_on_batch(x)
+    folded = inference_model(model)
+    kinds = {type(layer).__name__ for layer in folded.layers}
+    assert not kinds & {"BatchNormalization", "Dropout"}
+    n_removed = sum(isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout)) for layer in model.layers)
+    assert len(folded.layers) == len(model.layers) - n_removed
+    assert np.abs(expected - x).std() > 0.1  # the network really changes its input
+    np.testing.assert_allclose(folded.predict_on_batch(x), expected, atol=2e-5 * np.abs(expected).max())
+
+
+def test_inference_weights_follow_the_trained_model_and_the_precision():
+    model = build_unet(depth=2, filter_base=4)
+    _randomise(model, 5)
+    folded = inference_model(model, compute_dtype="mixed_bfloat16")
+    assert folded.get_layer("enc0_conv0").compute_dtype == "bfloat16"
+    assert folded.get_layer("output_conv").compute_dtype == "float32"
+    assert folded.get_layer("residual").compute_dtype == "float32"
+    _randomise(model, 6)  # "the next iteration": new weights, same architecture
+    copy_inference_weights(model, folded)
+    exact = inference_model(model, compute_dtype="float32")
+    assert exact.get_layer("enc0_conv0").compute_dtype == "float32"
+    x = np.random.default_rng(7).normal(size=(2, 16, 16, 16, 1)).astype(np.float32)
+    reference = model.predict_on_batch(x)
+    np.testing.assert_allclose(exact.predict_on_batch(x), reference, atol=2e-5 * np.abs(reference).max())
+    correction = reference - x
+    error = folded.predict_on_batch(x) - reference
+    assert error.std() < 0.05 * correction.std()  # bfloat16: close, not equal
+
+
 _TORCH_SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras
-    from isonet_steps.unet import build_unet, compile_unet, save_model, load_model
+    from isonet_steps.unet import build_unet, compile_unet, inference_model, save_model, load_model
     assert keras.backend.backend() == "torch", keras.backend.backend()
     model = build_unet(depth=2, filter_base=4)
     x = np.random.default_rng(0).normal(size=(2, 12, 16, 20, 1)).astype("float32")
@@ -157,6 +213,8 @@ _TORCH_SCRIPT = textwrap.dedent(
     assert np.isfinite(loss)
     save_model(model, "{path}")
     np.testing.assert_allclose(load_model("{path}").predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
+    folded = inference_model(model)
+    np.testing.assert_allclose(folded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-4)
     print("torch ok")
     """
 )

@@ -94,7 +94,7 @@ workflow ISONET {
     take:
     input   // string: a folder of tomograms (.mrc/.rec) or a tomograms.star; null with phantom
     opts    // map: run_name, outdir, phantom, defocus, skip_deconv, use_deconv_tomo, iterations,
-            //      halves, pretrained_model, fsc_use_mask, skip_report
+            //      halves, pretrained_model, fsc_use_mask, unet_depth, predict_cube, predict_crop, skip_report
 
     main:
     def phantom = asBool(opts.phantom)
@@ -102,6 +102,16 @@ workflow ISONET {
     def iterations = opts.iterations.toString().toInteger()
     if (iterations < 1) {
         error "--iterations ${opts.iterations}: refine needs at least one iteration."
+    }
+    // predict's tiles are checked before hours of refine, by the rules of `isonet predict`
+    def tile_step = 1 << opts.unet_depth.toString().toInteger()
+    def cube = opts.predict_cube.toString().toInteger()
+    def crop = opts.predict_crop.toString().toInteger()
+    if (cube < 1 || cube % tile_step || crop % tile_step) {
+        error "--predict_cube_size ${cube} / --predict_crop_size ${crop}: both must be positive multiples of ${tile_step} (2^unet_depth); e.g. 96 and 128."
+    }
+    if (crop < cube + 8 || (crop - cube) % 2) {
+        error "--predict_crop_size ${crop}: must be at least --predict_cube_size ${cube} + 8 and differ from it by an even number; use ${cube + 32}."
     }
 
     // --- input: tomograms and their STAR file --------------------------------------------------

@@ -49,6 +49,13 @@ def tomo_idx_option() -> Callable:
                   help="Only these rlnIndex values, e.g. 1,2,4 or 5-10,15 (default: all rows).")
 
 
+def precision_option() -> Callable:
+    return option("--precision", type=click.Choice(["auto", "float32", "mixed"]), default="auto",
+                  help="Network arithmetic: mixed = bfloat16 compute with float32 weights and output; auto = mixed "
+                       "where the hardware has bfloat16 units (GPUs of compute capability >= 8.0, CPUs with AMX or "
+                       "AVX512-BF16), else float32.")
+
+
 def log_level_option() -> Callable:
     return option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info",
                   help="How much to log.")

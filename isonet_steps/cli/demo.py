@@ -8,10 +8,10 @@ from ._common import log_level_option, option, step
 #: (one network, so the budget goes into a visible correction; --quick adds the gold-standard halves).
 DEMO = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=3, steps_per_epoch=20, batch_size=8,
             filter_base=16, unet_depth=3, noise_level=(0.05,), noise_start_iter=(6,), halves=False,
-            predict_crop_size=48, predict_batch_size=8, gpus="cpu")
+            predict_cube_size=32, predict_crop_size=48, predict_batch_size=8, gpus="cpu")
 #: A one-minute smoke run through every step, the gold-standard halves and FSC included.
 QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, steps_per_epoch=4, filter_base=4,
-             unet_depth=2, noise_start_iter=(2,), predict_crop_size=32, halves=True)
+             unet_depth=2, noise_start_iter=(2,), predict_cube_size=16, predict_crop_size=32, halves=True)
 
 
 @step("demo")

@@ -2,7 +2,7 @@
 
 import click
 
-from ._common import log_level_option, option, step
+from ._common import log_level_option, option, precision_option, step
 
 
 def _number_list(cast, example: str):
@@ -48,8 +48,7 @@ _ints = _number_list(int, "11,16")
 @option("--until-iter", type=int, default=None, help="Stop after this iteration (one-iteration tasks in Nextflow).")
 @option("--halves/--no-halves", default=False, help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
 @option("--seed", type=int, default=0, help="Random seed: same seed, same result.")
-@option("--precision", type=click.Choice(["float32", "mixed"]), default="float32",
-        help="Network arithmetic: mixed = bfloat16 compute with float32 weights (faster on GPUs and bf16 CPUs).")
+@precision_option()
 @option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only [default: every visible GPU].")
 @option("--ncpus", type=int, default=None, help="CPU threads [default: all cores].")
 @log_level_option()
