@@ -32,7 +32,7 @@ import numpy as np
 from .devices import is_out_of_memory
 from .errors import InputError
 from .log import get_logger, progress
-from .normalize import from_network, to_network
+from .normalize import robust_range
 
 __all__ = [
     "MIN_CONTEXT",
@@ -42,6 +42,7 @@ __all__ = [
     "plan_tiles",
     "predict_tiled",
     "predict_tomogram",
+    "tile_at",
     "predict_cubes",
     "model_predict_fn",
     "corrected_file_name",
@@ -220,20 +221,42 @@ def predict_tiled(
     """Apply ``predict_fn`` to ``volume`` tile by tile and blend (no normalisation, no contrast change).
 
     An identity ``predict_fn`` returns ``volume`` itself: the blending weights sum to 1 everywhere.
-    Memory: the padded volume, one accumulator and one batch of tiles.
+    Memory: the output and one batch of tiles (``volume`` is read, never copied or padded).
     """
     if volume.ndim != 3:
         raise ValueError(f"volume must be 3D [Z, Y, X], got shape {volume.shape}")
+    _check_context(cube, crop)
+    plan = plan_tiles(volume.shape, cube, crop)
+    return _blend_tiles(predict_fn, np.asarray(volume, dtype=np.float32), plan, batch_size, progress_bar, desc)
+
+
+def tile_at(volume: np.ndarray, plan: TilePlan, origin: tuple[int, int, int]) -> np.ndarray:
+    """The ``crop³`` tile at ``origin`` (padded coordinates) of ``volume`` as if it were mirror-padded
+    (``numpy.pad`` ``symmetric``) by the plan: interior tiles are plain slices, border tiles gather
+    mirrored indices. No padded copy of the tomogram is ever made (it would double the memory)."""
+    index = []
+    for start, before, n in zip(origin, plan.pad_before, volume.shape):
+        first = start - before
+        if 0 <= first and first + plan.crop <= n:
+            index.append(slice(first, first + plan.crop))
+        else:
+            t = (first + np.arange(plan.crop)) % (2 * n)
+            index.append(np.where(t < n, t, 2 * n - 1 - t))
+    if all(isinstance(i, slice) for i in index):
+        return volume[tuple(index)]
+    return volume[np.ix_(*(np.arange(volume.shape[a])[i] if isinstance(i, slice) else i for a, i in enumerate(index)))]
+
+
+def _check_context(cube: int, crop: int) -> None:
     if cube < 2 or crop - cube < 2 or (crop - cube) % 2:
         raise ValueError(f"need cube >= 2 and crop - cube even and >= 2, got cube {cube} crop {crop}")
-    plan = plan_tiles(volume.shape, cube, crop)
-    padded = np.pad(
-        np.asarray(volume, dtype=np.float32),
-        list(zip(plan.pad_before, plan.pad_after)),
-        mode="symmetric",
-    )
-    keep, m = plan.keep, plan.margin
-    acc = np.zeros(tuple((k - 1) * cube + keep for k in plan.n_tiles), dtype=np.float32)
+
+
+def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batch_size: int, progress_bar: bool,
+                 desc: str) -> np.ndarray:
+    """Tiles of ``volume`` through ``predict_fn``, blended into a new array of the volume's shape."""
+    crop, cube, keep, m = plan.crop, plan.cube, plan.keep, plan.margin
+    out = np.zeros(plan.shape, dtype=np.float32)
     weights: dict[tuple[bool, ...], np.ndarray] = {}  # at most 3³ kinds: first / inner / last per axis
     tiles = list(plan.tiles())
     batch_size = max(1, int(batch_size))
@@ -242,22 +265,23 @@ def predict_tiled(
         "%d tiles of %d³ at stride %d (margin %d, overlap %d) in %d batches of %d",
         len(tiles), crop, cube, plan.margin, plan.overlap, n_batches, batch_size,
     )
-
     group_size = batch_size  # tiles cut per step; the network batch may shrink below it on out-of-memory
     starts = range(0, len(tiles), group_size)
     loop = progress(starts, total=n_batches, desc=desc, unit="batch") if progress_bar else iter(starts)
+    batch = np.empty((group_size, crop, crop, crop, 1), dtype=np.float32)  # reused: no allocation per batch
     for first in loop:
         group = tiles[first:first + group_size]
-        batch = np.stack([padded[z:z + crop, y:y + crop, x:x + crop] for (z, y, x), _ in group])[..., None]
-        out, batch_size = _run_batches(predict_fn, batch, batch_size, f"{crop}³ tile")
-        for ((z, y, x), index), tile in zip(group, out):
+        for j, (origin, _) in enumerate(group):
+            batch[j, ..., 0] = tile_at(volume, plan, origin)
+        result, batch_size = _run_batches(predict_fn, batch[:len(group)], batch_size, f"{crop}³ tile")
+        for ((z, y, x), index), tile in zip(group, result):
             kind = tuple(v for i, k in zip(index, plan.n_tiles) for v in (i == 0, i == k - 1))
             if kind not in weights:
                 weights[kind] = plan.weights(index)
-            acc[z:z + keep, y:y + keep, x:x + keep] += tile[m:m + keep, m:m + keep, m:m + keep] * weights[kind]
-    del padded
-    nz, ny, nx = volume.shape
-    return acc[:nz, :ny, :nx]
+            # the last tiles reach past the volume's far faces: keep what lies inside
+            dz, dy, dx = (min(keep, n - o) for n, o in zip(plan.shape, (z, y, x)))
+            out[z:z + dz, y:y + dy, x:x + dx] += tile[m:m + dz, m:m + dy, m:m + dx] * weights[kind][:dz, :dy, :dx]
+    return out
 
 
 def predict_tomogram(
@@ -268,6 +292,7 @@ def predict_tomogram(
     crop: int,
     batch_size: int,
     progress: bool = True,
+    overwrite_input: bool = False,
 ) -> np.ndarray:
     """Correct a whole tomogram: normalise for the network, predict tiles, blend, restore contrast.
 
@@ -277,15 +302,33 @@ def predict_tomogram(
     tomogram : ``[Z, Y, X]`` in the usual cryo-ET contrast (protein dark).
     cube, crop : tile stride and tile edge; check them first with :func:`check_tiling`.
     batch_size : tiles per network call (halved automatically on out-of-memory).
+    overwrite_input : normalise a float32 ``tomogram`` in place (it is left scaled for the
+        network) instead of in a copy: the tomogram and the output are then the only large arrays.
 
     Returns
     -------
-    float32 ``[Z, Y, X]`` percentile-normalised, protein dark like the input.
+    float32 ``[Z, Y, X]`` percentile-normalised, protein dark like the input: the same as
+    ``from_network(predict_tiled(predict_fn, to_network(tomogram), ...))`` without the five
+    temporary volumes that computes (each costs its size in memory and seconds of page faults).
     """
-    data = to_network(tomogram)  # whole-volume percentiles: every tile shares one scale
-    result = predict_tiled(predict_fn, data, cube=cube, crop=crop, batch_size=batch_size, progress_bar=progress)
+    if tomogram.ndim != 3:
+        raise ValueError(f"tomogram must be 3D [Z, Y, X], got shape {tomogram.shape}")
+    _check_context(cube, crop)
+    plan = plan_tiles(tomogram.shape, cube, crop)
+    # to_network: contrast inverted, whole-volume percentiles (every tile shares one scale):
+    # (-x - P4(-x)) / (P96(-x) - P4(-x)) = (x - P96(x)) · -1 / (P96(x) - P4(x))
+    lo, hi = robust_range(tomogram)
+    in_place = overwrite_input and tomogram.dtype == np.float32 and tomogram.flags.writeable
+    data = tomogram if in_place else np.array(tomogram, dtype=np.float32)
+    data -= np.float32(hi)
+    data *= np.float32(-1.0 / (hi - lo + 1e-20))
+    result = _blend_tiles(predict_fn, data, plan, batch_size, progress, "predicting")
     del data
-    return from_network(result)
+    # from_network, in place: -(y - P4(y)) / (P96(y) - P4(y))
+    lo, hi = robust_range(result)
+    result -= np.float32(lo)
+    result *= np.float32(-1.0 / (hi - lo + 1e-20))
+    return result
 
 
 def predict_cubes(predict_fn: PredictFn, cubes: np.ndarray, batch_size: int) -> np.ndarray:

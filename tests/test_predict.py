@@ -334,3 +334,26 @@ def test_bfloat16_prediction_stays_close_and_sums_in_float32():
     assert copy.get_layer("residual").compute_dtype == "float32"
     with pytest.raises(InputError, match="precision"):
         model_predict_fn(model, precision="float16")
+
+
+@pytest.mark.parametrize(("shape", "cube", "crop"), [((7, 20, 33), 16, 32), ((40, 9, 64), 8, 24), ((3, 5, 2), 16, 48)])
+def test_tiles_read_the_volume_as_if_mirror_padded(shape, cube, crop):
+    from isonet_steps.predict import plan_tiles, tile_at
+
+    volume = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    plan = plan_tiles(shape, cube, crop)
+    padded = np.pad(volume, list(zip(plan.pad_before, plan.pad_after)), mode="symmetric")
+    for (z, y, x), _ in plan.tiles():
+        np.testing.assert_array_equal(tile_at(volume, plan, (z, y, x)), padded[z:z + crop, y:y + crop, x:x + crop])
+
+
+def test_predict_tomogram_in_place_gives_the_same_result(volume):
+    tomo = -3.0 * volume + 1.0
+    expected = predict_tomogram(identity, tomo.copy(), cube=16, crop=32, batch_size=4, progress=False)
+    owned = tomo.astype(np.float32)
+    out = predict_tomogram(identity, owned, cube=16, crop=32, batch_size=4, progress=False, overwrite_input=True)
+    np.testing.assert_array_equal(out, expected)
+    assert not np.allclose(owned, tomo)  # it was used as the network's scaled input
+    kept = tomo.astype(np.float32)
+    predict_tomogram(identity, kept, cube=16, crop=32, batch_size=4, progress=False)
+    np.testing.assert_array_equal(kept, tomo.astype(np.float32))  # by default the input is left alone

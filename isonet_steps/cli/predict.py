@@ -99,7 +99,8 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
                  "×".join(map(str, header.shape[::-1])), out)
         start = time.perf_counter()
         volume = read_volume(path, "tomogram")
-        corrected = predict_tomogram(predict_fn, volume.data, cube=cube_size, crop=crop_size, batch_size=batch_size)
+        corrected = predict_tomogram(predict_fn, volume.data, cube=cube_size, crop=crop_size, batch_size=batch_size,
+                                     overwrite_input=True)  # read_volume's own copy
         voxel_size = volume.voxel_size or float(table.at[i, "rlnPixelSize"])
         del volume
         write_volume(out, corrected, voxel_size)
