@@ -254,7 +254,14 @@ def _check_context(cube: int, crop: int) -> None:
 
 def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batch_size: int, progress_bar: bool,
                  desc: str) -> np.ndarray:
-    """Tiles of ``volume`` through ``predict_fn``, blended into a new array of the volume's shape."""
+    """Tiles of ``volume`` through ``predict_fn``, blended into a new array of the volume's shape.
+
+    A helper thread cuts the next batch of tiles and blends the last batch's outputs while the
+    network runs (double-buffered): on a GPU that CPU work would otherwise add to the network's
+    time. The blending order is the tiles' order, so the result does not depend on timing.
+    """
+    import concurrent.futures
+
     crop, cube, keep, m = plan.crop, plan.cube, plan.keep, plan.margin
     out = np.zeros(plan.shape, dtype=np.float32)
     weights: dict[tuple[bool, ...], np.ndarray] = {}  # at most 3³ kinds: first / inner / last per axis
@@ -266,14 +273,16 @@ def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batc
         len(tiles), crop, cube, plan.margin, plan.overlap, n_batches, batch_size,
     )
     group_size = batch_size  # tiles cut per step; the network batch may shrink below it on out-of-memory
-    starts = range(0, len(tiles), group_size)
-    loop = progress(starts, total=n_batches, desc=desc, unit="batch") if progress_bar else iter(starts)
-    batch = np.empty((group_size, crop, crop, crop, 1), dtype=np.float32)  # reused: no allocation per batch
-    for first in loop:
-        group = tiles[first:first + group_size]
-        for j, (origin, _) in enumerate(group):
+    groups = [tiles[first:first + group_size] for first in range(0, len(tiles), group_size)]
+    buffers = [np.empty((group_size, crop, crop, crop, 1), dtype=np.float32) for _ in range(min(2, len(groups)))]
+
+    def cut(k: int) -> np.ndarray:
+        batch = buffers[k % len(buffers)]
+        for j, (origin, _) in enumerate(groups[k]):
             batch[j, ..., 0] = tile_at(volume, plan, origin)
-        result, batch_size = _run_batches(predict_fn, batch[:len(group)], batch_size, f"{crop}³ tile")
+        return batch[:len(groups[k])]
+
+    def blend(group, result: np.ndarray) -> None:
         for ((z, y, x), index), tile in zip(group, result):
             kind = tuple(v for i, k in zip(index, plan.n_tiles) for v in (i == 0, i == k - 1))
             if kind not in weights:
@@ -281,6 +290,23 @@ def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batc
             # the last tiles reach past the volume's far faces: keep what lies inside
             dz, dy, dx = (min(keep, n - o) for n, o in zip(plan.shape, (z, y, x)))
             out[z:z + dz, y:y + dy, x:x + dx] += tile[m:m + dz, m:m + dy, m:m + dx] * weights[kind][:dz, :dy, :dx]
+
+    indices = range(len(groups))
+    loop = progress(indices, total=n_batches, desc=desc, unit="batch") if progress_bar else iter(indices)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="isonet-tiles") as helper:
+        ready = helper.submit(cut, 0) if groups else None
+        blended = None
+        for k in loop:
+            batch = ready.result()
+            # one worker runs its jobs in order: the previous batch's blend, then the next cut
+            # (into the other buffer, which the network finished with in the last step)
+            ready = helper.submit(cut, k + 1) if k + 1 < len(groups) else None
+            result, batch_size = _run_batches(predict_fn, batch, batch_size, f"{crop}³ tile")
+            if blended is not None:
+                blended.result()  # surfaces errors; keeps at most one blend queued
+            blended = helper.submit(blend, groups[k], result)
+        if blended is not None:
+            blended.result()
     return out
 
 
