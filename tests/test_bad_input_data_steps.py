@@ -116,9 +116,28 @@ def test_mask_percentage_out_of_range_in_star(case):
     check_bad_input(case.run("make-mask", star), "rlnMaskStdPercentage", "0..100", not_written=case.outputs())
 
 
-def test_mask_boundary_not_supported(case):
-    star = case.star(rlnMaskBoundary="tomos/good.mod")
-    check_bad_input(case.run("make-mask", star), "rlnMaskBoundary", "not supported", not_written=case.outputs())
+@pytest.mark.parametrize("name, content, words", [
+    ("tomos/gone.mod", None, ["rlnMaskBoundary", "gone.mod", "does not exist", "set it to None"]),
+    ("tomos/boundary.txt", b"10 10 0\n", ["rlnMaskBoundary", "boundary.txt", ".mod", "set it to None"]),
+    ("tomos/text.mod", b"10 10 0\n20 10 0\n20 20 0\n" * 20, ["text.mod", "not an IMOD binary model"]),
+    ("tomos/cut.mod", "truncate", ["cut.mod", "truncated"]),
+    ("tomos/two.mod", [[1, 1, 0], [9, 9, 1]], ["two.mod", "2 polygon point", "at least 3"]),
+])
+def test_mask_boundary_bad(case, name, content, words):
+    from isonet_steps.imod import write_imod_model
+
+    path = case.root / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "truncate":
+        raw = write_imod_model(path, [[[1, 1, 0], [9, 1, 0], [9, 9, 0]]], image_size=(32, 32, 16)).read_bytes()
+        path.write_bytes(raw[:-20])
+    elif content is not None:
+        write_imod_model(path, [content], image_size=(32, 32, 16))
+    star = case.star(rlnMaskBoundary=name)
+    before = star.read_text()
+    check_bad_input(case.run("make-mask", star), *words, not_written=case.outputs())
+    _star_unchanged(star, before)
 
 
 @pytest.mark.parametrize("args, option", [

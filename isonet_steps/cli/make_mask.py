@@ -28,12 +28,17 @@ def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch
     A voxel is kept when it is near dense (dark) material and has a high local standard
     deviation, both judged on a 2x-binned, smoothed copy. Also fills rlnMaskDensityPercentage
     and rlnMaskStdPercentage.
+
+    rlnMaskBoundary may name an IMOD binary model (.mod, read directly: no IMOD install needed)
+    drawn on the tomogram: its points are a polygon in XY; if the last two points lie 10 or more
+    sections apart in Z they give the Z range instead. Only voxels inside both are kept.
     """
     from pathlib import Path
 
     from ..errors import InputError
+    from ..imod import read_imod
     from ..log import get_logger
-    from ..mask import check_mask_settings, make_mask
+    from ..mask import check_mask_settings, make_mask, split_boundary
     from ..mrc import read_header, read_volume, write_volume
     from ..star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
     from ._paths import check_writable_target
@@ -67,35 +72,59 @@ def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch
                 log.warning("make-mask: %s: rlnDeconvTomoName %s not found; using rlnMicrographName", star, deconv)
         return resolve_path(table.at[row, "rlnMicrographName"], star, "rlnMicrographName")
 
+    def _boundary(row, shape):
+        """The boundary model's points (None when unset), checked against the tomogram's shape."""
+        value = table.at[row, "rlnMaskBoundary"] if "rlnMaskBoundary" in table.columns else None
+        if not is_set(value):
+            return None
+        try:
+            path = resolve_path(value, star, "rlnMaskBoundary")
+        except InputError:
+            raise InputError(f"{star}: rlnMaskBoundary names {value}, which does not exist (row {row + 1}); "
+                             f"fix rlnMaskBoundary or set it to None.") from None
+        if path.suffix.lower() != ".mod":
+            raise InputError(f"{star}: rlnMaskBoundary {value} (row {row + 1}) is not an IMOD model (.mod); "
+                             f"fix rlnMaskBoundary or set it to None.")
+        model = read_imod(path)
+        first, last, polygon = split_boundary(model.points, shape[0], str(path))  # fails early, before any write
+        drawn_on = model.image_size
+        if all(n > 0 for n in drawn_on) and tuple(drawn_on) != shape[::-1]:
+            log.warning("make-mask: %s was drawn on a %dx%dx%d (XxYxZ) volume but the tomogram is %dx%dx%d; "
+                        "its coordinates are used as voxels of the tomogram", path, *drawn_on, *shape[::-1])
+        if first > last:
+            log.warning("make-mask: the Z range of %s lies outside the tomogram (%d sections); the mask will be empty",
+                        path, shape[0])
+        else:
+            log.info("make-mask: boundary %s: %d polygon points, Z sections %d..%d", path, len(polygon), first, last)
+        return model.points
+
     # Check every chosen row before writing anything.
     plans = []
     for row in rows:
-        boundary = table.at[row, "rlnMaskBoundary"] if "rlnMaskBoundary" in table.columns else None
-        if is_set(boundary):
-            raise InputError(f"{star}: rlnMaskBoundary {boundary} (IMOD polygon boundary) is not supported yet; "
-                             f"set it to None, or use --z-crop to limit the mask along Z.")
         density = _setting(row, density_percentage, "rlnMaskDensityPercentage", "--density-percentage")
         std = _setting(row, std_percentage, "rlnMaskStdPercentage", "--std-percentage")
         source = _source(row)
-        read_header(source, "tomogram")
-        plans.append((row, source, density, std))
+        header = read_header(source, "tomogram")
+        plans.append((row, source, density, std, _boundary(row, header.shape)))
 
     for column in ("rlnMaskDensityPercentage", "rlnMaskStdPercentage"):
         if column not in table.columns:
             table[column] = 50.0
     if "rlnMaskName" not in table.columns:
         table["rlnMaskName"] = "None"
-    for row, source, density, std in plans:
+    for row, source, density, std, boundary in plans:
         out = Path(mask_folder) / f"{source.stem}_mask.mrc"
         log.info("make-mask: %s | folder: %s | density: %g%% | std: %g%% | patch: %d | z-crop: %s",
                  source, mask_folder, density, std, patch_size, z_crop if z_crop else "none")
         volume = read_volume(source, "tomogram")
         voxel = volume.voxel_size if volume.voxel_size > 0 else float(table.at[row, "rlnPixelSize"])
-        mask = make_mask(volume.data, density_percentage=density, std_percentage=std, patch_size=patch_size, z_crop=z_crop)
+        mask = make_mask(volume.data, density_percentage=density, std_percentage=std, patch_size=patch_size,
+                         z_crop=z_crop, boundary=boundary)
         del volume
         kept = float(mask.mean())
         if kept == 0.0:
-            log.warning("make-mask: the mask of %s is empty; raise the percentages or lower --z-crop", source)
+            log.warning("make-mask: the mask of %s is empty; raise the percentages, lower --z-crop "
+                        "or check rlnMaskBoundary", source)
         write_volume(out, mask, voxel, dtype="int8")
         table.at[row, "rlnMaskDensityPercentage"] = density
         table.at[row, "rlnMaskStdPercentage"] = std
