@@ -2,8 +2,8 @@
 """Gold-standard resolution along X, Y and Z: raw and corrected, from the half protocol.
 
 A phantom (64×160×160 at 10 Å, ±60°, SNR 0.5) is simulated with two independent half-dose
-(even/odd) tomograms; `isonet run --halves` extracts subtomograms split into random halves, trains
-one network per half and corrects the tomogram with each; the directional FSC is then computed
+(even/odd) tomograms; `isonet run --halves` extracts subtomograms in two spatially separate halves
+(alternating slabs along X), trains one network per half and corrects the tomogram with each; the directional FSC is then computed
 between the two corrected tomograms (the paper's Fig. 3b protocol), between the raw even/odd
 halves, and between the even/odd halves each corrected by one network. Prints the 0.143 (and 0.5)
 resolutions along X, Y, Z and the ground-truth figures of the averaged correction.

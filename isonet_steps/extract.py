@@ -13,7 +13,10 @@ Departures from IsoNet, on purpose:
 - The draw is reproducible: each tomogram gets its own generator from ``(seed, rlnIndex)``, so a
   tomogram's subtomograms do not change when other rows are added or ``--tomo-idx`` selects it.
 - Subtomograms are split into two balanced random halves (``rlnRandomSubset`` 1/2) for the
-  gold-standard FSC, which IsoNet 1 never shipped.
+  gold-standard FSC, which IsoNet 1 never shipped. Random halves may share voxels (two boxes
+  can overlap), which makes the two networks' training data less than independent; with
+  ``split="slabs"`` each half draws its boxes from its own slabs (2·crop wide along X,
+  alternating; narrower on small tomograms), so no box of one half overlaps a box of the other.
 
 Functions here work on arrays (a memory-mapped mask is fine: it is read one Z slice at a time).
 """
@@ -35,7 +38,14 @@ __all__ = [
     "crop_box",
     "random_halves",
     "tomogram_rng",
+    "SPLITS",
+    "slab_width",
+    "slab_columns",
+    "HalfMask",
 ]
+
+#: How extract splits subtomograms into the gold-standard halves.
+SPLITS = ("random", "slabs")
 
 
 def check_box_sizes(cube_size: int, crop_size: int | None) -> int:
@@ -140,6 +150,45 @@ def random_halves(number: int, rng: np.random.Generator, first: int = 1) -> np.n
     other = 2 if first == 1 else 1
     labels = np.resize(np.array([first, other], dtype=np.int64), number)
     return rng.permutation(labels)
+
+
+def slab_width(nx: int, crop_size: int) -> int:
+    """Width along X of the slabs of a slab split: ``2·crop``, narrowed (down to ``crop``) on
+    tomograms under ``4·crop`` wide so that both halves get at least one slab."""
+    return int(min(2 * crop_size, max(crop_size, nx // 2)))
+
+
+def slab_columns(nx: int, crop_size: int, half: int) -> np.ndarray:
+    """Centre X positions (bool, length ``nx``) whose crop box lies wholly inside a slab of ``half``.
+
+    Slabs (:func:`slab_width` wide along X) alternate between half 1 (even slabs) and half 2 (odd
+    slabs); a box never crosses a slab border, so boxes of different halves never share a voxel.
+    Of a ``2·crop`` slab, ``crop + 1`` centre columns are usable.
+    """
+    width = slab_width(nx, crop_size)
+    first = np.arange(nx) - crop_size // 2  # the box's first column
+    slab = np.floor_divide(first, width)
+    inside = (first >= 0) & (first + crop_size <= np.minimum((slab + 1) * width, nx))
+    return inside & (slab % 2 == half - 1)
+
+
+class HalfMask:
+    """A mask (or the whole volume, ``mask=None``) restricted to some X columns.
+
+    Indexed like a mask volume as ``[z, y-slice, x-slice]`` (what :func:`count_candidates` and
+    :func:`pick_centres` read), so a memory-mapped mask stays on disk.
+    """
+
+    def __init__(self, mask: np.ndarray | None, columns: np.ndarray, shape: Sequence[int]):
+        self.mask, self.columns, self.shape = mask, np.asarray(columns, dtype=bool), tuple(int(n) for n in shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        z, ys, xs = key
+        allowed = self.columns[xs]
+        if self.mask is None:
+            rows = len(range(*ys.indices(self.shape[1])))
+            return np.broadcast_to(allowed, (rows, len(allowed)))
+        return (np.asarray(self.mask[z, ys, xs]) != 0) & allowed
 
 
 def tomogram_rng(seed: int, index: int) -> np.random.Generator:

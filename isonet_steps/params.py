@@ -67,7 +67,8 @@ PARAMS: tuple[Param, ...] = (
     Param("precision", "str", "auto", "Network arithmetic: auto, float32 or mixed (bfloat16 compute).", ("refine", "predict")),
     Param("select_subtomo_number", "int", None, "Subtomograms drawn per iteration [all].", ("refine",)),
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
-    Param("halves", "bool", False, "Train two networks on random halves and report the gold-standard FSC.", ("refine",)),
+    Param("halves", "bool", False, "Train two networks on spatially separate halves and report the gold-standard FSC.",
+          ("extract", "refine")),
     # predict
     Param("predict_cube_size", "int", 96, "Predict tile stride (multiple of 2**unet_depth).", ("predict",)),
     Param("predict_crop_size", "int", 128, "Predict tile edge (at least predict_cube_size + 8).", ("predict",)),

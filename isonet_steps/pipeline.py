@@ -204,7 +204,9 @@ class Pipeline:
         self._call("extract", [self.path("tomograms_mask.star"), "--subtomo-folder", self.path("subtomo"),
                                "--subtomo-star", self.path("subtomo.star"), *self._args({
                                    "cube_size": "--cube-size", "crop_size": "--crop-size", "seed": "--seed",
-                                   "use_deconv_tomo": "--use-deconv-tomo"})])
+                                   "use_deconv_tomo": "--use-deconv-tomo"}),
+                               # gold-standard halves draw from separate slabs: no shared voxel
+                               *(["--split-halves", "slabs"] if self.p("halves") else [])])
 
     def _refine(self, resume: bool = False) -> None:
         self._call("refine", [self.path("subtomo.star"), "--result-dir", self.path("refine"),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import starfile
 
-from conftest import check_ok
+from conftest import check_bad_input, check_ok
 from isonet_steps.errors import InputError
 from isonet_steps.extract import (
     centre_range,
@@ -189,3 +189,63 @@ def test_random_halves_balanced():
         assert set(labels.tolist()) <= {1, 2}
         if n % 2:
             assert (labels == 2).sum() > (labels == 1).sum()
+
+
+def test_slab_halves_never_share_a_voxel(tomo_star, run_isonet, tmp_path):
+    got = _extract(run_isonet, tomo_star, tmp_path / "s", "--split-halves", "slabs")
+    again = _extract(run_isonet, tomo_star, tmp_path / "t", "--split-halves", "slabs")
+    cols = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ", "rlnRandomSubset"]
+    assert got[cols].equals(again[cols])  # seeded, like the random split
+    halves = got["rlnRandomSubset"].to_numpy()
+    assert sorted(np.bincount(halves)[1:]) == [4, 4]
+    centres = got[["rlnCoordinateZ", "rlnCoordinateY", "rlnCoordinateX"]].to_numpy()
+    first = centres - CROP // 2
+    for i in np.flatnonzero(halves == 1):
+        for j in np.flatnonzero(halves == 2):
+            overlap = np.all(np.abs(first[i] - first[j]) < CROP)
+            assert not overlap, (centres[i], centres[j])
+    width = 48  # slabs narrow to half the 96-voxel width (under 4·crop wide)
+    for h in (1, 2):  # every box lies inside a slab of its own half
+        slab = first[halves == h, 2] // width
+        assert set(slab % 2) == {h - 1}
+        assert np.all(first[halves == h, 2] + CROP <= (slab + 1) * width)
+    random = _extract(run_isonet, tomo_star, tmp_path / "r")
+    assert not random[["rlnCoordinateX"]].equals(got[["rlnCoordinateX"]])
+
+
+def test_slab_split_refuses_a_mask_that_leaves_one_half_nothing(phantom_small, tomo_star, run_isonet, tmp_path):
+    # the mask covers only the left of the tomogram: the second slab (x from 48) has no valid centre
+    mask = np.zeros(phantom_small.phantom.tomogram.shape, dtype=np.int8)
+    mask[:, :, :40] = 1
+    with mrcfile.new(tmp_path / "left_mask.mrc") as mrc:
+        mrc.set_data(mask)
+    star = tmp_path / "left.star"
+    df = starfile.read(tomo_star)
+    df["rlnMaskName"] = str(tmp_path / "left_mask.mrc")
+    starfile.write(df, star)
+    out = tmp_path / "left"
+    result = run_isonet("extract", star, "--subtomo-folder", out / "subtomo", "--subtomo-star", out / "s.star",
+                        "--cube-size", CUBE, "--crop-size", CROP, "--split-halves", "slabs")
+    line = check_bad_input(result, "--split-halves slabs", "half 1 / 2", "--split-halves random",
+                           not_written=[out / "s.star", out / "subtomo"])
+    assert "/ 0 valid centres" in line
+    check_ok(run_isonet("extract", star, "--subtomo-folder", out / "subtomo", "--subtomo-star", out / "s.star",
+                        "--cube-size", CUBE, "--crop-size", CROP))  # the random split still works
+
+
+def test_slab_columns_and_half_mask():
+    from isonet_steps.extract import HalfMask, slab_columns, slab_width
+
+    assert slab_width(1000, 96) == 192 and slab_width(96, 32) == 48 and slab_width(40, 32) == 32
+    one, two = slab_columns(100, 10, 1), slab_columns(100, 10, 2)
+    assert not np.any(one & two)
+    xs = np.flatnonzero(one)
+    first = xs - 5
+    assert np.all((first // 20) % 2 == 0) and np.all(first + 10 <= (first // 20 + 1) * 20)
+    assert np.array_equal(np.flatnonzero(two)[:3], [25, 26, 27])  # the second slab starts at 20: centre 25
+    mask = np.zeros((4, 6, 100), dtype=np.int8)
+    mask[:, :, 40:60] = 1
+    view = HalfMask(mask, one, mask.shape)[2, slice(1, 5), slice(0, 100)]
+    assert view.shape == (4, 100) and np.array_equal(view[0], (mask[2, 1] != 0) & one)
+    whole = HalfMask(None, two, mask.shape)[0, slice(1, 5), slice(10, 30)]
+    assert whole.shape == (4, 20) and np.array_equal(whole[3], two[10:30])

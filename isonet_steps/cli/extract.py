@@ -15,9 +15,13 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @option("--seed", type=int, default=0, help="Random seed for the positions and the two gold-standard halves.")
 @option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
         help="Cut from rlnDeconvTomoName where that file exists, else from rlnMicrographName.")
+@option("--split-halves", type=click.Choice(["random", "slabs"]), default="random",
+        help="Gold-standard halves: random (boxes of the two halves may overlap) or slabs (each half draws "
+             "from its own alternating slabs, 2·crop wide along X: no shared voxel; refine --halves wants this).")
 @tomo_idx_option()
 @log_level_option()
-def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, tomo_idx, log_level):
+def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, split_halves, tomo_idx,
+            log_level):
     """Extract subtomograms from the tomograms in STAR (rlnNumberSubtomo per row) into subtomo.star.
 
     Centres are drawn without replacement among the mask's voxels whose whole crop box lies inside
@@ -25,7 +29,7 @@ def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_
     rlnNumberSubtomo is an error (IsoNet would repeat centres). Each subtomogram is assigned to one
     of two balanced random halves (rlnRandomSubset 1/2) for the gold-standard resolution estimate.
     """
-    _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, tomo_idx)
+    _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, tomo_idx, split_halves)
 
 
 class _Plan:
@@ -51,13 +55,20 @@ def _source(row, star, use_deconv_tomo, log):
     return Path(resolve_path(row["rlnMicrographName"], star, "rlnMicrographName"))
 
 
-def _plan_row(row, star, crop, cube, use_deconv_tomo, log) -> _Plan:
+def _half_counts(mask, shape, crop) -> dict:
+    """Valid centres per Z slice for each half of a slab split."""
+    from ..extract import HalfMask, count_candidates, slab_columns
+
+    return {h: count_candidates(HalfMask(mask, slab_columns(shape[2], crop, h), shape), shape, crop) for h in (1, 2)}
+
+
+def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _Plan:
     from pathlib import Path
 
     import numpy as np
 
     from ..errors import InputError
-    from ..extract import check_fits, count_candidates
+    from ..extract import check_fits, count_candidates, slab_width
     from ..mrc import open_memmap, release_pages
     from ..star import is_set, resolve_path
 
@@ -87,8 +98,10 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log) -> _Plan:
                     f"make the mask from this tomogram (isonet make-mask)."
                 )
             counts = count_candidates(mask.data, shape, crop)
+            if split == "slabs" and counts.sum():  # per half: each draws from its own slabs
+                counts = _half_counts(mask.data, shape, crop)
             release_pages(mask.data)
-            if counts.sum() == 0:
+            if not isinstance(counts, dict) and counts.sum() == 0:
                 if not any(np.any(mask.data[z]) for z in range(shape[0])):
                     raise InputError(f"{mask_path}: mask is empty (no non-zero voxel); remake it with lower thresholds or fix rlnMaskName.")
                 raise InputError(
@@ -98,6 +111,20 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log) -> _Plan:
     else:
         log.info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
         counts = count_candidates(None, shape, crop)
+        if split == "slabs":
+            counts = _half_counts(None, shape, crop)
+    if isinstance(counts, dict):
+        where = mask_path if mask_path is not None else source
+        per_half = {h: int(c.sum()) for h, c in counts.items()}
+        wanted = (number + 1) // 2
+        if min(per_half.values()) < wanted:
+            raise InputError(
+                f"{where}: --split-halves slabs leaves {per_half[1]} / {per_half[2]} valid centres for half 1 / 2, "
+                f"fewer than the {wanted} subtomograms each half needs (slabs are {slab_width(shape[2], crop)} voxels wide "
+                f"along X); "
+                f"ask for fewer subtomograms, use a looser mask, or --split-halves random."
+            )
+        return _Plan(row, name, source, mask_path, shape, voxel_size, number, counts)
     total = int(counts.sum())
     if number > total:
         where = mask_path if mask_path is not None else source
@@ -108,7 +135,7 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log) -> _Plan:
     return _Plan(row, name, source, mask_path, shape, voxel_size, number, counts)
 
 
-def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, tomo_idx):
+def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, tomo_idx, split="random"):
     import re
     from contextlib import nullcontext
     from pathlib import Path
@@ -116,7 +143,9 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
     import pandas as pd
 
     from ..errors import InputError
-    from ..extract import check_box_sizes, crop_box, pick_centres, random_halves, tomogram_rng
+    import numpy as np
+
+    from ..extract import HalfMask, check_box_sizes, crop_box, pick_centres, random_halves, slab_columns, tomogram_rng
     from ..log import get_logger, progress
     from ..mrc import open_memmap, release_pages, write_volume
     from ..star import read_tomogram_star, select_rows, write_star
@@ -130,7 +159,7 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
     positions = select_rows(df, tomo_idx, star)
 
     # Validate every row (files, sizes, masks, counts) before writing anything.
-    plans = [_plan_row(df.iloc[i].to_dict(), star, crop, cube_size, use_deconv_tomo, log) for i in positions]
+    plans = [_plan_row(df.iloc[i].to_dict(), star, crop, cube_size, use_deconv_tomo, log, split) for i in positions]
     stems: dict[str, str] = {}
     for plan in plans:
         stem = Path(plan.name).stem
@@ -153,10 +182,22 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
         stem = Path(plan.name).stem
         index = int(plan.row["rlnIndex"])
         rng = tomogram_rng(seed, index)
+        first = 1 if in_half[1] <= in_half[2] else 2  # the half that gets an odd one out
         with open_memmap(plan.mask_path, "mask") if plan.mask_path else nullcontext() as mask:
-            centres = pick_centres(None if mask is None else mask.data, plan.shape, crop, plan.number, rng,
-                                   counts=plan.counts)
-        halves = random_halves(len(centres), rng, first=1 if in_half[1] <= in_half[2] else 2)
+            data = None if mask is None else mask.data
+            if isinstance(plan.counts, dict):  # slabs: each half from its own columns
+                parts, labels = [], []
+                for h in (first, 3 - first):
+                    n = (plan.number + 1) // 2 if h == first else plan.number // 2
+                    within = HalfMask(data, slab_columns(plan.shape[2], crop, h), plan.shape)
+                    parts.append(pick_centres(within, plan.shape, crop, n, rng, counts=plan.counts[h]))
+                    labels.append(np.full(n, h, dtype=np.int64))
+                centres, halves = np.concatenate(parts), np.concatenate(labels)
+                order = np.lexsort((centres[:, 2], centres[:, 1], centres[:, 0]))  # scan order, as random
+                centres, halves = centres[order], halves[order]
+            else:
+                centres = pick_centres(data, plan.shape, crop, plan.number, rng, counts=plan.counts)
+                halves = random_halves(len(centres), rng, first=first)
         log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s", index, plan.name, len(centres), crop, plan.source)
         with open_memmap(plan.source, "tomogram") as vol:
             for j in progress(range(len(centres)), total=len(centres), desc=f"extract {stem}", unit="subtomo"):
