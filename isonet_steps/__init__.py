@@ -2,10 +2,10 @@
 
 The science lives here as plain functions on numpy arrays, one module per concept:
 
-- ``mrc``, ``star``, ``checkpoint``, ``atomic``: the modules that touch files (MRC volumes, STAR
-  tables, refine's result folder, atomic writes).
+- ``mrc``, ``star``, ``imod``, ``checkpoint``, ``atomic``: the modules that touch files (MRC volumes,
+  STAR tables, IMOD mask-boundary models, refine's result folder, atomic writes).
 - ``tomostar``: IsoNet's STAR tables from folders; ``ctf``: CTF deconvolution; ``mask``: sample
-  masks; ``extract``: subtomogram picking and random halves; ``resample``: rescaling;
+  masks; ``extract``: subtomogram picking and the gold-standard halves; ``resample``: rescaling;
   ``phantom``: synthetic tomograms with ground truth; ``metrics``: quality against it.
 - ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
   ``predict``: the self-supervised missing-wedge correction.
