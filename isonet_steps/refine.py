@@ -371,12 +371,16 @@ def data_threads(n_gpus: int) -> int:
 
 
 def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
-           is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1) -> tuple[list[float], list[float], int]:
+           is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1,
+           quick_calibration: int = 2) -> tuple[list[float], list[float], int]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
 
-    After the last epoch the batch-norm statistics are recalibrated on that epoch's first batches,
-    so its validation loss and the subtomogram predictions that follow see the network as inference
-    (and predict) will; earlier epochs validate with the running statistics.
+    Before each epoch's validation the batch-norm statistics are recalibrated on that epoch's
+    first batches (``quick_calibration`` of them, ``calibration_batches`` after the last epoch), so
+    validation sees the network as inference will. Running averages would lag behind the weights
+    and jump when the noise level changes, making the validation curve spike for no reason. The
+    last calibration starts afresh (its first batch replaces the statistics), so the saved model
+    does not depend on the earlier, quicker ones.
     """
     losses: list[float] = []
     val_losses: list[float] = []
@@ -390,9 +394,9 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
                 x, y = stream.get(epoch, step)
                 out = model.train_on_batch(x, y, return_dict=True)
                 batch_losses.append(float(out["loss"]))
-            if epoch == epochs - 1:  # before the validation of the last epoch and the predictions
-                calibration = min(calibration_batches, plan.steps_per_epoch)
-                recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
+            last = epoch == epochs - 1  # the last epoch's statistics also serve the predictions
+            calibration = min(calibration_batches if last else quick_calibration, plan.steps_per_epoch)
+            recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
             val = []
             for step in range(plan.validation_steps):
                 x, y = stream.get(epoch, step, validation=True)
