@@ -156,3 +156,26 @@ def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypa
     # a new run picks mixed on bfloat16 hardware
     fresh = refine(_data(), _settings(iterations=1, precision="auto"), RefineStore(tmp_path / "fresh"))
     assert fresh["settings"]["precision"] == "mixed"
+
+
+def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypatch):
+    """The quick batch-norm calibration before each validation changes what validation reports,
+    not the model: the last epoch's calibration starts afresh and dropout draws nothing meanwhile."""
+    import functools
+
+    from isonet_steps import refine as refine_module
+    from isonet_steps.unet import load_model
+
+    original = refine_module._train
+    states, weights = [], []
+    for quick in (0, 2):
+        monkeypatch.setattr(refine_module, "_train", functools.partial(original, quick_calibration=quick))
+        store = RefineStore(tmp_path / f"quick{quick}")
+        states.append(refine(_data(), _settings(iterations=1, epochs=3, precision="float32"), store))
+        weights.append(load_model(store.final_model_path).get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    assert states[0]["iterations"][0]["loss"] == states[1]["iterations"][0]["loss"]
+    # earlier epochs validated with other statistics; the last one with the same
+    val0, val2 = states[0]["iterations"][0]["val_loss"], states[1]["iterations"][0]["val_loss"]
+    assert val0[-1] == val2[-1] and val0[:-1] != val2[:-1]
