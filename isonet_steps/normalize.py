@@ -31,11 +31,34 @@ def robust_range(x: np.ndarray, *, sample: int | None = 2_000_000, rng: np.rando
     return float(lo), float(hi)
 
 
-def to_network(x: np.ndarray, **kwargs) -> np.ndarray:
-    """Invert contrast (protein bright) and percentile-normalise: what the network is trained on."""
-    return percentile_normalize(-np.asarray(x, dtype=np.float32), **kwargs)
+def to_network(x: np.ndarray, *, in_place: bool = False, **kwargs) -> np.ndarray:
+    """Invert contrast (protein bright) and percentile-normalise: what the network is trained on.
+
+    ``in_place=True`` overwrites a writable float32 ``x`` (else it works on a copy): for whole
+    tomograms, where every temporary volume costs its size in memory and seconds of page faults.
+    """
+    if not in_place:
+        return percentile_normalize(-np.asarray(x, dtype=np.float32), **kwargs)
+    # (-x - P4(-x)) / (P96(-x) - P4(-x)) = (x - P96(x)) · -1 / (P96(x) - P4(x))
+    lo, hi = robust_range(x, **kwargs)
+    return _affine_in_place(x, hi, -1.0 / (hi - lo + 1e-20))
 
 
-def from_network(y: np.ndarray, **kwargs) -> np.ndarray:
-    """Percentile-normalise a network output and return it to the input's contrast (protein dark)."""
-    return -percentile_normalize(y, **kwargs)
+def from_network(y: np.ndarray, *, in_place: bool = False, **kwargs) -> np.ndarray:
+    """Percentile-normalise a network output and return it to the input's contrast (protein dark).
+
+    ``in_place=True`` overwrites a writable float32 ``y`` (else it works on a copy).
+    """
+    if not in_place:
+        return -percentile_normalize(y, **kwargs)
+    lo, hi = robust_range(y, **kwargs)
+    return _affine_in_place(y, lo, -1.0 / (hi - lo + 1e-20))
+
+
+def _affine_in_place(x: np.ndarray, offset: float, factor: float) -> np.ndarray:
+    """``(x - offset) · factor`` in ``x`` itself when it is a writable float32 array, else in a copy."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.writeable):
+        x = np.array(x, dtype=np.float32)
+    x -= np.float32(offset)
+    x *= np.float32(factor)
+    return x

@@ -32,7 +32,7 @@ import numpy as np
 from .devices import is_out_of_memory
 from .errors import InputError
 from .log import get_logger, progress
-from .normalize import robust_range
+from .normalize import from_network, to_network
 
 __all__ = [
     "MIN_CONTEXT",
@@ -234,17 +234,14 @@ def tile_at(volume: np.ndarray, plan: TilePlan, origin: tuple[int, int, int]) ->
     """The ``crop³`` tile at ``origin`` (padded coordinates) of ``volume`` as if it were mirror-padded
     (``numpy.pad`` ``symmetric``) by the plan: interior tiles are plain slices, border tiles gather
     mirrored indices. No padded copy of the tomogram is ever made (it would double the memory)."""
+    firsts = [start - before for start, before in zip(origin, plan.pad_before)]
+    if all(0 <= f and f + plan.crop <= n for f, n in zip(firsts, volume.shape)):
+        return volume[tuple(slice(f, f + plan.crop) for f in firsts)]
     index = []
-    for start, before, n in zip(origin, plan.pad_before, volume.shape):
-        first = start - before
-        if 0 <= first and first + plan.crop <= n:
-            index.append(slice(first, first + plan.crop))
-        else:
-            t = (first + np.arange(plan.crop)) % (2 * n)
-            index.append(np.where(t < n, t, 2 * n - 1 - t))
-    if all(isinstance(i, slice) for i in index):
-        return volume[tuple(index)]
-    return volume[np.ix_(*(np.arange(volume.shape[a])[i] if isinstance(i, slice) else i for a, i in enumerate(index)))]
+    for f, n in zip(firsts, volume.shape):
+        t = (f + np.arange(plan.crop)) % (2 * n)
+        index.append(np.where(t < n, t, 2 * n - 1 - t))
+    return volume[np.ix_(*index)]
 
 
 def _check_context(cube: int, crop: int) -> None:
@@ -341,20 +338,11 @@ def predict_tomogram(
         raise ValueError(f"tomogram must be 3D [Z, Y, X], got shape {tomogram.shape}")
     _check_context(cube, crop)
     plan = plan_tiles(tomogram.shape, cube, crop)
-    # to_network: contrast inverted, whole-volume percentiles (every tile shares one scale):
-    # (-x - P4(-x)) / (P96(-x) - P4(-x)) = (x - P96(x)) · -1 / (P96(x) - P4(x))
-    lo, hi = robust_range(tomogram)
-    in_place = overwrite_input and tomogram.dtype == np.float32 and tomogram.flags.writeable
-    data = tomogram if in_place else np.array(tomogram, dtype=np.float32)
-    data -= np.float32(hi)
-    data *= np.float32(-1.0 / (hi - lo + 1e-20))
+    # whole-volume percentiles: every tile shares one scale
+    data = to_network(tomogram if overwrite_input else np.array(tomogram, dtype=np.float32), in_place=True)
     result = _blend_tiles(predict_fn, data, plan, batch_size, progress, "predicting")
     del data
-    # from_network, in place: -(y - P4(y)) / (P96(y) - P4(y))
-    lo, hi = robust_range(result)
-    result -= np.float32(lo)
-    result *= np.float32(-1.0 / (hi - lo + 1e-20))
-    return result
+    return from_network(result, in_place=True)
 
 
 def predict_cubes(predict_fn: PredictFn, cubes: np.ndarray, batch_size: int) -> np.ndarray:
