@@ -145,19 +145,13 @@ def bench_pairs(batch, crop, cube, noise_level, repeats):
 def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     """Train as refine does (batches made ahead in a background thread) and time what the trainer
     spends waiting for data: the network must never wait."""
-    import keras
     import numpy as np
 
     from isonet_steps.pairs import BatchStream, PairPlan
-    from isonet_steps.unet import build_unet, compile_unet
+    from isonet_steps.unet import build_unet, compile_unet, precision_policy
 
-    previous = keras.config.dtype_policy()
-    if precision == "mixed":
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with precision_policy(precision):
         model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=False)
-    finally:
-        keras.config.set_dtype_policy(previous)
     rng = np.random.default_rng(0)
     merged = rng.normal(size=(24, crop, crop, crop)).astype(np.float32)
     tilts = np.array([[-60.0, 60.0]] * len(merged))

@@ -17,7 +17,7 @@ import numpy as np
 
 from .checkpoint import RefineStore
 from .errors import InputError
-from .devices import PRECISIONS as DEVICE_PRECISIONS
+from .devices import PRECISIONS
 from .log import get_logger, progress
 from .noise import NOISE_MODES, noise_schedule
 from .normalize import percentile_normalize, to_network
@@ -25,11 +25,6 @@ from .pairs import BatchStream, PairPlan, merge_with_prediction
 from .wedge import measured_part
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
-
-#: Network arithmetic: float32, or mixed (bfloat16 compute, float32 weights and output), or auto
-#: (mixed where the hardware has bfloat16 units). Mixed trains ~1.5x faster on CPUs with
-#: AVX512-BF16/AMX and much faster on recent GPUs, at the same quality.
-PRECISIONS = DEVICE_PRECISIONS
 
 #: Settings that may change between a run and its continuation without changing what was computed.
 _FREE_TO_CHANGE = ("iterations",)
@@ -148,7 +143,8 @@ class _SubtomoPredictor:
     folded, dropout gone; :func:`~isonet_steps.unet.inference_model`), built once and given the
     newly trained weights each iteration, so its compiled graph is reused."""
 
-    def __init__(self):
+    def __init__(self, precision: str):
+        self.precision = precision
         self._fn = None
 
     def __call__(self, model, originals: np.ndarray, batch_size: int) -> np.ndarray:
@@ -156,19 +152,11 @@ class _SubtomoPredictor:
         from .unet import copy_inference_weights
 
         if self._fn is None:
-            self._fn = model_predict_fn(model, precision=_model_precision(model))
+            self._fn = model_predict_fn(model, precision=self.precision)
         else:
             copy_inference_weights(model, self._fn.model)
         predicted = predict_cubes(self._fn, originals, batch_size)
         return np.stack([percentile_normalize(p) for p in predicted])
-
-
-def _model_precision(model) -> str:
-    """The arithmetic the model was trained in (its first convolution's compute dtype)."""
-    for layer in model.layers:
-        if layer.weights and layer.name != "output_conv":
-            return "mixed" if layer.compute_dtype == "bfloat16" else "float32"
-    return "float32"
 
 
 def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
@@ -186,17 +174,12 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
     set for ``settings.precision`` while it runs and restored afterwards."""
     import dataclasses
 
-    import keras
+    from .unet import precision_policy
 
     settings = dataclasses.replace(settings, precision=_chosen_precision(settings, store, resume))
-    previous = keras.config.dtype_policy()
-    if settings.precision == "mixed":
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with precision_policy(settings.precision):
         return _refine(data, settings, store, n_gpus=n_gpus, until_iter=until_iter, resume=resume,
                        on_iteration=on_iteration)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _chosen_precision(settings: RefineSettings, store: RefineStore, resume: bool) -> str:
@@ -205,7 +188,7 @@ def _chosen_precision(settings: RefineSettings, store: RefineStore, resume: bool
 
     if settings.precision == "auto" and resume:
         started = ((store.load_state() or {}).get("settings") or {}).get("precision")
-        if started in ("float32", "mixed"):
+        if started in PRECISIONS and started != "auto":
             return started
     return resolve_precision(settings.precision)
 
@@ -257,7 +240,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
                                    dropout=settings.dropout, batch_norm=settings.batch_norm)
         save_model(model, store.model_path(0))
         if settings.pretrained_model:
-            predictions = _SubtomoPredictor()(model, originals, batch_size)
+            predictions = _SubtomoPredictor(settings.precision)(model, originals, batch_size)
         else:
             predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
         store.save_predictions(0, predictions)
@@ -268,7 +251,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     else:
         predictions = store.load_predictions(state["completed"])
     model = None  # built once from the last committed model, then carried from iteration to iteration
-    predict_all = _SubtomoPredictor()
+    predict_all = _SubtomoPredictor(settings.precision)
     state["noise_schedule"] = schedule
     state["target_iterations"] = settings.iterations
 

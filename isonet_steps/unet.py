@@ -31,6 +31,7 @@ __all__ = [
     "LEAKY_SLOPE",
     "build_unet",
     "compile_unet",
+    "precision_policy",
     "inference_model",
     "copy_inference_weights",
     "unet_depth",
@@ -153,6 +154,19 @@ def build_unet(
     # float32 at the end even under a mixed-precision policy: the input passes through unrounded
     outputs = layers.Add(name="residual", dtype="float32")([x, inputs])
     return keras.Model(inputs=inputs, outputs=outputs, name=f"isonet_unet_d{depth}_f{filter_base}")
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Build (and train) networks in ``precision`` ("float32" or "mixed") inside this block:
+    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards."""
+    previous = keras.config.dtype_policy()
+    if precision == "mixed":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def compile_unet(model: keras.Model, learning_rate: float, *, jit_compile: bool | str = "auto") -> keras.Model:

@@ -50,7 +50,9 @@ def tomo_idx_option() -> Callable:
 
 
 def precision_option() -> Callable:
-    return option("--precision", type=click.Choice(["auto", "float32", "mixed"]), default="auto",
+    from ..devices import PRECISIONS  # stdlib only: --help stays fast
+
+    return option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
                   help="Network arithmetic: mixed = bfloat16 compute with float32 weights and output; auto = mixed "
                        "where the hardware has bfloat16 units (GPUs of compute capability >= 8.0, CPUs with AMX or "
                        "AVX512-BF16), else float32.")
