@@ -41,6 +41,8 @@ __all__ = [
     "SPLITS",
     "slab_width",
     "slab_columns",
+    "slab_counts",
+    "pick_slab_halves",
     "HalfMask",
 ]
 
@@ -189,6 +191,37 @@ class HalfMask:
             rows = len(range(*ys.indices(self.shape[1])))
             return np.broadcast_to(allowed, (rows, len(allowed)))
         return (np.asarray(self.mask[z, ys, xs]) != 0) & allowed
+
+
+def slab_counts(mask: np.ndarray | None, shape: Sequence[int], crop_size: int) -> dict[int, np.ndarray]:
+    """:func:`count_candidates` for each half of a slab split: ``{1: counts, 2: counts}``."""
+    return {h: count_candidates(HalfMask(mask, slab_columns(int(shape[2]), crop_size, h), shape), shape, crop_size)
+            for h in (1, 2)}
+
+
+def pick_slab_halves(
+    mask: np.ndarray | None,
+    shape: Sequence[int],
+    crop_size: int,
+    number: int,
+    rng: np.random.Generator,
+    counts: dict[int, np.ndarray],
+    first: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(number, 3)`` and half labels drawn half by half, each from its own slabs.
+
+    ``first`` gets the odd one out; ``counts`` come from :func:`slab_counts`. Returned in scan
+    order, like :func:`pick_centres`.
+    """
+    parts, labels = [], []
+    for half in (first, 3 - first):
+        n = (number + 1) // 2 if half == first else number // 2
+        within = HalfMask(mask, slab_columns(int(shape[2]), crop_size, half), shape)
+        parts.append(pick_centres(within, shape, crop_size, n, rng, counts=counts[half]))
+        labels.append(np.full(n, half, dtype=np.int64))
+    centres, halves = np.concatenate(parts), np.concatenate(labels)
+    order = np.lexsort((centres[:, 2], centres[:, 1], centres[:, 0]))
+    return centres[order], halves[order]
 
 
 def tomogram_rng(seed: int, index: int) -> np.random.Generator:

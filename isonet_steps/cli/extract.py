@@ -2,6 +2,7 @@
 
 import click
 
+from ..extract import SPLITS
 from ._common import log_level_option, option, step, tomo_idx_option
 
 
@@ -15,7 +16,7 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @option("--seed", type=int, default=0, help="Random seed for the positions and the two gold-standard halves.")
 @option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
         help="Cut from rlnDeconvTomoName where that file exists, else from rlnMicrographName.")
-@option("--split-halves", type=click.Choice(["random", "slabs"]), default="random",
+@option("--split-halves", type=click.Choice(list(SPLITS)), default="random",
         help="Gold-standard halves: random (boxes of the two halves may overlap) or slabs (each half draws "
              "from its own alternating slabs, 2·crop wide along X: no shared voxel; refine --halves wants this).")
 @tomo_idx_option()
@@ -35,9 +36,10 @@ def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_
 class _Plan:
     """What one tomogram row will give: validated before anything is written."""
 
-    def __init__(self, row, name, source, mask_path, shape, voxel_size, number, counts):
+    def __init__(self, row, name, source, mask_path, shape, voxel_size, number, counts, half_counts=None):
         self.row, self.name, self.source, self.mask_path = row, name, source, mask_path
         self.shape, self.voxel_size, self.number, self.counts = shape, voxel_size, number, counts
+        self.half_counts = half_counts  # slab split: valid centres per half, else None
 
 
 def _source(row, star, use_deconv_tomo, log):
@@ -55,20 +57,13 @@ def _source(row, star, use_deconv_tomo, log):
     return Path(resolve_path(row["rlnMicrographName"], star, "rlnMicrographName"))
 
 
-def _half_counts(mask, shape, crop) -> dict:
-    """Valid centres per Z slice for each half of a slab split."""
-    from ..extract import HalfMask, count_candidates, slab_columns
-
-    return {h: count_candidates(HalfMask(mask, slab_columns(shape[2], crop, h), shape), shape, crop) for h in (1, 2)}
-
-
 def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _Plan:
     from pathlib import Path
 
     import numpy as np
 
     from ..errors import InputError
-    from ..extract import check_fits, count_candidates, slab_width
+    from ..extract import check_fits, count_candidates, slab_counts, slab_width
     from ..mrc import open_memmap, release_pages
     from ..star import is_set, resolve_path
 
@@ -88,6 +83,7 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
         log.warning("%s: header voxel size %.3f Å differs from rlnPixelSize %.3f Å; subtomograms keep the header's",
                     source, voxel_size, pixel)
     mask_path = None
+    half_counts = None
     if is_set(row.get("rlnMaskName")):
         mask_path = Path(resolve_path(row["rlnMaskName"], star, "rlnMaskName"))
         with open_memmap(mask_path, "mask") as mask:
@@ -98,10 +94,10 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
                     f"make the mask from this tomogram (isonet make-mask)."
                 )
             counts = count_candidates(mask.data, shape, crop)
-            if split == "slabs" and counts.sum():  # per half: each draws from its own slabs
-                counts = _half_counts(mask.data, shape, crop)
+            if split == "slabs" and counts.sum():  # each half draws from its own slabs
+                half_counts = slab_counts(mask.data, shape, crop)
             release_pages(mask.data)
-            if not isinstance(counts, dict) and counts.sum() == 0:
+            if counts.sum() == 0:
                 if not any(np.any(mask.data[z]) for z in range(shape[0])):
                     raise InputError(f"{mask_path}: mask is empty (no non-zero voxel); remake it with lower thresholds or fix rlnMaskName.")
                 raise InputError(
@@ -112,10 +108,10 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
         log.info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
         counts = count_candidates(None, shape, crop)
         if split == "slabs":
-            counts = _half_counts(None, shape, crop)
-    if isinstance(counts, dict):
+            half_counts = slab_counts(None, shape, crop)
+    if half_counts is not None:
         where = mask_path if mask_path is not None else source
-        per_half = {h: int(c.sum()) for h, c in counts.items()}
+        per_half = {h: int(c.sum()) for h, c in half_counts.items()}
         wanted = (number + 1) // 2
         if min(per_half.values()) < wanted:
             raise InputError(
@@ -124,7 +120,7 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
                 f"along X); "
                 f"ask for fewer subtomograms, use a looser mask, or --split-halves random."
             )
-        return _Plan(row, name, source, mask_path, shape, voxel_size, number, counts)
+        return _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts)
     total = int(counts.sum())
     if number > total:
         where = mask_path if mask_path is not None else source
@@ -143,9 +139,7 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
     import pandas as pd
 
     from ..errors import InputError
-    import numpy as np
-
-    from ..extract import HalfMask, check_box_sizes, crop_box, pick_centres, random_halves, slab_columns, tomogram_rng
+    from ..extract import check_box_sizes, crop_box, pick_centres, pick_slab_halves, random_halves, tomogram_rng
     from ..log import get_logger, progress
     from ..mrc import open_memmap, release_pages, write_volume
     from ..star import read_tomogram_star, select_rows, write_star
@@ -185,16 +179,8 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
         first = 1 if in_half[1] <= in_half[2] else 2  # the half that gets an odd one out
         with open_memmap(plan.mask_path, "mask") if plan.mask_path else nullcontext() as mask:
             data = None if mask is None else mask.data
-            if isinstance(plan.counts, dict):  # slabs: each half from its own columns
-                parts, labels = [], []
-                for h in (first, 3 - first):
-                    n = (plan.number + 1) // 2 if h == first else plan.number // 2
-                    within = HalfMask(data, slab_columns(plan.shape[2], crop, h), plan.shape)
-                    parts.append(pick_centres(within, plan.shape, crop, n, rng, counts=plan.counts[h]))
-                    labels.append(np.full(n, h, dtype=np.int64))
-                centres, halves = np.concatenate(parts), np.concatenate(labels)
-                order = np.lexsort((centres[:, 2], centres[:, 1], centres[:, 0]))  # scan order, as random
-                centres, halves = centres[order], halves[order]
+            if plan.half_counts is not None:  # slabs: each half from its own columns
+                centres, halves = pick_slab_halves(data, plan.shape, crop, plan.number, rng, plan.half_counts, first)
             else:
                 centres = pick_centres(data, plan.shape, crop, plan.number, rng, counts=plan.counts)
                 halves = random_halves(len(centres), rng, first=first)
