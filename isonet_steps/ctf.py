@@ -20,13 +20,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import scipy.fft
 
 from .errors import InputError
-from .log import get_logger, progress
 
 __all__ = [
     "AMPLITUDE_CONTRAST",
