@@ -3,15 +3,18 @@
 # with Podman, and no registry pull. Run by hand before a hand-over (not in CI: the image build
 # takes minutes and needs Podman):
 #
-#   tests/container_run.sh                # reuse localhost/isonet-nf:<version>-cpu if it exists
-#   tests/container_run.sh --rebuild      # build the image again first
+#   tests/container_run.sh                # reuse localhost/isonet-nf:<version>-cpu if it was built
+#                                         # from the current sources, else build it
+#   tests/container_run.sh --rebuild      # build the image again first, in any case
 #   tests/container_run.sh --keep         # keep the run folder (work/, results/) afterwards
 #
 # What it does:
 #   1. makes the base image localhost/debian-python:bookworm with debootstrap when it is missing
 #      (Debian 12 with python3 and python3-venv; needs root and the debootstrap package);
 #   2. builds the CPU image with containers/build.sh --engine podman --target cpu on that base
-#      when it is missing (or with --rebuild), the host's CA bundle mounted for the build only;
+#      when it is missing or was built from other sources (its label isonet-nf.source-sha256
+#      holds a hash of the build context) or with --rebuild, the host's CA bundle mounted for
+#      the build only; a change to isonet_steps rebuilds only the package layer (seconds);
 #   3. runs `nextflow run main.nf -profile test,podman` offline in a new folder, with
 #      --container_cpu localhost/isonet-nf:<version>-cpu (a fully qualified local name: Podman
 #      uses the local image and never asks a registry);
@@ -30,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --rebuild) rebuild=true; shift ;;
         --keep) keep=true; shift ;;
-        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "Error: unknown option '$1' (see $0 --help)." >&2; exit 2 ;;
     esac
 done
@@ -48,9 +51,18 @@ image="localhost/isonet-nf:${version}-cpu"
 base="localhost/debian-python:bookworm"
 
 # --- 1 and 2: the base and the CPU image ----------------------------------------------------------
+# a hash of everything the cpu target is built from (containers/Dockerfile.dockerignore's list)
+source_hash="$(cd "$root" && find pyproject.toml README.md isonet_steps containers/Dockerfile \
+        containers/Dockerfile.dockerignore containers/requirements-build.txt containers/requirements-cpu.txt \
+        -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+image_hash=""
+if podman image exists "$image"; then
+    image_hash="$(podman image inspect --format '{{index .Labels "isonet-nf.source-sha256"}}' "$image")"
+fi
 build_s=0
-build_note="reused $image"
-if $rebuild || ! podman image exists "$image"; then
+build_note="reused $image (built from these sources)"
+if $rebuild || [[ "$image_hash" != "$source_hash" ]]; then
     start=$(date +%s)
     if ! podman image exists "$base"; then
         command -v debootstrap >/dev/null || fail "$base is missing and debootstrap is not installed; apt-get install debootstrap, or import a Debian 12 image with python3-venv as $base."
@@ -78,7 +90,8 @@ if $rebuild || ! podman image exists "$image"; then
     echo "container_run: building $image"
     build_log="$(mktemp /tmp/isonet-build.XXXXXX.log)"
     if ! "$root/containers/build.sh" --engine podman --target cpu \
-            --build-arg "PYTHON_IMAGE=$base" -- ${mounts[@]+"${mounts[@]}"} >"$build_log" 2>&1; then
+            --build-arg "PYTHON_IMAGE=$base" -- --label "isonet-nf.source-sha256=$source_hash" \
+            ${mounts[@]+"${mounts[@]}"} >"$build_log" 2>&1; then
         tail -n 30 "$build_log" >&2
         fail "the image build failed; its log is $build_log."
     fi
