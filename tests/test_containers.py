@@ -1,10 +1,13 @@
 """Static checks of the container recipes: containers/Dockerfile, containers/isonet.def, build.sh.
 
-No image is built here (no container engine in CI); what can be proved without one is:
-hadolint passes at warning level (and does fail on a bad Dockerfile), both targets exist, pin
-their base image and every Python package, run as a non-root user and end with `isonet check`;
-the Apptainer definition has the same content and the %post/%environment/%test sections;
-build.sh tags the images exactly as nextflow.config names them.
+No image is built here (CI builds none: tests/container_run.sh builds the CPU image and runs the
+test profile in it, by hand); what can be proved without one is: hadolint passes at warning
+level (and does fail on a bad Dockerfile), both targets exist, pin their base image and every
+Python package, run as a non-root user and end with `isonet check`; the Apptainer definition has
+the same content (apt pins, user, environment, smoke test) and its sections; build.sh tags the
+images exactly as nextflow.config names them; the podman profile's run options suit root and
+rootless Podman. Where Podman and a locally built CPU image are present, that image's own smoke
+test is run too (skipped, with the reason, elsewhere).
 """
 
 from __future__ import annotations
@@ -151,3 +154,86 @@ def test_build_script_tags_match_nextflow_config():
     assert _config_default("container_cpu").endswith(f":{version}-cpu"), "nextflow.config's image tag lags the package version"
     bad = subprocess.run(["bash", str(script), "--dry-run", "--target", "gpu"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--target must be" in bad.stderr
+
+
+def _def_sections() -> dict[str, str]:
+    return dict(re.findall(r"^%(\w+)\n(.*?)(?=^%\w+|\Z)", DEFFILE.read_text(), re.M | re.S))
+
+
+def _dockerfile_env(stage_text: str) -> dict[str, str]:
+    """NAME -> value of the ENV instructions of a stage (backslash continuations joined)."""
+    joined = stage_text.replace("\\\n", " ")
+    env = {}
+    for body in re.findall(r"^ENV\s+(.*)$", joined, re.M):
+        env.update(re.findall(r"(\w+)=(\S+)", body))
+    return env
+
+
+def test_apptainer_definition_matches_the_dockerfile():
+    """Same apt pins, same user, same environment (cuda's only for cuda), same smoke test."""
+    stages, sections = _stages(), _def_sections()
+    post, environment = sections["post"], sections["environment"]
+    docker_apt = sorted(re.findall(r"\b([a-z0-9.+-]+=[0-9][\w.:+~-]*)", re.search(r"apt-get install[^\n]*", stages["runtime"]).group(0)))
+    def_apt = sorted(re.findall(r"\b([a-z0-9.+-]+=[0-9][\w.:+~-]*)", re.search(r"apt-get install[^\n]*", post).group(0)))
+    assert docker_apt and docker_apt == def_apt, f"apt pins differ: {docker_apt} (Dockerfile) vs {def_apt} (isonet.def)"
+    useradd = re.search(r"useradd [^\n]*?isonet\b", stages["runtime"]).group(0)
+    assert useradd in post, f"isonet.def does not create the Dockerfile's user: {useradd}"
+    exported = dict(re.findall(r"^\s*export (\w+)=(\S+)$", environment, re.M))
+    cuda_block = re.search(r'if \[ "\{\{ TARGET \}\}" = cuda \]; then\n(.*?)\n\s*fi', environment, re.S)
+    cuda_only = dict(re.findall(r"export (\w+)=(\S+)", cuda_block.group(1))) if cuda_block else {}
+    for name, value in _dockerfile_env(stages["runtime"]).items():
+        assert exported.get(name) == value, f"{name}={value} (Dockerfile) vs {exported.get(name)} (isonet.def)"
+    for name, value in _dockerfile_env(stages["cuda"]).items():
+        assert cuda_only.get(name) == value, f"cuda: {name}={value} (Dockerfile) vs {cuda_only.get(name)} (isonet.def)"
+    assert not _dockerfile_env(stages["cpu"]), "the cpu stage sets environment the definition does not know"
+    for target in TARGETS:
+        assert re.search(r"^RUN isonet check$", stages[target], re.M)
+    assert re.search(r"^\s*isonet check\s*$", sections["test"], re.M)
+
+
+def _podman_run_options() -> str:
+    text = (ROOT / "nextflow.config").read_text()
+    block = re.search(r"^\s*podman \{\n(.*?)^\s*\}", text, re.M | re.S).group(1)
+    return re.search(r"podman\.runOptions\s*=\s*'([^']*)'", block).group(1)
+
+
+@pytest.mark.parametrize("uid, wanted", [("0", "-u 0:0"), ("1000", "--userns=keep-id")])
+def test_podman_profile_run_options_fit_root_and_rootless(tmp_path, uid, wanted):
+    """The podman profile's runOptions, expanded by bash as in a task's .command.run: rootful
+    Podman refuses --userns=keep-id, so as root the task runs as root; rootless keeps the uid."""
+    fake = tmp_path / "id"
+    fake.write_text(f"#!/bin/sh\necho {uid}\n")
+    fake.chmod(0o755)
+    expanded = subprocess.run(["bash", "-c", f"echo {_podman_run_options()}"], capture_output=True, text=True,
+                              env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=30)
+    assert expanded.returncode == 0, expanded.stderr
+    assert expanded.stdout.strip() == wanted
+
+
+def test_container_run_script_is_ready_without_an_engine():
+    script = ROOT / "tests" / "container_run.sh"
+    assert script.stat().st_mode & 0o100, "tests/container_run.sh is not executable"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    helped = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0 and "-profile test,podman" in helped.stdout and "--rebuild" in helped.stdout
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "unknown option '--bogus'" in bad.stderr
+
+
+def _local_cpu_image() -> str:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: the built image is checked by tests/container_run.sh, run by hand")
+    version = re.search(r'__version__ = "([^"]+)"', (ROOT / "isonet_steps" / "__init__.py").read_text()).group(1)
+    image = f"localhost/isonet-nf:{version}-cpu"
+    if subprocess.run(["podman", "image", "exists", image], timeout=60).returncode != 0:
+        pytest.skip(f"{image} is not built here (tests/container_run.sh builds it; CI builds no image)")
+    return image
+
+
+def test_local_cpu_image_runs_check_as_its_non_root_user():
+    image = _local_cpu_image()
+    run = subprocess.run(["podman", "run", "--rm", image, "bash", "-c", "id -u && isonet check"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == "1000"
+    assert "isonet-nf is ready" in run.stdout and "GPUs seen by tensorflow: 0" in run.stdout
