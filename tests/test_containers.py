@@ -237,3 +237,13 @@ def test_local_cpu_image_runs_check_as_its_non_root_user():
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.splitlines()[0] == "1000"
     assert "isonet-nf is ready" in run.stdout and "GPUs seen by tensorflow: 0" in run.stdout
+
+
+def test_def_replay_script_is_ready_without_an_engine():
+    script = ROOT / "tests" / "def_replay.sh"
+    assert script.stat().st_mode & 0o100, "tests/def_replay.sh is not executable"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    helped = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0 and "%post" in helped.stdout
+    bad = subprocess.run(["bash", str(script), "gpu"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "must be cpu or cuda, not 'gpu'" in bad.stderr
