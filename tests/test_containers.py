@@ -197,10 +197,11 @@ def _podman_run_options() -> str:
     return re.search(r"podman\.runOptions\s*=\s*'([^']*)'", block).group(1)
 
 
-@pytest.mark.parametrize("uid, wanted", [("0", "-u 0:0"), ("1000", "--userns=keep-id")])
+@pytest.mark.parametrize("uid, wanted", [("0", "-u 0:0"), ("1001", "-u 1001:1001 --userns=keep-id")])
 def test_podman_profile_run_options_fit_root_and_rootless(tmp_path, uid, wanted):
-    """The podman profile's runOptions, expanded by bash as in a task's .command.run: rootful
-    Podman refuses --userns=keep-id, so as root the task runs as root; rootless keeps the uid."""
+    """The podman profile's runOptions, expanded by bash as in a task's .command.run: the task
+    runs as the caller's uid (the image's own user 1000 cannot write the task folder), and
+    rootless Podman maps that uid into the container; rootful Podman refuses --userns=keep-id."""
     fake = tmp_path / "id"
     fake.write_text(f"#!/bin/sh\necho {uid}\n")
     fake.chmod(0o755)
