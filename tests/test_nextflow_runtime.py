@@ -37,6 +37,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
     env.update(NXF_OFFLINE="true", NXF_ANSI_LOG="false", ISONET_PYTHON=sys.executable,
                ISONET_NO_PROGRESS="1")
     env.pop("NXF_WORK", None)
+    # Nextflow appends bin/ to PATH: drop the environment's own isonet-* entry points (an
+    # installed copy that may be older than this checkout) so the tasks run the checkout's code
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep) if part != venv_bin)
     return env
 
 
@@ -185,16 +189,37 @@ def test_help_lists_every_parameter(tmp_path):
 
 def test_resource_limits_follow_the_machine(tmp_path):
     """Without a cluster profile, resourceLimits is this machine's CPUs and memory."""
-    run = subprocess.run(["nextflow", "config", str(ROOT), "-flat"], cwd=tmp_path, env=_env(tmp_path),
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    line = next(text for text in run.stdout.splitlines() if text.startswith("process.resourceLimits"))
+    line = next(text for text in _flat_config(tmp_path).splitlines() if text.startswith("process.resourceLimits"))
     assert f"cpus:{os.cpu_count()}" in line.replace(" ", "")
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024 ** 3
     assert f"{memory_gb} GB" in line or f"{memory_gb}GB" in line.replace(" ", "")
-    slurm = subprocess.run(["nextflow", "config", str(ROOT), "-flat", "-profile", "slurm"], cwd=tmp_path,
-                           env=_env(tmp_path), capture_output=True, text=True, timeout=300)
-    assert "cpus:16" in next(t for t in slurm.stdout.splitlines() if t.startswith("process.resourceLimits")).replace(" ", "")
+    slurm = _flat_config(tmp_path, "-profile", "slurm")
+    assert "cpus:16" in next(t for t in slurm.splitlines() if t.startswith("process.resourceLimits")).replace(" ", "")
+
+
+def _flat_config(tmp_path: Path, *args: str) -> str:
+    run = subprocess.run(["nextflow", "config", str(ROOT), "-flat", *args], cwd=tmp_path, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_google_gpu_tasks_name_the_gpu_model_and_machine(tmp_path):
+    """Google Batch attaches a GPU only with its model: the gpu label asks for one with a type."""
+    flat = _flat_config(tmp_path, "-profile", "google,gpu")
+    accelerator = next(t for t in flat.splitlines() if "process_gpu'.accelerator" in t)
+    assert "type: params.gpu_type" in accelerator
+    assert "params.google_gpu_machine_type" in next(t for t in flat.splitlines() if "process_gpu'.machineType" in t)
+    assert "params.gpu_type = 'nvidia-l4'" in flat
+
+
+def test_no_deprecated_directory_listing_or_when_blocks():
+    """listFiles() is deprecated in newer Nextflow; modules have no when: (the workflow filters)."""
+    for path in [MAIN, *ROOT.glob("workflows/*.nf"), *ROOT.glob("subworkflows/local/*/main.nf"),
+                 *ROOT.glob("modules/local/*/main.nf")]:
+        text = path.read_text()
+        assert "listFiles(" not in text and "listDirectory(" not in text, path
+        assert "\n    when:" not in text, path
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +287,8 @@ def test_real_run_interrupted_and_resumed(tmp_path):
             assert float(out.voxel_size.x) == pytest.approx(float(raw.voxel_size.x))
             assert float(out.data.std()) > 0
     assert "<html" in (second / "report.html").read_text()[:2000].lower()
-    # the published prepare_star STAR names the tomogram where it was published, not a staged copy
+    # the published prepare_star STAR names the tomogram where it was published (relative to the
+    # STAR, as IsoNet resolves names), not the task's staged copy
     prepared = starfile.read(second / "star" / "prepare_star.star")
-    assert list(prepared["rlnMicrographName"]) == [f"{second}/phantom/tomo.mrc"]
+    assert list(prepared["rlnMicrographName"]) == ["../phantom/tomo.mrc"]
+    assert (second / "star" / "../phantom/tomo.mrc").resolve() == phantom.resolve()

@@ -184,7 +184,9 @@ workflow ISONET {
     ch_star = Channel.empty()
     if (plan.kind == 'phantom') {
         ISONET_MAKE_PHANTOM(meta)
-        ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, file("${opts.outdir}/phantom").toUriString()] })
+        // named relative to the published STAR (star/ beside phantom/), so the task's cache key
+        // does not depend on --outdir and a resume into another outdir reuses it
+        ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] })
         ch_star = ISONET_PREPARE_STAR.out.star.join(ISONET_MAKE_PHANTOM.out.tomo)
     }
     else if (plan.kind == 'star') {
