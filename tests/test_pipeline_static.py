@@ -1,4 +1,4 @@
-"""Static checks of the Nextflow pipeline (Nextflow itself cannot run on the build machines).
+"""Static checks of the Nextflow pipeline, beside the runtime tests (tests/test_nextflow_runtime.py).
 
 What is proved here, from the text of main.nf, workflows/, subworkflows/, modules/, conf/,
 nextflow.config and nextflow_schema.json:
@@ -7,7 +7,7 @@ nextflow.config and nextflow_schema.json:
   a module or conf/modules.config writes exists in that step's --help;
 - the wiring: every process and workflow used is included and defined, every include is used,
   every module is used, every emit is consumed by a workflow or published;
-- the module conventions: tag, a resource label, meta tuples, ext.args, when:, versions, a stub
+- the module conventions: tag, a resource label, meta tuples, ext.args, no when:, versions, a stub
   that touches every output, no params;
 - the recursion's documented limits (matching take/emit, no reduction operators, no topic:
   outputs in the recursion, the feature flag set);
