@@ -191,3 +191,21 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
     whole, chunked = mrcfile.read(tmp_path / "whole" / "t.mrc"), mrcfile.read(tmp_path / "chunked" / "t.mrc")
     assert _corr(whole, chunked) > 0.999
     assert read_star(tmp_path / "c.star")["rlnDeconvTomoName"].tolist() == ["chunked/t.mrc"]
+
+
+def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
+    """--chunk-size >= every edge: one chunk of the tomogram's own size, not a padded chunk³ cube
+    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed)."""
+    import tracemalloc
+
+    vol = np.random.default_rng(3).standard_normal((16, 40, 48)).astype(np.float32)
+    whole = ctf.deconv_volume(vol, PARAMS, workers=1)
+    out = np.zeros_like(vol)
+    tracemalloc.start()
+    try:
+        ctf.deconv_chunked(vol, out, PARAMS, chunk_size=250, overlap_rate=0.25, workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * vol.nbytes  # a 320³ cube alone would be 1000 times the volume
+    np.testing.assert_allclose(out, whole, atol=1e-5 * float(vol.std()))
