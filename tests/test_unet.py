@@ -180,6 +180,7 @@ def test_inference_model_folds_batch_norm_exactly(kwargs):
     np.testing.assert_allclose(folded.predict_on_batch(x), expected, atol=2e-5 * np.abs(expected).max())
 
 
+@pytest.mark.bfloat16
 def test_inference_weights_follow_the_trained_model_and_the_precision():
     model = build_unet(depth=2, filter_base=4)
     _randomise(model, 5)
