@@ -8,7 +8,7 @@ The science lives here as plain functions on numpy arrays, one module per concep
   masks; ``extract``: subtomogram picking and the gold-standard halves; ``resample``: rescaling;
   ``phantom``: synthetic tomograms with ground truth; ``metrics``: quality against it.
 - ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
-  ``predict``: the self-supervised missing-wedge correction.
+  ``predict``: the self-supervised missing-wedge correction; ``cpu``: vector units and kernels.
 - ``fsc``, ``gold_standard``: directional gold-standard resolution from two half networks.
 - ``params``, ``pipeline``, ``report``: ``isonet run``/``demo`` and the HTML report; ``png``: figures.
 
@@ -17,3 +17,8 @@ and writes.
 """
 
 __version__ = "0.1.0"
+
+from . import cpu as _cpu
+
+_cpu.prefer_onednn()  # before anything imports TensorFlow: oneDNN's kernels on AVX2-only CPUs too
+

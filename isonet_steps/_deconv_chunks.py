@@ -36,6 +36,7 @@ from .ctf import (
     _slab_step,
     _workers,
     chunk_layout,
+    deconv_volume,
     split_taper,
     wiener_filter,
     wiener_profile,
@@ -154,6 +155,20 @@ def deconv_chunked(
     workers = _workers(workers)
     log = get_logger()
     crop, pad, counts = chunk_layout(src.shape, chunk_size, overlap_rate)
+    if chunk_size >= max(int(n) for n in src.shape):
+        # One chunk holding the whole tomogram is the tomogram itself: whole mode, in less memory
+        # than a padded crop³ cube (a 1000-voxel chunk of a 64×160×160 volume would be 1250³).
+        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume", chunk_size, "×".join(map(str, src.shape)))
+        volume = np.asarray(src, dtype=np.float32)
+        bad = ~np.isfinite(volume).all(axis=(1, 2))
+        if bad.any():
+            z = np.flatnonzero(bad)
+            raise InputError(f"{what}: has NaN/Inf voxels in Z slices {z[0]}..{z[-1]}; fix or re-reconstruct "
+                             f"the tomogram (e.g. replace them with the mean) first.")
+        dst[...] = deconv_volume(volume, params, workers=workers, edge_pad=edge_pad, what=what)
+        if release is not None:
+            release()
+        return
     profile = wiener_profile(params)
     taper = split_taper(np.linspace(0.0, 1.0, profile.size))
     n0 = int(src.shape[0])

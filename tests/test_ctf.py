@@ -191,3 +191,46 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
     whole, chunked = mrcfile.read(tmp_path / "whole" / "t.mrc"), mrcfile.read(tmp_path / "chunked" / "t.mrc")
     assert _corr(whole, chunked) > 0.999
     assert read_star(tmp_path / "c.star")["rlnDeconvTomoName"].tolist() == ["chunked/t.mrc"]
+
+
+def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
+    """--chunk-size >= every edge: one chunk of the tomogram's own size, not a padded chunk³ cube
+    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed)."""
+    import tracemalloc
+
+    vol = np.random.default_rng(3).standard_normal((16, 40, 48)).astype(np.float32)
+    whole = ctf.deconv_volume(vol, PARAMS, workers=1)
+    out = np.zeros_like(vol)
+    tracemalloc.start()
+    try:
+        ctf.deconv_chunked(vol, out, PARAMS, chunk_size=250, overlap_rate=0.25, workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * vol.nbytes  # a 320³ cube alone would be 1000 times the volume
+    np.testing.assert_allclose(out, whole, atol=1e-5 * float(vol.std()))
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from isonet_steps.mrc import new_memmap
+with new_memmap(sys.argv[1], (16, 40, 48), 10.0) as dst:
+    dst[:8] = 1.0
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or kill -9 would
+"""
+
+
+def test_a_killed_deconv_leaves_nothing_behind_after_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    vol = np.random.default_rng(4).standard_normal((16, 40, 48)).astype(np.float32)
+    star = write_star(tmp_path / "tomograms.star", [{"rlnMicrographName": write_tomo(tmp_path / "t.mrc", vol)}])
+    out = tmp_path / "dec" / "t.mrc"
+    out.parent.mkdir()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(out)], capture_output=True, timeout=120)
+    assert killed.returncode == -9
+    left = [p.name for p in out.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".t.mrc.") and left[0].endswith(".part")  # what the kill left
+    check_ok(invoke(["deconv", star, "--deconv-folder", out.parent, "--chunk-size", "32", "--ncpu", "1"], cwd=tmp_path))
+    assert [p.name for p in out.parent.iterdir()] == ["t.mrc"]

@@ -120,6 +120,7 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     assert np.corrcoef(train_mode.ravel(), residual(False).ravel())[0, 1] > 0.9
 
 
+@pytest.mark.bfloat16
 def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     import keras
 
@@ -139,6 +140,7 @@ def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     assert low_bits_zero.mean() < 0.1
 
 
+@pytest.mark.bfloat16
 def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypatch):
     from isonet_steps import devices
 
