@@ -193,6 +193,15 @@ def distribution_scope() -> ContextManager:
     return _strategy.scope()
 
 
+def mirrored_strategy():
+    """The process's multi-GPU strategy when :func:`distribution_scope` made one, else None.
+
+    Models built in that scope run their batches through it; knowing it here spares reading
+    Keras' private record of the scope a model was built in.
+    """
+    return _strategy
+
+
 def _gpu_capabilities() -> list[tuple[int, int]]:
     """CUDA compute capability of every GPU the keras backend sees (imports the framework)."""
     backend = _backend()
