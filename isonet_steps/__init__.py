@@ -4,7 +4,8 @@ The science lives here as plain functions on numpy arrays, one module per concep
 
 - ``mrc``, ``star``, ``imod``, ``checkpoint``, ``atomic``: the modules that touch files (MRC volumes,
   STAR tables, IMOD mask-boundary models, refine's result folder, atomic writes).
-- ``tomostar``: IsoNet's STAR tables from folders; ``ctf``: CTF deconvolution; ``mask``: sample
+- ``tomostar``: IsoNet's STAR tables from folders; ``ctf``: the CTF deconvolution filter, applied by
+  ``deconv_whole`` (one FFT) and ``deconv_chunked`` (bounded memory); ``mask``: sample
   masks; ``extract``: subtomogram picking and the gold-standard halves; ``resample``: rescaling;
   ``phantom``: synthetic tomograms with ground truth; ``metrics``: quality against it.
 - ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
