@@ -3,35 +3,31 @@
  * isonet-nf: IsoNet missing-wedge correction and denoising of cryo-electron tomograms.
  *
  *   nextflow run main.nf -profile apptainer,gpu --input tomograms/ --outdir results
+ *   nextflow run main.nf --help
  *
- * This file only wires: the steps are in workflows/isonet.nf, the recursive refine in
- * subworkflows/local/refine/, one process per step in modules/local/<step>/, and every
- * parameter in nextflow.config (described in nextflow_schema.json and docs/pipeline.md).
+ * This file checks the parameters against nextflow_schema.json and wires: the steps are in
+ * workflows/isonet.nf, the recursive refine in subworkflows/local/refine/, one process per step
+ * in modules/local/<step>/, and every parameter in nextflow.config.
  */
 
 nextflow.preview.recursion = true
+// topic channels (the versions of the steps) are a preview feature before Nextflow 25.04, whose
+// stable topics no longer know the flag
+if (!nextflow.version.matches('>=25.04.0')) {
+    nextflow.preview.topic = true
+}
 
-include { ISONET } from './workflows/isonet'
+include { ISONET                                    } from './workflows/isonet'
+include { validateParams; helpText; checkProfileNeeds } from './subworkflows/local/utils_isonet/main'
 
 workflow {
     main:
-    ISONET(
-        params.input,
-        [
-            run_name        : params.run_name,
-            outdir          : params.outdir,
-            phantom         : params.phantom,
-            defocus         : params.defocus,
-            skip_deconv     : params.skip_deconv,
-            use_deconv_tomo : params.use_deconv_tomo,
-            iterations      : params.iterations,
-            halves          : params.halves,
-            pretrained_model: params.pretrained_model,
-            fsc_use_mask    : params.fsc_use_mask,
-            unet_depth      : params.unet_depth,
-            predict_cube    : params.predict_cube_size,
-            predict_crop    : params.predict_crop_size,
-            skip_report     : params.skip_report
-        ]
-    )
+    def schema = "${projectDir}/nextflow_schema.json"
+    if (params.help) {
+        log.info helpText(schema, 'nextflow run main.nf -profile <engine>[,gpu] --input tomograms/ --outdir results [--option value ...]')
+        exit 0
+    }
+    validateParams(params, schema)
+    checkProfileNeeds(params, workflow.profile)
+    ISONET(params.input, params)
 }

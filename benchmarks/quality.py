@@ -86,6 +86,9 @@ def main() -> None:
     refine_steps = sum(r["steps_per_epoch"] * len(r["loss"]) for r in state["iterations"])
 
     print(f"\nworkdir: {work}")
+    from isonet_steps import cpu
+
+    print(cpu.describe())
     print(f"{'figure':34s} {'raw':>10s} {'corrected':>10s}")
     for key in figures["raw"]:
         print(f"{key:34s} {figures['raw'][key]:10.3f} {figures['corrected'][key]:10.3f}")

@@ -191,6 +191,9 @@ def main() -> None:
     devices.configure(None if args.gpu else "cpu", threads=args.threads)
     import keras
 
+    from isonet_steps import cpu
+
+    print(cpu.describe(), flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"keras {keras.__version__} on {keras.backend.backend()}, {devices.cpu_count()} CPU cores, "
           f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')} intra-op threads, load average {load:.1f} "

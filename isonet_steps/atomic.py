@@ -8,8 +8,10 @@ not the private 0600 of a bare temporary file, so containers running as another 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,12 +23,54 @@ def _umask() -> int:
     return mask
 
 
+def _owner_tag() -> str:
+    """Host and process id in a temporary name, so a later run can tell a dead writer's leftover."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
+    """Delete temporary files for ``path`` left by killed writers on this host (``kill -9``, OOM).
+
+    Only names of our pattern whose process id is no longer running here are removed; a writer on
+    another host (shared file system) or still alive is left alone. Returns what was removed.
+    """
+    path = Path(path)
+    host = _owner_tag().rsplit("-", 1)[0]
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid = tmp.name[len(f".{path.name}.{host}-"):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    Leftovers of killed earlier writers of ``path`` are removed first (they can be tomogram-sized).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    remove_stale_parts(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

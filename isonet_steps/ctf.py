@@ -1,4 +1,4 @@
-"""CTF deconvolution: IsoNet's Warp-style Wiener-like filter (reference §3).
+"""The CTF deconvolution filter: IsoNet's Warp-style Wiener-like filter (reference §3).
 
 A tomogram's contrast is modulated by the microscope's contrast transfer function (CTF); at
 IsoNet's usual 10-20 Å voxels this mostly means the low frequencies are weak. The filter
@@ -6,8 +6,9 @@ IsoNet's usual 10-20 Å voxels this mostly means the low frequencies are weak. T
 density (and the masks and training targets built from it) much easier to see.
 
 The filter is radial in *physical* frequency (each axis is normalised by its own Nyquist), so
-it is the same filter on any grid. Whole mode filters the volume in one FFT; chunked mode
-(:func:`deconv_chunked`) gives the same voxels with bounded memory. Both restore the input's
+it is the same filter on any grid. Whole mode (:mod:`.deconv_whole`) filters the volume in one
+FFT; chunked mode (:mod:`.deconv_chunked`) gives the same voxels with bounded memory; this module
+holds what both share (the filter, the statistics, the mirroring). Both restore the input's
 mean and standard deviation once, from statistics of the whole volume (IsoNet's chunked mode
 renormalised every chunk on its own, which left seams); the output's own mean is removed first
 (IsoNet relies on the filter's near-zero DC gain for that). Departure from IsoNet, on purpose: both
@@ -22,7 +23,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
 from .errors import InputError
 
@@ -31,14 +31,21 @@ __all__ = [
     "PROFILE_SAMPLES",
     "MIN_CHUNK_SIZE",
     "EDGE_PAD",
+    "SPLIT_START",
+    "SPLIT_END",
     "CtfParams",
+    "Moments",
     "electron_wavelength",
     "wiener_profile",
     "wiener_filter",
     "split_taper",
-    "deconv_volume",
-    "chunk_layout",
-    "deconv_chunked",
+    "axis_radius",
+    "filter_values",
+    "slab_step",
+    "moments",
+    "restore_scale",
+    "fft_workers",
+    "mirror_indices",
 ]
 
 #: Fraction of amplitude contrast (fixed in IsoNet; not a CLI option).
@@ -133,21 +140,21 @@ def split_taper(nu: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.cos(np.pi * t))
 
 
-def _axis_radius(n: int, half: bool = False) -> np.ndarray:
+def axis_radius(n: int, half: bool = False) -> np.ndarray:
     """|frequency| along one axis in FFT order (first half only for a real FFT's last axis),
     as a fraction of that axis' Nyquist, i.e. divided by ``max(1, n // 2)``."""
     k = np.arange(n // 2 + 1) if half else np.abs(np.fft.fftfreq(n) * n)
     return k / max(1, n // 2)
 
 
-def _filter_values(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, profile: np.ndarray) -> np.ndarray:
+def filter_values(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, profile: np.ndarray) -> np.ndarray:
     """``profile`` at radius ``sqrt(u0² + u1² + u2²)`` clipped at 1, on the outer grid, float32."""
     r = np.sqrt(u0[:, None, None] ** 2 + u1[None, :, None] ** 2 + u2[None, None, :] ** 2)
     np.minimum(r, 1.0, out=r)
     return np.interp(r, np.linspace(0.0, 1.0, profile.size), profile).astype(np.float32)
 
 
-def _slab_step(plane_voxels: int, voxels: int = 1 << 22) -> int:
+def slab_step(plane_voxels: int, voxels: int = 1 << 22) -> int:
     return max(1, voxels // max(1, int(plane_voxels)))
 
 
@@ -157,15 +164,15 @@ def wiener_filter(shape: tuple[int, int, int], profile: np.ndarray) -> np.ndarra
     The radius is normalised per axis by that axis' half-length, so r = 1 at Nyquist along every
     axis (the same physical frequency on any grid), and clipped at 1 in the corners.
     """
-    u0, u1, u2 = _axis_radius(int(shape[0])), _axis_radius(int(shape[1])), _axis_radius(int(shape[2]), True)
+    u0, u1, u2 = axis_radius(int(shape[0])), axis_radius(int(shape[1])), axis_radius(int(shape[2]), True)
     out = np.empty((u0.size, u1.size, u2.size), dtype=np.float32)
-    step = _slab_step(u1.size * u2.size)
+    step = slab_step(u1.size * u2.size)
     for z0 in range(0, u0.size, step):
-        out[z0:z0 + step] = _filter_values(u0[z0:z0 + step], u1, u2, profile)
+        out[z0:z0 + step] = filter_values(u0[z0:z0 + step], u1, u2, profile)
     return out
 
 
-class _Moments:
+class Moments:
     """Streaming mean and variance (Chan et al. pairwise update), in float64."""
 
     def __init__(self) -> None:
@@ -189,90 +196,26 @@ class _Moments:
         return math.sqrt(self.m2 / self.count) if self.count else 0.0
 
 
-def _moments(data: np.ndarray) -> _Moments:
-    moments = _Moments()
-    step = _slab_step(data[0].size, 1 << 23)
+def moments(data: np.ndarray) -> Moments:
+    moments = Moments()
+    step = slab_step(data[0].size, 1 << 23)
     for z0 in range(0, data.shape[0], step):
         moments.add(data[z0:z0 + step])
     return moments
 
 
-def _restore_scale(std_out: float, std_in: float, what: str) -> float:
+def restore_scale(std_out: float, std_in: float, what: str) -> float:
     if not (std_out > 0 and std_in > 0):
         raise InputError(f"{what}: the volume is constant (or filters to a constant), so it cannot be "
                          f"deconvolved; check that the right file was given.")
     return std_in / std_out
 
 
-def _workers(workers: int | None) -> int:
+def fft_workers(workers: int | None) -> int:
     return max(1, int(workers)) if workers else (os.cpu_count() or 1)
 
 
-def _mirror(start: int, length: int, n: int) -> np.ndarray:
+def mirror_indices(start: int, length: int, n: int) -> np.ndarray:
     """Indices start..start+length-1 folded into 0..n-1 by symmetric (edge-repeating) mirroring."""
     idx = np.arange(start, start + length) % (2 * n)
     return np.where(idx < n, idx, 2 * n - 1 - idx)
-
-
-def deconv_volume(volume: np.ndarray, params: CtfParams, *, workers: int | None = None,
-                  edge_pad: int = EDGE_PAD, what: str = "tomogram") -> np.ndarray:
-    """Deconvolve a whole volume in one FFT; float32 with the input's mean and std.
-
-    Parameters
-    ----------
-    volume : array [Z, Y, X].
-    params : microscope and filter settings.
-    workers : FFT threads (default: all cores).
-    edge_pad : voxels of mirror padding per face (0 = IsoNet's wrap-around FFT).
-    what : name used in error messages (the file).
-    """
-    workers = _workers(workers)
-    vol = np.asarray(volume, dtype=np.float32)
-    profile = wiener_profile(params)
-    moments_in = _moments(vol)
-    padded = np.pad(vol, edge_pad, mode="symmetric") if edge_pad > 0 else vol  # same as _mirror
-    spec = scipy.fft.rfftn(padded, workers=workers)
-    shape = padded.shape
-    del padded
-    u0, u1, u2 = _axis_radius(shape[0]), _axis_radius(shape[1]), _axis_radius(shape[2], True)
-    step = _slab_step(u1.size * u2.size)
-    for z0 in range(0, u0.size, step):  # slab by slab: no full-size float64 grids in memory
-        spec[z0:z0 + step] *= _filter_values(u0[z0:z0 + step], u1, u2, profile)
-    out = scipy.fft.irfftn(spec, s=shape, workers=workers, overwrite_x=True)
-    del spec
-    p = edge_pad
-    out = np.array(out[p:p + vol.shape[0], p:p + vol.shape[1], p:p + vol.shape[2]], dtype=np.float32)
-    moments_out = _moments(out)
-    scale = _restore_scale(moments_out.std, moments_in.std, what)
-    out -= np.float32(moments_out.mean)  # ~0 without padding (W(0) ~ 0), as in IsoNet
-    out *= np.float32(scale)
-    out += np.float32(moments_in.mean)
-    return out
-
-
-def chunk_layout(shape: tuple[int, ...], chunk_size: int, overlap_rate: float) -> tuple[int, int, list[int]]:
-    """Cubic chunk geometry: (crop edge, pad before the core, chunks per axis).
-
-    Each chunk is a cube of ``crop >= chunk_size·(1 + overlap_rate)`` voxels (rounded up to a fast
-    FFT length); its central ``chunk_size`` cube, starting ``pad`` voxels in, is kept.
-    """
-    if chunk_size < MIN_CHUNK_SIZE:
-        raise InputError(f"--chunk-size {chunk_size} is too small; give at least {MIN_CHUNK_SIZE} voxels "
-                         f"(e.g. 200-500), or leave it out to deconvolve the whole tomogram at once.")
-    if not (0 <= overlap_rate <= 1):
-        raise InputError(f"--overlap-rate {overlap_rate:g} must be a fraction in 0..1 (IsoNet default 0.25).")
-    crop = scipy.fft.next_fast_len(int(chunk_size * (1 + overlap_rate)), real=True)
-    pad = (crop - chunk_size) // 2
-    counts = [max(1, -(-int(n) // chunk_size)) for n in shape]
-    return crop, pad, counts
-
-
-def deconv_chunked(src: np.ndarray, dst: np.ndarray, params: CtfParams, **options) -> None:
-    """Deconvolve ``src`` into ``dst`` (same shape, e.g. memory maps) with bounded memory.
-
-    Same voxels as :func:`deconv_volume`; options and method are those of
-    :func:`isonet_steps._deconv_chunks.deconv_chunked` (imported lazily: that module imports this one).
-    """
-    from ._deconv_chunks import deconv_chunked as run
-
-    run(src, dst, params, **options)

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import ContextManager
 
+from . import cpu
 from .errors import InputError
 from .log import get_logger
 
@@ -192,15 +193,13 @@ def distribution_scope() -> ContextManager:
     return _strategy.scope()
 
 
-def _cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[-1].split())
-    return set()
+def mirrored_strategy():
+    """The process's multi-GPU strategy when :func:`distribution_scope` made one, else None.
+
+    Models built in that scope run their batches through it; knowing it here spares reading
+    Keras' private record of the scope a model was built in.
+    """
+    return _strategy
 
 
 def _gpu_capabilities() -> list[tuple[int, int]]:
@@ -226,11 +225,12 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
 def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where bfloat16 arithmetic is done by hardware: every visible GPU of compute capability
     8.0 or later (A100, H100, RTX 30xx on), or, on the CPU, AMX or AVX512-BF16 (Sapphire Rapids,
-    Zen 4 on). Elsewhere bfloat16 is emulated and slower than float32."""
+    Zen 4 on) with kernels allowed to use them (:func:`isonet_steps.cpu.bfloat16_units`).
+    Elsewhere bfloat16 is emulated and slower than float32."""
     gpus = _gpu_capabilities()
     if gpus:
         return all(capability >= (8, 0) for capability in gpus)
-    return bool({"amx_bf16", "avx512_bf16"} & _cpu_flags(cpuinfo))
+    return cpu.bfloat16_units(cpuinfo=cpuinfo)
 
 
 def resolve_precision(precision: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import write_text
 from .checkpoint import atomic_write_json
 from .errors import InputError
 from .log import get_logger
@@ -266,7 +267,7 @@ class Pipeline:
             started = self.out / ".isonet" / f"{step.name}.started"
             resume = step.resumable and started.exists() and started.read_text().strip() == key
             self.log.info("%s: %s", step.name, "continuing" if resume else "running")
-            started.write_text(key + "\n")
+            write_text(started, key + "\n")
             t0 = time.time()
             if step.resumable:
                 step.run(resume=resume)  # type: ignore[call-arg]

@@ -369,7 +369,27 @@ def corrected_file_name(input_name: str, half: int | None = None) -> str:
     return f"{stem}_half{half}_corrected.mrc" if half else f"{stem}_corrected.mrc"
 
 
-def model_predict_fn(model, *, precision: str = "float32") -> PredictFn:
+@dataclass
+class InferenceFunction:
+    """The network as a function of a batch: ``fn(batch) -> corrected batch``.
+
+    ``model`` is the inference network itself (batch norm folded, dropout removed), kept so refine
+    can give it newly trained weights each iteration without tracing it again.
+    """
+
+    model: object
+    split_between_gpus: bool = False
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.split_between_gpus:  # predict_on_batch would hand every GPU the whole batch
+            y = self.model.predict(x, batch_size=len(x), verbose=0)
+        else:
+            y = self.model.predict_on_batch(x)
+        return np.asarray(y, dtype=np.float32)
+
+
+def model_predict_fn(model, *, precision: str = "float32") -> InferenceFunction:
     """A fast inference callable for a Keras model (compiled graph, ``training=False``, float32 out).
 
     The network is first rebuilt for inference (:func:`~isonet_steps.unet.inference_model`: batch
@@ -379,25 +399,10 @@ def model_predict_fn(model, *, precision: str = "float32") -> PredictFn:
     tensor-core GPUs); the last convolution and the residual sum with the input stay float32.
     ``"auto"`` picks mixed where the hardware has bfloat16 units.
     """
-    from .devices import resolve_precision
+    from .devices import mirrored_strategy, resolve_precision
     from .unet import inference_model
 
     precision = resolve_precision(precision)
-    strategy = getattr(model, "_distribute_strategy", None)  # set when built/loaded in a TF strategy scope
-    model = inference_model(model, compute_dtype="mixed_bfloat16" if precision == "mixed" else "float32")
-
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        # predict_on_batch would hand every GPU the whole batch; predict() splits it between them
-        def run(batch: np.ndarray) -> np.ndarray:
-            y = model.predict(np.ascontiguousarray(batch, dtype=np.float32), batch_size=len(batch), verbose=0)
-            return np.asarray(y, dtype=np.float32)
-
-        run.model = model  # type: ignore[attr-defined]
-        return run
-
-    def run_one(batch: np.ndarray) -> np.ndarray:
-        y = model.predict_on_batch(np.ascontiguousarray(batch, dtype=np.float32))
-        return np.asarray(y, dtype=np.float32)
-
-    run_one.model = model  # type: ignore[attr-defined]
-    return run_one
+    folded = inference_model(model, compute_dtype="mixed_bfloat16" if precision == "mixed" else "float32")
+    strategy = mirrored_strategy()
+    return InferenceFunction(folded, split_between_gpus=strategy is not None and strategy.num_replicas_in_sync > 1)

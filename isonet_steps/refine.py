@@ -120,7 +120,9 @@ def _reset_seed_generators(model, seed: int) -> None:
     """Put every layer's random state (dropout) at a value fixed by ``seed``: resumable runs."""
     import keras
 
-    for i, layer in enumerate(model._flatten_layers(include_self=False)):
+    from .unet import all_layers
+
+    for i, layer in enumerate(all_layers(model)):
         gen = getattr(layer, "seed_generator", None)
         if gen is not None and getattr(gen, "state", None) is not None:
             gen.state.assign(keras.ops.convert_to_tensor(np.array([seed + i, 0], dtype=gen.state.dtype), dtype=gen.state.dtype))
@@ -323,7 +325,9 @@ def recalibrate_batch_norm(model, batches) -> None:
     """
     import keras
 
-    layers = list(model._flatten_layers(include_self=False))
+    from .unet import all_layers
+
+    layers = all_layers(model)
     norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
     if not norms:
         return

@@ -45,8 +45,13 @@ def tomogram_table(
     number_subtomos: int = 100,
     tilt_min: float = -60.0,
     tilt_max: float = 60.0,
+    named_in: str | None = None,
 ) -> pd.DataFrame:
-    """IsoNet's tomograms.star rows for ``files`` (plus rlnTiltMin/rlnTiltMax, isonet-nf's addition)."""
+    """IsoNet's tomograms.star rows for ``files`` (plus rlnTiltMin/rlnTiltMax, isonet-nf's addition).
+
+    ``named_in``: the folder written before each file name instead of the file's own folder, for
+    a STAR that names the tomograms where they live when ``files`` are a staged copy (Nextflow).
+    """
     check_pixel_size(pixel_size)
     check_tilt_range(tilt_min, tilt_max)
     if defocus < 0:
@@ -57,7 +62,7 @@ def tomogram_table(
     return pd.DataFrame(
         {
             "rlnIndex": np.arange(1, n + 1),
-            "rlnMicrographName": [str(f) for f in files],
+            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}" for f in files],
             "rlnPixelSize": [float(pixel_size)] * n,
             "rlnDefocus": [float(defocus)] * n,
             "rlnNumberSubtomo": [int(number_subtomos)] * n,

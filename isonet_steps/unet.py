@@ -209,11 +209,22 @@ def inference_model(model: keras.Model, *, compute_dtype: str | None = None) -> 
             float32 = layer["name"] in FLOAT32_LAYERS or layer["name"] in outputs
             layer["config"]["dtype"] = "float32" if float32 else compute_dtype
     config["layers"] = kept
-    strategy = getattr(model, "_distribute_strategy", None)  # rebuild inside the model's multi-GPU scope
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+    from .devices import distribution_scope
+
+    with distribution_scope():  # the scope every model of this process is built in (multi-GPU)
         folded = model.__class__.from_config(config)
     copy_inference_weights(model, folded)
     return folded
+
+
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of ``model``, nested models' layers included, in order (public API only)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(all_layers(layer))
+    return found
 
 
 def copy_inference_weights(source: keras.Model, target: keras.Model) -> None:

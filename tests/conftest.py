@@ -142,3 +142,23 @@ def tomo_star(phantom_small, tmp_path_factory) -> Path:
 def masked_tomo_star(phantom_small, tmp_path_factory) -> Path:
     """tomograms.star for the session phantom with rlnMaskName = the labels-based mask."""
     return _prepare_star(phantom_small, tmp_path_factory.mktemp("star") / "tomograms.star", 8, mask=True)
+
+
+def _bfloat16_cannot_run() -> str:
+    """Why bfloat16 kernels cannot run in this emulation, or ''. ``ONEDNN_MAX_CPU_ISA=AVX2`` on an
+    AVX-512 CPU emulates an AVX2-only one, but TensorFlow still sees AVX-512 and hands bfloat16 to
+    oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead."""
+    from isonet_steps import cpu
+
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa in cpu._ISA_WITHOUT_BF16 and cpu.onednn_enabled() and "avx512f" in cpu.cpu_flags():
+        return f"ONEDNN_MAX_CPU_ISA={isa} on an AVX-512 CPU: TensorFlow gives bfloat16 to oneDNN, which has no kernel for it"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _bfloat16_cannot_run()
+    if reason:
+        for item in items:
+            if "bfloat16" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))

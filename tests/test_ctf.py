@@ -10,7 +10,7 @@ import pytest
 
 from _data_steps import read_star, write_star, write_tomo
 from conftest import check_ok, invoke
-from isonet_steps import ctf
+from isonet_steps import ctf, deconv_chunked, deconv_whole
 from isonet_steps.errors import InputError
 from isonet_steps.mrc import new_memmap, open_memmap, release_pages
 
@@ -62,7 +62,7 @@ def _isonet_recipe(vol: np.ndarray, params: ctf.CtfParams) -> np.ndarray:
 
 def test_whole_mode_without_padding_is_isonets_recipe():
     vol = np.random.default_rng(3).standard_normal((17, 24, 31)).astype(np.float32)  # odd, even, non-cubic
-    ours = ctf.deconv_volume(vol, PARAMS, workers=1, edge_pad=0)
+    ours = deconv_whole.deconv_volume(vol, PARAMS, workers=1, edge_pad=0)
     ref = _isonet_recipe(vol.astype(np.float64), PARAMS)
     assert ours.dtype == np.float32 and ours.shape == vol.shape
     np.testing.assert_allclose(ours, ref, atol=1e-4 * float(ref.std()))
@@ -70,7 +70,7 @@ def test_whole_mode_without_padding_is_isonets_recipe():
 
 def test_whole_mode_keeps_mean_and_std_and_changes_the_volume(phantom_small):
     vol = phantom_small.phantom.tomogram + 5.0
-    out = ctf.deconv_volume(vol, PARAMS, workers=1)
+    out = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
     assert float(out.mean()) == pytest.approx(float(vol.mean()), abs=1e-3)
     assert float(out.std()) == pytest.approx(float(vol.std()), rel=1e-3)
     assert _corr(out, vol) < 0.9  # it really filtered
@@ -80,8 +80,8 @@ def test_mirror_padding_removes_wrap_around_at_the_faces():
     """A ramp along Z: the wrap-around FFT sees a jump between the top and bottom faces."""
     rng = np.random.default_rng(0)
     vol = (np.linspace(-3, 3, 32, dtype=np.float32)[:, None, None] + 0.1 * rng.standard_normal((32, 32, 32))).astype(np.float32)
-    wrapped = ctf.deconv_volume(vol, PARAMS, workers=1, edge_pad=0)
-    padded = ctf.deconv_volume(vol, PARAMS, workers=1)
+    wrapped = deconv_whole.deconv_volume(vol, PARAMS, workers=1, edge_pad=0)
+    padded = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
     profile_w, profile_p = wrapped.mean(axis=(1, 2)), padded.mean(axis=(1, 2))
     # the faces' means stay ordered like the ramp with padding; wrap-around pulls them together
     assert profile_p[-1] - profile_p[0] > 1.5 * (profile_w[-1] - profile_w[0])
@@ -90,9 +90,9 @@ def test_mirror_padding_removes_wrap_around_at_the_faces():
 @pytest.mark.parametrize("chunk, overlap", [(32, 0.5), (48, 0.25)])
 def test_chunked_equals_whole(phantom_small, chunk, overlap):
     vol = phantom_small.phantom.tomogram
-    whole = ctf.deconv_volume(vol, PARAMS, workers=1)
+    whole = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
     out = np.zeros_like(vol)
-    ctf.deconv_chunked(vol, out, PARAMS, chunk_size=chunk, overlap_rate=overlap, workers=1)
+    deconv_chunked.deconv_chunked(vol, out, PARAMS, chunk_size=chunk, overlap_rate=overlap, workers=1)
     assert _corr(out, whole) > 0.999
     assert float(out.mean()) == pytest.approx(float(vol.mean()), abs=1e-3)
     assert float(out.std()) == pytest.approx(float(vol.std()), rel=1e-3)
@@ -101,9 +101,9 @@ def test_chunked_equals_whole(phantom_small, chunk, overlap):
 def test_chunked_has_no_per_chunk_seams(phantom_small):
     """Each chunk's core has the same level and scale as whole mode (IsoNet renormalised each chunk)."""
     vol = phantom_small.phantom.tomogram
-    whole = ctf.deconv_volume(vol, PARAMS, workers=1)
+    whole = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
     out = np.zeros_like(vol)
-    ctf.deconv_chunked(vol, out, PARAMS, chunk_size=32, overlap_rate=0.5, workers=1)
+    deconv_chunked.deconv_chunked(vol, out, PARAMS, chunk_size=32, overlap_rate=0.5, workers=1)
     scale = float(whole.std())
     for z in range(0, 48, 32):
         for y in range(0, 96, 32):
@@ -121,39 +121,39 @@ def test_chunked_through_memory_maps(tmp_path, phantom_small):
     vol = phantom_small.phantom.tomogram
     src_path = write_tomo(tmp_path / "in.mrc", vol)
     in_memory = np.zeros_like(vol)
-    ctf.deconv_chunked(vol, in_memory, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1)
+    deconv_chunked.deconv_chunked(vol, in_memory, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1)
     calls = []
     with open_memmap(src_path) as src, new_memmap(tmp_path / "out.mrc", vol.shape, 10.0) as dst:
         def release():
             calls.append(1)
             release_pages(src.data)
             release_pages(dst)
-        ctf.deconv_chunked(src.data, dst, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1, release=release)
+        deconv_chunked.deconv_chunked(src.data, dst, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1, release=release)
     on_disk = mrcfile.read(tmp_path / "out.mrc")
     np.testing.assert_allclose(on_disk, in_memory, atol=1e-5 * float(vol.std()))
     assert len(calls) > 18  # every chunk and slab released its pages
 
 
 def test_chunk_layout_and_limits():
-    crop, pad, counts = ctf.chunk_layout((600, 2048, 2048), 256, 0.25)
+    crop, pad, counts = deconv_chunked.chunk_layout((600, 2048, 2048), 256, 0.25)
     assert crop >= 320 and pad == (crop - 256) // 2 and counts == [3, 8, 8]
     with pytest.raises(InputError, match="--chunk-size"):
-        ctf.chunk_layout((64, 64, 64), 8, 0.25)
+        deconv_chunked.chunk_layout((64, 64, 64), 8, 0.25)
     with pytest.raises(InputError, match="--overlap-rate"):
-        ctf.chunk_layout((64, 64, 64), 32, 1.5)
+        deconv_chunked.chunk_layout((64, 64, 64), 32, 1.5)
 
 
 def test_bad_values_fail_with_the_option_name():
     vol = np.random.default_rng(0).standard_normal((16, 16, 16)).astype(np.float32)
     with pytest.raises(InputError, match="--voltage"):
-        ctf.deconv_volume(vol, ctf.CtfParams(pixel_size=10, defocus=1e4, voltage=0))
+        deconv_whole.deconv_volume(vol, ctf.CtfParams(pixel_size=10, defocus=1e4, voltage=0))
     with pytest.raises(InputError, match="--highpassnyquist"):
         ctf.wiener_profile(ctf.CtfParams(pixel_size=10, defocus=1e4, highpassnyquist=2))
     vol[3, 4, 5] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        ctf.deconv_chunked(vol, np.zeros_like(vol), PARAMS, chunk_size=32)
+        deconv_chunked.deconv_chunked(vol, np.zeros_like(vol), PARAMS, chunk_size=32)
     with pytest.raises(InputError, match="constant"):
-        ctf.deconv_chunked(np.ones((16, 16, 16), np.float32), np.zeros((16, 16, 16), np.float32), PARAMS, chunk_size=32)
+        deconv_chunked.deconv_chunked(np.ones((16, 16, 16), np.float32), np.zeros((16, 16, 16), np.float32), PARAMS, chunk_size=32)
 
 
 def test_cli_deconv_rows_names_and_star(tmp_path, phantom_small):
@@ -172,7 +172,7 @@ def test_cli_deconv_rows_names_and_star(tmp_path, phantom_small):
     assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == ["TS_01.rec.mrc"]
     with mrcfile.open(out) as m:
         assert m.voxel_size.x == pytest.approx(12.5) and m.data.shape == vol.shape
-        expected = ctf.deconv_volume(vol, ctf.CtfParams(pixel_size=12.5, defocus=30000.0, snrfalloff=0.8,
+        expected = deconv_whole.deconv_volume(vol, ctf.CtfParams(pixel_size=12.5, defocus=30000.0, snrfalloff=0.8,
                                                         deconvstrength=0.5), workers=1)
         np.testing.assert_allclose(m.data, expected, atol=1e-4)
     df = read_star(star)  # rewritten in place
@@ -191,3 +191,46 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
     whole, chunked = mrcfile.read(tmp_path / "whole" / "t.mrc"), mrcfile.read(tmp_path / "chunked" / "t.mrc")
     assert _corr(whole, chunked) > 0.999
     assert read_star(tmp_path / "c.star")["rlnDeconvTomoName"].tolist() == ["chunked/t.mrc"]
+
+
+def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
+    """--chunk-size >= every edge: one chunk of the tomogram's own size, not a padded chunk³ cube
+    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed)."""
+    import tracemalloc
+
+    vol = np.random.default_rng(3).standard_normal((16, 40, 48)).astype(np.float32)
+    whole = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
+    out = np.zeros_like(vol)
+    tracemalloc.start()
+    try:
+        deconv_chunked.deconv_chunked(vol, out, PARAMS, chunk_size=250, overlap_rate=0.25, workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * vol.nbytes  # a 320³ cube alone would be 1000 times the volume
+    np.testing.assert_allclose(out, whole, atol=1e-5 * float(vol.std()))
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from isonet_steps.mrc import new_memmap
+with new_memmap(sys.argv[1], (16, 40, 48), 10.0) as dst:
+    dst[:8] = 1.0
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or kill -9 would
+"""
+
+
+def test_a_killed_deconv_leaves_nothing_behind_after_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    vol = np.random.default_rng(4).standard_normal((16, 40, 48)).astype(np.float32)
+    star = write_star(tmp_path / "tomograms.star", [{"rlnMicrographName": write_tomo(tmp_path / "t.mrc", vol)}])
+    out = tmp_path / "dec" / "t.mrc"
+    out.parent.mkdir()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(out)], capture_output=True, timeout=120)
+    assert killed.returncode == -9
+    left = [p.name for p in out.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".t.mrc.") and left[0].endswith(".part")  # what the kill left
+    check_ok(invoke(["deconv", star, "--deconv-folder", out.parent, "--chunk-size", "32", "--ncpu", "1"], cwd=tmp_path))
+    assert [p.name for p in out.parent.iterdir()] == ["t.mrc"]

@@ -139,8 +139,17 @@ def test_bfloat16_units_are_found_in_the_cpu_flags(tmp_path, monkeypatch, flags,
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
     monkeypatch.setattr(devices, "_gpu_capabilities", lambda: [])
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert devices.bfloat16_is_fast(str(cpuinfo)) is fast
     assert devices.bfloat16_is_fast(str(tmp_path / "absent")) is False
+    # the units are there but the kernels may not use them: Eigen (oneDNN off), oneDNN held to AVX2
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert devices.bfloat16_is_fast(str(cpuinfo)) is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert devices.bfloat16_is_fast(str(cpuinfo)) is fast
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert devices.bfloat16_is_fast(str(cpuinfo)) is False
 
 
 def test_bfloat16_on_gpus_needs_ampere_or_later(monkeypatch):

@@ -43,6 +43,29 @@ def test_write_then_read_gives_the_same_points_in_file_order(tmp_path):
     np.testing.assert_array_equal(read_imod_points(path), model.points)
 
 
+def test_reader_and_writer_agree_with_teamtomo_imodmodel(tmp_path):
+    """An independent implementation of IMOD's binary spec (teamtomo's imodmodel) in both directions:
+    its models read here point for point, and it reads ours back."""
+    imodmodel = pytest.importorskip("imodmodel")
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    contours = [rng.uniform(0, 60, size=(n, 3)).astype(np.float32) for n in (5, 3, 7)]
+    frame = pd.DataFrame({
+        "object_id": [0] * 15, "contour_id": np.repeat([0, 1, 2], [5, 3, 7]),
+        "x": np.vstack(contours)[:, 0], "y": np.vstack(contours)[:, 1], "z": np.vstack(contours)[:, 2]})
+    theirs = tmp_path / "theirs.mod"
+    imodmodel.write(frame, theirs)
+    model = read_imod(theirs)
+    np.testing.assert_array_equal(model.points, np.vstack(contours))
+    assert model.contour_sizes == (5, 3, 7)
+
+    ours = write_imod_model(tmp_path / "ours.mod", contours, image_size=(64, 64, 64))
+    back = imodmodel.read(ours)
+    assert list(back["contour_id"]) == list(frame["contour_id"])
+    np.testing.assert_array_equal(back[["x", "y", "z"]].to_numpy(np.float32), np.vstack(contours))
+
+
 def test_reader_skips_mesh_and_sized_chunks(tmp_path):
     """Meshes (no size field) and other chunks (an int32 byte count) between contours are skipped."""
     raw = write_imod_model(tmp_path / "a.mod", [SQUARE], image_size=(20, 20, 8)).read_bytes()

@@ -1,4 +1,4 @@
-"""Static checks of the Nextflow pipeline (Nextflow itself cannot run on the build machines).
+"""Static checks of the Nextflow pipeline, beside the runtime tests (tests/test_nextflow_runtime.py).
 
 What is proved here, from the text of main.nf, workflows/, subworkflows/, modules/, conf/,
 nextflow.config and nextflow_schema.json:
@@ -7,7 +7,7 @@ nextflow.config and nextflow_schema.json:
   a module or conf/modules.config writes exists in that step's --help;
 - the wiring: every process and workflow used is included and defined, every include is used,
   every module is used, every emit is consumed by a workflow or published;
-- the module conventions: tag, a resource label, meta tuples, ext.args, when:, versions, a stub
+- the module conventions: tag, a resource label, meta tuples, ext.args, no when:, versions, a stub
   that touches every output, no params;
 - the recursion's documented limits (matching take/emit, no reduction operators, no topic:
   outputs in the recursion, the feature flag set);
@@ -321,7 +321,8 @@ def test_module_conventions(process_name):
     for line in outputs:
         assert re.search(r"\bemit:\s*\w+", line), f"{path}: unnamed output: {line.strip()}"
     assert any("val(meta)" in line for line in outputs), f"{path}: outputs carry the meta map"
-    assert "task.ext.when == null || task.ext.when" in sections.get("when", ""), f"{path}: no when: hook"
+    # a `when:` block is deprecated in newer Nextflow: the workflow filters channels instead
+    assert "when" not in sections, f"{path}: a when: block; filter the channel in the workflow instead"
     assert "task.ext.args" in sections["script"], f"{path}: script ignores task.ext.args"
     assert "stub" in sections, f"{path}: no stub: block"
     assert "params." not in _scan(_read(path))[0], f"{path}: modules must not read params"
@@ -359,6 +360,7 @@ def test_includes_resolve_to_defined_processes_and_workflows():
             assert target.exists(), f"{path}: include of {name} from a missing file {target}"
             text = _read(target)
             defined = set(_blocks(text, "process")) | set(_blocks(text, "workflow"))
+            defined |= set(re.findall(r"^def\s+(\w+)\s*\(", text, re.M))  # functions
             assert name in defined, f"{path}: {name} is not defined in {target.relative_to(ROOT)}"
 
 
@@ -392,7 +394,7 @@ def _published(alias: str) -> bool:
 
 def test_every_emit_is_consumed_or_published():
     workflows = _workflow_code()
-    topics = set(re.findall(r"channel\.topic\(\s*['\"](\w+)['\"]", workflows))
+    topics = set(re.findall(r"[cC]hannel\.topic\(\s*['\"](\w+)['\"]", workflows))
     problems = []
     for alias, name in aliases().items():
         _, sections = processes()[name]
@@ -518,6 +520,7 @@ def _params_used() -> set[str]:
     for path in [*NF_FILES, *CONFIG_FILES]:
         code, masked = _scan(_read(path))
         used |= set(re.findall(r"\bparams\.(\w+)", code))
+        used |= set(re.findall(r"\bopts\.(\w+)", code))  # the workflow's take: of the params map
         if path.name != "nextflow.config":
             for m in re.finditer(r"\bparams\s*\{", masked):
                 body = code[m.end():_closing_brace(masked, m.end() - 1)]

@@ -310,6 +310,7 @@ def test_command_missing_tomogram(project, identity_model):
     _assert_refused(result, root, "TS_01.rec.mrc", "does not exist")
 
 
+@pytest.mark.bfloat16
 def test_bfloat16_prediction_stays_close_and_sums_in_float32():
     from isonet_steps.errors import InputError
     from isonet_steps.predict import model_predict_fn

@@ -40,6 +40,18 @@ def test_prepare_star_keeps_dotted_names(phantom_small, run_isonet, tmp_path):
     assert set(sub["rlnTiltMin"]) == {-50.0}
 
 
+def test_prepare_star_names_the_tomograms_where_they_live(phantom_small, run_isonet, tmp_path):
+    """--named-in: a STAR read from a staged copy names the files in their own folder (or URI)."""
+    staged = tmp_path / "tomograms"
+    staged.mkdir()
+    (staged / "a.mrc").write_bytes(phantom_small.tomo.read_bytes())
+    star = tmp_path / "published.star"
+    check_ok(run_isonet("prepare-star", staged, "-o", star, "--named-in", "s3://bucket/raw/"))
+    assert list(read_tomogram_star(star)["rlnMicrographName"]) == ["s3://bucket/raw/a.mrc"]
+    check_ok(run_isonet("prepare-star", staged, "-o", star))
+    assert list(read_tomogram_star(star)["rlnMicrographName"]) == [str(staged / "a.mrc")]
+
+
 def test_default_cube_size_rule():
     assert default_cube_size(96) == 64
     assert default_cube_size(80) == 48

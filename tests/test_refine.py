@@ -99,7 +99,7 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     import keras
 
     from isonet_steps.refine import recalibrate_batch_norm
-    from isonet_steps.unet import build_unet
+    from isonet_steps.unet import all_layers, build_unet
 
     keras.utils.set_random_seed(0)
     model = build_unet(depth=2, filter_base=4, convs_per_depth=2, dropout=0.3)
@@ -112,7 +112,7 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     after = residual(False).std()
     # with the initial moving variance of 1 the tiny N(0, 0.02) activations are crushed at inference
     assert after > 20 * before
-    drops = [l for l in model._flatten_layers() if isinstance(l, keras.layers.Dropout)]
+    drops = [l for l in all_layers(model) if isinstance(l, keras.layers.Dropout)]
     assert all(l.rate == 0.3 for l in drops)  # restored
     for layer in drops:
         layer.rate = 0.0
@@ -120,6 +120,7 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     assert np.corrcoef(train_mode.ravel(), residual(False).ravel())[0, 1] > 0.9
 
 
+@pytest.mark.bfloat16
 def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     import keras
 
@@ -139,6 +140,7 @@ def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     assert low_bits_zero.mean() < 0.1
 
 
+@pytest.mark.bfloat16
 def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypatch):
     from isonet_steps import devices
 

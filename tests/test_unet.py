@@ -180,6 +180,7 @@ def test_inference_model_folds_batch_norm_exactly(kwargs):
     np.testing.assert_allclose(folded.predict_on_batch(x), expected, atol=2e-5 * np.abs(expected).max())
 
 
+@pytest.mark.bfloat16
 def test_inference_weights_follow_the_trained_model_and_the_precision():
     model = build_unet(depth=2, filter_base=4)
     _randomise(model, 5)
@@ -196,7 +197,10 @@ def test_inference_weights_follow_the_trained_model_and_the_precision():
     np.testing.assert_allclose(exact.predict_on_batch(x), reference, atol=2e-5 * np.abs(reference).max())
     correction = reference - x
     error = folded.predict_on_batch(x) - reference
-    assert error.std() < 0.05 * correction.std()  # bfloat16: close, not equal
+    # bfloat16 (8-bit mantissa) must show, and the new weights must rule: stale weights miss the
+    # correction by ~140 % of its spread, bfloat16 units by ~2 %, and CPUs without them (TensorFlow's
+    # Eigen kernels, e.g. AVX2-only or TF_ENABLE_ONEDNN_OPTS=0) by ~7 %, wherever the arithmetic is done.
+    assert 1e-3 * correction.std() < error.std() < 0.25 * correction.std()
 
 
 _TORCH_SCRIPT = textwrap.dedent(

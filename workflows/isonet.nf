@@ -6,7 +6,7 @@
 //     -> fsc (per tomogram, with --halves) -> report
 //
 // Every task works on the whole set of tomograms of the run (IsoNet trains one network on the
-// subtomograms of all of them), so the meta map is one per run: [ id: run name, deconv: bool ].
+// subtomograms of all of them), so the meta map is one per run: [ id: run name, deconv: bool, halves: bool ].
 // Channels carry the STAR file with the MRC files it names, staged where the STAR expects them:
 // raw tomograms beside the STAR (found by name), deconv/, mask/, subtomos/, corrected_tomos/.
 
@@ -19,11 +19,7 @@ include { ISONET_PREDICT; ISONET_PREDICT as ISONET_PREDICT_HALF1; ISONET_PREDICT
 include { ISONET_FSC          } from '../modules/local/fsc/main'
 include { ISONET_REPORT       } from '../modules/local/report/main'
 include { REFINE              } from '../subworkflows/local/refine/main'
-
-// true/false from a param given on the command line, in a params file or in a config
-def asBool(value) {
-    return value instanceof Boolean ? value : value.toString().trim().toLowerCase() in ['true', 'yes', '1']
-}
+include { asBool              } from '../subworkflows/local/utils_isonet/main'
 
 // The rows of the first table of a STAR file (IsoNet's tomograms.star) as maps label -> text.
 def starRows(star) {
@@ -90,76 +86,119 @@ def starTomograms(star) {
     return tomos
 }
 
-workflow ISONET {
-    take:
-    input   // string: a folder of tomograms (.mrc/.rec) or a tomograms.star; null with phantom
-    opts    // map: run_name, outdir, phantom, defocus, skip_deconv, use_deconv_tomo, iterations,
-            //      halves, pretrained_model, fsc_use_mask, unet_depth, predict_cube, predict_crop, skip_report
-
-    main:
-    def phantom = asBool(opts.phantom)
-    def halves = asBool(opts.halves)
-    def iterations = opts.iterations.toString().toInteger()
-    if (iterations < 1) {
-        error "--iterations ${opts.iterations}: refine needs at least one iteration."
+// rlnIndex values chosen by IsoNet's --tomo_idx syntax ("1,2,4" or "5-10,15"); null: all.
+def tomoIndices(spec) {
+    if (spec == null || spec.toString().trim() in ['', 'None', 'all']) {
+        return null
     }
-    // predict's tiles are checked before hours of refine, by the rules of `isonet predict`
+    def chosen = [] as Set
+    spec.toString().replace(' ', '').tokenize(',').each { part ->
+        def range = part =~ /^(-?\d+)-(-?\d+)$/
+        if (range.matches()) {
+            chosen.addAll((range.group(1).toInteger())..(range.group(2).toInteger()))
+        }
+        else {
+            chosen << part.toInteger()
+        }
+    }
+    return chosen
+}
+
+// What the input is and what comes of it: [kind: phantom|star|folder, star, tomos, folder, defocus_set].
+// Deconv runs when a selected tomogram (--tomo_idx) has a defocus: the steps skip the others.
+def inputPlan(input, opts) {
+    if (asBool(opts.phantom)) {
+        if (input) {
+            error "--input ${input} and --phantom both given; use one (the phantom replaces the input)."
+        }
+        return [kind: 'phantom', defocus_set: opts.defocus.toString().toDouble() > 0]
+    }
+    if (!input) {
+        error "--input is missing: give a folder of tomograms (.mrc/.rec) or a tomograms.star (or --phantom true for a synthetic test tomogram)."
+    }
+    if (input.toString().toLowerCase().endsWith('.star')) {
+        def star = file(input, checkIfExists: true)
+        def chosen = tomoIndices(opts.tomo_idx)
+        def rows = starRows(star).findAll { row -> chosen == null || (row.rlnIndex ?: '0').toInteger() in chosen }
+        if (!rows) {
+            error "--tomo_idx ${opts.tomo_idx}: selects no row of ${star} (its rlnIndex values); give indices that exist."
+        }
+        def defocus = rows.any { row -> (row.rlnDefocus ?: '0').toDouble() > 0 }
+        return [kind: 'star', star: star, tomos: starTomograms(star), defocus_set: defocus]
+    }
+    def folder = file(input, checkIfExists: true)
+    if (!folder.isDirectory()) {
+        error "--input ${input}: neither a folder of tomograms nor a .star file; give one of those."
+    }
+    def tomos = files("${folder}/*", type: 'file')
+        .findAll { f -> f.name.toLowerCase().endsWith('.mrc') || f.name.toLowerCase().endsWith('.rec') }
+        .sort { f -> f.name }
+    if (!tomos) {
+        error "--input ${input}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them."
+    }
+    return [kind: 'folder', folder: folder, tomos: tomos, defocus_set: opts.defocus.toString().toDouble() > 0]
+}
+
+// predict's tiles are checked before hours of refine, by the rules of `isonet predict`
+def checkPredictTiles(opts) {
     def tile_step = 1 << opts.unet_depth.toString().toInteger()
-    def cube = opts.predict_cube.toString().toInteger()
-    def crop = opts.predict_crop.toString().toInteger()
+    def cube = opts.predict_cube_size.toString().toInteger()
+    def crop = opts.predict_crop_size.toString().toInteger()
     if (cube < 1 || cube % tile_step || crop % tile_step) {
         error "--predict_cube_size ${cube} / --predict_crop_size ${crop}: both must be positive multiples of ${tile_step} (2^unet_depth); e.g. 96 and 128."
     }
     if (crop < cube + 8 || (crop - cube) % 2) {
         error "--predict_crop_size ${crop}: must be at least --predict_cube_size ${cube} + 8 and differ from it by an even number; use ${cube + 32}."
     }
+}
 
-    // --- input: tomograms and their STAR file --------------------------------------------------
-    def star_input = null
-    def folder_tomos = []
-    def defocus_set = opts.defocus.toString().toDouble() > 0
-    if (phantom) {
-        if (input) {
-            error "--input ${input} and --phantom both given; use one (the phantom replaces the input)."
-        }
+// One FSC input per tomogram: its two half-corrected files and its mask ([] when none or unused).
+def fscInputs(meta, half1_files, half2_files, mask_files, use_mask) {
+    def stem = { f, suffix -> f.name.replaceFirst(suffix, '') }
+    def half2 = [half2_files].flatten().collectEntries { f -> [stem(f, /_half2_corrected\.mrc$/), f] }
+    def masks = [mask_files].flatten().collectEntries { f -> [stem(f, /_mask\.mrc$/), f] }
+    return [half1_files].flatten().findAll { f -> half2.containsKey(stem(f, /_half1_corrected\.mrc$/)) }.collect { f ->
+        def name = stem(f, /_half1_corrected\.mrc$/)
+        [meta + [id: "${meta.id}:${name}", tomo: name], f, half2[name], use_mask && masks[name] ? masks[name] : []]
     }
-    else if (!input) {
-        error "--input is missing: give a folder of tomograms (.mrc/.rec) or a tomograms.star (or --phantom true for a synthetic test tomogram)."
-    }
-    else if (input.toString().toLowerCase().endsWith('.star')) {
-        star_input = file(input, checkIfExists: true)
-        defocus_set = starRows(star_input).any { row -> (row.rlnDefocus ?: '0').toDouble() > 0 }
-    }
-    else {
-        def folder = file(input, checkIfExists: true)
-        if (!folder.isDirectory()) {
-            error "--input ${input}: neither a folder of tomograms nor a .star file; give one of those."
-        }
-        folder_tomos = folder.listFiles().findAll { f -> f.name.toLowerCase().endsWith('.mrc') || f.name.toLowerCase().endsWith('.rec') }.sort { f -> f.name }
-        if (!folder_tomos) {
-            error "--input ${input}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them."
-        }
-    }
+}
 
-    def run_deconv = defocus_set && !asBool(opts.skip_deconv)
-    def meta = [id: opts.run_name, deconv: run_deconv && asBool(opts.use_deconv_tomo)]
+workflow ISONET {
+    take:
+    input   // string: a folder of tomograms (.mrc/.rec) or a tomograms.star; null with phantom
+    opts    // map: the pipeline's params (nextflow.config), checked against nextflow_schema.json
 
-    def ch_star = null          // [ meta, tomograms.star, [tomograms] ]
-    if (phantom) {
+    main:
+    // (a `def` may not name a take: that an earlier line used: Nextflow's check of workflow
+    // bodies takes it for a redeclaration, so `plan` comes first)
+    def plan = inputPlan(input, opts)
+    if (opts.iterations.toString().toInteger() < 1) {
+        error "--iterations ${opts.iterations}: refine needs at least one iteration."
+    }
+    checkPredictTiles(opts)
+    def halves = asBool(opts.halves)
+    def run_deconv = plan.defocus_set && !asBool(opts.skip_deconv)
+    def meta = [id: opts.run_name, deconv: run_deconv && asBool(opts.use_deconv_tomo), halves: halves]
+
+    // --- input: tomograms and their STAR file ([ meta, tomograms.star, [tomograms] ]) ------------
+    ch_star = Channel.empty()
+    if (plan.kind == 'phantom') {
         ISONET_MAKE_PHANTOM(meta)
-        ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo)
+        // named relative to the published STAR (star/ beside phantom/), so the task's cache key
+        // does not depend on --outdir and a resume into another outdir reuses it
+        ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] })
         ch_star = ISONET_PREPARE_STAR.out.star.join(ISONET_MAKE_PHANTOM.out.tomo)
     }
-    else if (star_input) {
-        ch_star = channel.value([meta, star_input, starTomograms(star_input)])
+    else if (plan.kind == 'star') {
+        ch_star = Channel.value([meta, plan.star, plan.tomos])
     }
     else {
-        ISONET_PREPARE_STAR(channel.value([meta, folder_tomos]))
-        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star -> [m, star, folder_tomos] }
+        ISONET_PREPARE_STAR(Channel.value([meta, plan.tomos, plan.folder.toUriString()]))
+        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star -> [m, star, plan.tomos] }
     }
 
     // --- CTF deconvolution, masks, subtomograms ------------------------------------------------
-    def ch_deconv = null        // [ meta, star, [tomograms], [deconv tomograms] or [] ]
+    ch_deconv = Channel.empty()     // [ meta, star, [tomograms], [deconv tomograms] or [] ]
     if (run_deconv) {
         ISONET_DECONV(ch_star)
         ch_deconv = ch_star
@@ -178,16 +217,16 @@ workflow ISONET {
     ISONET_EXTRACT(ch_masked)
 
     // --- refine: one task per iteration ---------------------------------------------------------
-    def ch_pretrained = opts.pretrained_model
-        ? channel.value([meta, file(opts.pretrained_model, checkIfExists: true)])
-        : channel.value([meta, []])
-    REFINE(ISONET_EXTRACT.out.subtomos, ch_pretrained, iterations)
+    ch_pretrained = opts.pretrained_model
+        ? Channel.value([meta, file(opts.pretrained_model, checkIfExists: true)])
+        : Channel.value([meta, []])
+    REFINE(ISONET_EXTRACT.out.subtomos, ch_pretrained, opts.iterations.toString().toInteger())
 
     // --- predict (and the gold-standard FSC with --halves) -------------------------------------
     ch_predict_in = ch_masked.map { m, star, tomos, deconv, masks -> [m, star, tomos, deconv] }
-    def ch_final_star = null    // [ meta, tomograms.star ] naming the corrected tomograms
-    def ch_corrected = null     // [ meta, [corrected tomograms] ]
-    def ch_fsc_files = channel.value([])
+    ch_final_star = Channel.empty()     // [ meta, tomograms.star ] naming the corrected tomograms
+    ch_corrected = Channel.empty()      // [ meta, [corrected tomograms] ]
+    ch_fsc_files = Channel.value([])
     if (halves) {
         ch_models = REFINE.out.state
             .map { m, state -> [m, state.resolve('half1/model_final.keras'), state.resolve('half2/model_final.keras')] }
@@ -206,20 +245,11 @@ workflow ISONET {
             .join(ISONET_PREDICT_HALF2.out.corrected)
             .map { m, star1, corrected1, star2, corrected2 -> [m, [corrected1, corrected2].flatten()] }
 
-        // one FSC per tomogram: pair <name>_half1_corrected.mrc with <name>_half2_corrected.mrc
-        ch_half1 = ISONET_PREDICT_HALF1.out.corrected
-            .flatMap { m, star, files -> [files].flatten().collect { f -> [f.name.replaceFirst(/_half1_corrected\.mrc$/, ''), m, f] } }
-        ch_half2 = ISONET_PREDICT_HALF2.out.corrected
-            .flatMap { m, star, files -> [files].flatten().collect { f -> [f.name.replaceFirst(/_half2_corrected\.mrc$/, ''), f] } }
-        ch_masks = ISONET_MAKE_MASK.out.mask
-            .flatMap { m, star, files -> [files].flatten().collect { f -> [f.name.replaceFirst(/_mask\.mrc$/, ''), f] } }
-        ch_fsc_in = ch_half1
-            .join(ch_half2)
-            .join(ch_masks, remainder: true)
-            .filter { name, m, half1, half2, mask -> half1 != null }
-            .map { name, m, half1, half2, mask ->
-                [m + [id: "${m.id}:${name}", tomo: name], half1, half2, asBool(opts.fsc_use_mask) && mask ? mask : []]
-            }
+        // one FSC per tomogram: <name>_half1_corrected.mrc with <name>_half2_corrected.mrc and its mask
+        ch_fsc_in = ISONET_PREDICT_HALF1.out.corrected
+            .join(ISONET_PREDICT_HALF2.out.corrected)
+            .join(ISONET_MAKE_MASK.out.mask)
+            .flatMap { m, star1, half1, star2, half2, star_mask, masks -> fscInputs(m, half1, half2, masks, asBool(opts.fsc_use_mask)) }
         ISONET_FSC(ch_fsc_in)
         ch_fsc_files = ISONET_FSC.out.json
             .mix(ISONET_FSC.out.plot)
@@ -234,7 +264,7 @@ workflow ISONET {
     }
 
     // --- report -----------------------------------------------------------------------------------
-    ch_report = channel.empty()
+    ch_report = Channel.empty()
     if (!asBool(opts.skip_report)) {
         ch_report_in = ch_final_star
             .join(ch_masked.map { m, star, tomos, deconv, masks -> [m, tomos, deconv, masks] })
@@ -246,9 +276,9 @@ workflow ISONET {
     }
 
     // --- versions of every step, one file ----------------------------------------------------------
-    channel.topic('versions')
-        .map { proc, tool, version -> "${tool}: ${version.toString().trim()}" }
-        .mix(channel.value("nextflow: ${workflow.nextflow.version}"))
+    Channel.topic('versions')
+        .map { proc, tool, version -> "${tool}: ${version.toString().trim()}".toString() }
+        .mix(Channel.value("nextflow: ${workflow.nextflow.version}".toString()))   // plain strings: a GString holding a VersionNumber cannot be serialised
         .unique()
         .collectFile(name: 'software_versions.yml', storeDir: "${opts.outdir}/pipeline_info", sort: true, newLine: true)
 

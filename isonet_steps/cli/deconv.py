@@ -42,7 +42,9 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
     import time
     from pathlib import Path
 
-    from ..ctf import CtfParams, chunk_layout, deconv_chunked, deconv_volume
+    from ..ctf import CtfParams
+    from ..deconv_chunked import chunk_layout, deconv_chunked
+    from ..deconv_whole import deconv_volume
     from ..errors import InputError
     from ..log import get_logger
     from ..mrc import new_memmap, open_memmap, read_header, read_volume, release_pages, write_volume

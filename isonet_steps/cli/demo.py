@@ -9,6 +9,10 @@ from ._common import log_level_option, option, step
 DEMO = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=3, steps_per_epoch=20, batch_size=8,
             filter_base=16, unet_depth=3, noise_level=(0.05,), noise_start_iter=(6,), halves=False,
             predict_cube_size=32, predict_crop_size=48, predict_batch_size=8, gpus="cpu")
+#: Seconds of refine the demo aims at: on a CPU where 8 iterations take longer, it runs fewer
+#: (3 at least; a 2-core AVX2-only CPU gets 3-4, an AVX-512 one all 8). 0 = always all 8.
+REFINE_BUDGET_S = 360
+MIN_ITERATIONS = 3
 #: A one-minute smoke run through every step, the gold-standard halves and FSC included.
 QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, steps_per_epoch=4, filter_base=4,
              unet_depth=2, noise_start_iter=(2,), predict_cube_size=16, predict_crop_size=32, halves=True)
@@ -18,8 +22,10 @@ QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, ste
 @option("--outdir", default="isonet_demo", help="Folder for the phantom, every step's output and the report.")
 @option("--quick/--no-quick", default=False, help="A tiny run (about a minute) that still goes through every step.")
 @option("--seed", type=int, default=0, help="Phantom and training seed.")
+@option("--time-budget", type=float, default=REFINE_BUDGET_S, show_default=True,
+        help="Seconds of refine to aim at: fewer iterations (at least 3) where a timed training step says 8 would take longer; 0 = all 8.")
 @log_level_option()
-def command(outdir, quick, seed, log_level):
+def command(outdir, quick, seed, time_budget, log_level):
     """Make a phantom tomogram with known ground truth and run the whole pipeline on it."""
     from pathlib import Path
 
@@ -40,8 +46,44 @@ def command(outdir, quick, seed, log_level):
     if not link.exists():
         link.symlink_to(Path("..") / "data" / "tomo.mrc")
     params = dict(QUICK if quick else DEMO, seed=seed, pixel_size=10.0)
+    if not quick:
+        params["iterations"] = _planned_iterations(out, time_budget)
     pipeline = Pipeline(str(tomos), out, params, log_level=log_level, ground_truth=str(data / "ground_truth.mrc"))
     run_with_report(pipeline, log_level)
     report = out / "report.html"
     get_logger().info("demo finished")
     click.echo(f"Report: {report.resolve()}" if report.exists() else f"Results: {out.resolve()}")
+
+
+def _planned_iterations(out, budget_s: float) -> int:
+    """Iterations that fit ``budget_s`` here, measured once per demo folder and kept (a rerun
+    continues the same run instead of re-timing and changing it)."""
+    import json
+
+    from ..atomic import write_json
+    from ..log import get_logger
+
+    plan_path = out / ".isonet" / "demo_plan.json"
+    try:
+        plan = json.loads(plan_path.read_text())
+        if plan.get("budget_s") == budget_s:
+            return int(plan["iterations"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if budget_s <= 0:
+        iterations, step_s = DEMO["iterations"], None
+    else:
+        from .. import devices
+        from ..budget import iterations_within, seconds_per_step
+        from ..unet import precision_policy
+
+        devices.configure(DEMO["gpus"])
+        with precision_policy(devices.resolve_precision("auto")):
+            step_s = seconds_per_step(filter_base=DEMO["filter_base"], depth=DEMO["unet_depth"],
+                                      batch_size=DEMO["batch_size"], cube=DEMO["cube_size"])
+        iterations = iterations_within(budget_s, step_s, DEMO["epochs"] * DEMO["steps_per_epoch"],
+                                       least=MIN_ITERATIONS, most=DEMO["iterations"])
+        get_logger().info("demo: a training step takes %.2f s here: %d refine iterations fit %.0f s",
+                          step_s, iterations, budget_s)
+    write_json(plan_path, {"budget_s": budget_s, "iterations": iterations, "seconds_per_step": step_s})
+    return iterations

@@ -13,7 +13,10 @@ from ._common import option, step
 @option("--number-subtomos", type=int, default=100, help="Subtomograms to extract per tomogram.")
 @option("--tilt-min", type=float, default=-60.0, help="Lowest tilt angle of the tilt series, degrees.")
 @option("--tilt-max", type=float, default=60.0, help="Highest tilt angle of the tilt series, degrees.")
-def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max):
+@option("--named-in", default=None,
+        help="Folder (or URI) written before each file name in rlnMicrographName instead of FOLDER, "
+             "for a STAR naming tomograms where they live when FOLDER is a staged copy.")
+def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in):
     """Write a tomograms.star listing every .mrc/.rec tomogram in FOLDER."""
     from ..log import get_logger
     from ..star import write_star
@@ -26,6 +29,7 @@ def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min,
         number_subtomos=number_subtomos,
         tilt_min=tilt_min,
         tilt_max=tilt_max,
+        named_in=named_in,
     )
     write_star(table, output_star)
     get_logger().info("wrote %s with %d tomograms", output_star, len(table))

@@ -12,9 +12,6 @@ process ISONET_DECONV {
     tuple val(meta), path('tomograms.star'), path('deconv/*'), emit: deconv
     tuple val("${task.process}"), val('isonet-deconv'), eval('isonet-deconv --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     """

@@ -12,9 +12,6 @@ process ISONET_EXTRACT {
     tuple val(meta), path('subtomo.star'), path('subtomos'), emit: subtomos
     tuple val("${task.process}"), val('isonet-extract'), eval('isonet-extract --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'

@@ -11,9 +11,6 @@ process ISONET_FSC {
     tuple val(meta), path('*_fsc.png'), emit: plot
     tuple val("${task.process}"), val('isonet-fsc'), eval('isonet-fsc --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.tomo}"

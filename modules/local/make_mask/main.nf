@@ -11,9 +11,6 @@ process ISONET_MAKE_MASK {
     tuple val(meta), path('tomograms.star'), path('mask/*_mask.mrc'), emit: mask
     tuple val("${task.process}"), val('isonet-make-mask'), eval('isonet-make-mask --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'

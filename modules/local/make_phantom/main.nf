@@ -11,9 +11,6 @@ process ISONET_MAKE_PHANTOM {
     tuple val(meta), path('phantom/ground_truth.mrc'), path('phantom/labels.mrc'), emit: truth
     tuple val("${task.process}"), val('isonet-make-phantom'), eval('isonet-make-phantom --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     """

@@ -11,9 +11,6 @@ process ISONET_PREDICT {
     tuple val(meta), path('tomograms.star'), path('corrected_tomos/*.mrc'), emit: corrected
     tuple val("${task.process}"), val('isonet-predict'), eval('isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'

@@ -17,9 +17,6 @@ process ISONET_REFINE_INIT {
     tuple val(meta), path('refine_state'), emit: state
     tuple val("${task.process}"), val('isonet-refine'), eval('isonet-refine --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     def gpus = task.accelerator ? '' : '--gpus cpu'

@@ -1,8 +1,11 @@
 // ISONET_REFINE_ITERATION: ONE refine iteration, the body of the recursive REFINE sub-workflow.
 //
-// The state tuple goes in and the same shape comes out: the refine folder after `done`
-// iterations, and the subtomograms it trains on. The staged state is a link into the previous
-// task and is never written: the task copies it to refine_state/ and runs
+// In: the refine folder after `done` iterations and the subtomograms it trains on; out: the
+// refine folder after `done + 1`. The subtomograms are not emitted again as files: `sources`
+// (their original paths, a value) goes out as it came in, so every iteration stages extract's
+// own files (a re-emitted staged input would be a link to a link, 40 deep at iteration 40, and
+// would be uploaded again by every task on object-store work folders). The staged state is a link into the
+// previous task and is never written: the task copies it to refine_state/ and runs
 // `isonet-refine --continue --until-iter done+1` on the copy, so every iteration is its own
 // cached task and `-resume` restarts at the first unfinished one.
 //
@@ -13,17 +16,13 @@ process ISONET_REFINE_ITERATION {
     label 'process_gpu'
 
     input:
-    tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos')
+    tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos'), val(sources)
 
     output:
-    // The pass-through inputs are matched by patterns ([r], [s]) on purpose: a pattern with
-    // includeInputs returns the link's target, so iteration 30 stages extract's own files, not
-    // a chain of 30 links (the kernel stops following symlinks after 40).
-    tuple val(meta), val(done), path('refine_state'), path('subtomo.sta[r]', includeInputs: true), path('subtomo[s]', includeInputs: true), emit: state
-    tuple val(meta), path('refine_state/**model_iter*.keras'), emit: models
-
-    when:
-    task.ext.when == null || task.ext.when
+    tuple val(meta), val(done), path('refine_state'), val(sources), emit: state
+    // the new model(s), hard links beside the state: Nextflow publishes a folder output whole,
+    // never the files inside it one by one
+    tuple val(meta), path('models/**model_iter*.keras'), emit: models
 
     script:
     def args = task.ext.args ?: ''
@@ -56,6 +55,11 @@ process ISONET_REFINE_ITERATION {
         find "\${folder}" -maxdepth 1 -name 'model_iter*.keras' | sort -V | head -n -1 | xargs -r rm -f
     done
 
+    (cd refine_state && find . -name 'model_iter*.keras') | while read -r model; do
+        mkdir -p "models/\$(dirname "\${model}")"
+        ln "refine_state/\${model}" "models/\${model}" 2>/dev/null || cp "refine_state/\${model}" "models/\${model}"
+    done
+
     isonet-refine --version | sed "s/.* //" | sed "s/^/isonet-refine: /" > refine_state/versions.yml
     """
 
@@ -69,6 +73,10 @@ process ISONET_REFINE_ITERATION {
         mkdir -p "\${folder}/checkpoint"
         rm -f "\${folder}"/model_iter*.keras
         touch "\${folder}/model_iter${next}.keras" "\${folder}/model_final.keras" "\${folder}/refine_state.json"
+    done
+    (cd refine_state && find . -name 'model_iter*.keras') | while read -r model; do
+        mkdir -p "models/\$(dirname "\${model}")"
+        cp "refine_state/\${model}" "models/\${model}"
     done
     echo "isonet-refine: stub" > refine_state/versions.yml
     """

@@ -12,9 +12,6 @@ process ISONET_REPORT {
     tuple val(meta), path('report.html'), emit: html
     tuple val("${task.process}"), val('isonet-report'), eval('isonet-report --version | sed "s/.* //"'), topic: versions, emit: versions
 
-    when:
-    task.ext.when == null || task.ext.when
-
     script:
     def args = task.ext.args ?: ''
     """

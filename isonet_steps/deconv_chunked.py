@@ -1,4 +1,4 @@
-"""Chunked CTF deconvolution with bounded memory (public as ``isonet_steps.ctf.deconv_chunked``).
+"""Chunked CTF deconvolution with bounded memory: the same voxels as :mod:`.deconv_whole`.
 
 Why chunks alone are not enough: the filter's kernel is mostly a few voxels wide, but its narrow
 high-pass (``highpassnyquist`` = 2 % of Nyquist) and its peak at low frequencies give it a weak
@@ -26,22 +26,40 @@ import scipy.fft
 
 from .ctf import (
     EDGE_PAD,
+    MIN_CHUNK_SIZE,
     SPLIT_END,
+    axis_radius,
     CtfParams,
-    _Moments,
-    _axis_radius,
-    _filter_values,
-    _mirror,
-    _restore_scale,
-    _slab_step,
-    _workers,
-    chunk_layout,
+    fft_workers,
+    filter_values,
+    mirror_indices,
+    Moments,
+    restore_scale,
+    slab_step,
     split_taper,
     wiener_filter,
     wiener_profile,
 )
+from .deconv_whole import deconv_volume
 from .errors import InputError
 from .log import get_logger, progress
+
+
+def chunk_layout(shape: tuple[int, ...], chunk_size: int, overlap_rate: float) -> tuple[int, int, list[int]]:
+    """Cubic chunk geometry: (crop edge, pad before the core, chunks per axis).
+
+    Each chunk is a cube of ``crop >= chunk_size·(1 + overlap_rate)`` voxels (rounded up to a fast
+    FFT length); its central ``chunk_size`` cube, starting ``pad`` voxels in, is kept.
+    """
+    if chunk_size < MIN_CHUNK_SIZE:
+        raise InputError(f"--chunk-size {chunk_size} is too small; give at least {MIN_CHUNK_SIZE} voxels "
+                         f"(e.g. 200-500), or leave it out to deconvolve the whole tomogram at once.")
+    if not (0 <= overlap_rate <= 1):
+        raise InputError(f"--overlap-rate {overlap_rate:g} must be a fraction in 0..1 (IsoNet default 0.25).")
+    crop = scipy.fft.next_fast_len(int(chunk_size * (1 + overlap_rate)), real=True)
+    pad = (crop - chunk_size) // 2
+    counts = [max(1, -(-int(n) // chunk_size)) for n in shape]
+    return crop, pad, counts
 
 
 class _LowBand:
@@ -69,7 +87,7 @@ class _LowBand:
 
     def padded_rows(self, z0: int, z1: int) -> np.ndarray:
         """Source Z indices of padded rows z0..z1-1."""
-        return _mirror(z0 - self.pad, z1 - z0, self.shape[0])
+        return mirror_indices(z0 - self.pad, z1 - z0, self.shape[0])
 
     def add_rows(self, z0: int, rows: np.ndarray) -> None:
         """Partial forward transform of padded rows starting at ``z0`` (``rows``: [t, Y, X] unpadded)."""
@@ -84,10 +102,10 @@ class _LowBand:
         n0, n1, n2 = self.padded
         spec = scipy.fft.fft(self.coeffs, axis=0, workers=self.workers, overwrite_x=True)[self.k0]
         self.coeffs = None  # free it before the inverse allocates
-        u0 = _axis_radius(n0)[self.k0]
-        u1 = _axis_radius(n1)[self.k1]
-        u2 = _axis_radius(n2, True)[:self.cols]
-        spec *= _filter_values(u0, u1, u2, profile_low)
+        u0 = axis_radius(n0)[self.k0]
+        u1 = axis_radius(n1)[self.k1]
+        u2 = axis_radius(n2, True)[:self.cols]
+        spec *= filter_values(u0, u1, u2, profile_low)
         full = np.zeros((n0, self.k1.size, self.cols), dtype=np.complex64)
         full[self.k0] = spec
         del spec
@@ -112,7 +130,7 @@ def _read_chunk(src: np.ndarray, starts: tuple[int, int, int], crop: int,
     chunk faults in (and maps, with the kernel's fault-around) far more of the file than the row
     itself, so a whole chunk read at once could map gigabytes.
     """
-    index = [_mirror(s, crop, n) for s, n in zip(starts, src.shape)]
+    index = [mirror_indices(s, crop, n) for s, n in zip(starts, src.shape)]
     lo = [int(i.min()) for i in index]
     hi = [int(i.max()) + 1 for i in index]
     ry, rx = index[1] - lo[1], index[2] - lo[2]
@@ -151,9 +169,23 @@ def deconv_chunked(
     """
     if src.ndim != 3 or tuple(src.shape) != tuple(dst.shape):
         raise ValueError(f"src {src.shape} and dst {dst.shape} must be 3D arrays of the same shape")
-    workers = _workers(workers)
+    workers = fft_workers(workers)
     log = get_logger()
     crop, pad, counts = chunk_layout(src.shape, chunk_size, overlap_rate)
+    if chunk_size >= max(int(n) for n in src.shape):
+        # One chunk holding the whole tomogram is the tomogram itself: whole mode, in less memory
+        # than a padded crop³ cube (a 1000-voxel chunk of a 64×160×160 volume would be 1250³).
+        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume", chunk_size, "×".join(map(str, src.shape)))
+        volume = np.asarray(src, dtype=np.float32)
+        bad = ~np.isfinite(volume).all(axis=(1, 2))
+        if bad.any():
+            z = np.flatnonzero(bad)
+            raise InputError(f"{what}: has NaN/Inf voxels in Z slices {z[0]}..{z[-1]}; fix or re-reconstruct "
+                             f"the tomogram (e.g. replace them with the mean) first.")
+        dst[...] = deconv_volume(volume, params, workers=workers, edge_pad=edge_pad, what=what)
+        if release is not None:
+            release()
+        return
     profile = wiener_profile(params)
     taper = split_taper(np.linspace(0.0, 1.0, profile.size))
     n0 = int(src.shape[0])
@@ -165,8 +197,8 @@ def deconv_chunked(
 
     # 1. input statistics and low-band coefficients, over the mirror-padded Z range
     low = _LowBand(tuple(src.shape), edge_pad, workers)
-    moments_in = _Moments()
-    step = _slab_step(low.padded[1] * low.padded[2], 1 << 24)
+    moments_in = Moments()
+    step = slab_step(low.padded[1] * low.padded[2], 1 << 24)
     starts = range(0, low.padded[0], step)
     for z0 in progress(starts, total=len(starts), desc="deconv low band", unit="slab"):
         z1 = min(z0 + step, low.padded[0])
@@ -182,7 +214,7 @@ def deconv_chunked(
         low.add_rows(z0, rows)
         del rows
         _release()
-    _restore_scale(1.0, moments_in.std, what)  # a constant input fails before the heavy passes
+    restore_scale(1.0, moments_in.std, what)  # a constant input fails before the heavy passes
     low.filter(profile * taper)
     log.debug("deconv: low band of %s done after %.1f s", what, time.time() - start)
 
@@ -206,8 +238,8 @@ def deconv_chunked(
     log.debug("deconv: chunks of %s done after %.1f s", what, time.time() - start)
 
     # 3. add the low band; 4. one global mean/std restoration
-    step = _slab_step(int(src.shape[1]) * int(src.shape[2]), 1 << 24)
-    moments_out = _Moments()
+    step = slab_step(int(src.shape[1]) * int(src.shape[2]), 1 << 24)
+    moments_out = Moments()
     for z0 in range(0, n0, step):
         z1 = min(z0 + step, n0)
         slab = np.asarray(dst[z0:z1], dtype=np.float32)
@@ -217,7 +249,7 @@ def deconv_chunked(
         del slab
         _release()
     del low
-    scale = np.float32(_restore_scale(moments_out.std, moments_in.std, what))
+    scale = np.float32(restore_scale(moments_out.std, moments_in.std, what))
     offset = np.float32(moments_in.mean - moments_out.mean * float(scale))
     for z0 in range(0, n0, step):
         slab = np.asarray(dst[z0:z0 + step], dtype=np.float32)
