@@ -11,7 +11,8 @@ The science lives here as plain functions on numpy arrays, one module per concep
 - ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
   ``predict``: the self-supervised missing-wedge correction; ``cpu``: vector units and kernels.
 - ``fsc``, ``gold_standard``: directional gold-standard resolution from two half networks.
-- ``params``, ``pipeline``, ``report``: ``isonet run``/``demo`` and the HTML report; ``png``: figures.
+- ``params``, ``pipeline``, ``report``: ``isonet run``/``demo`` and the HTML report; ``plots``: figures
+  (matplotlib, imported only when a figure is drawn).
 
 The command-line layer (``isonet_steps.cli``) is thin: it parses, reads, calls one function here,
 and writes.

@@ -2,7 +2,8 @@
 
 ``isonet check`` prints this. Unlike IsoNet's ``check`` (which never imported TensorFlow), it
 imports the deep-learning stack and runs one tiny operation on the chosen Keras backend, so a
-broken CUDA/TensorFlow install is found before a long refine job starts.
+broken CUDA/TensorFlow install is found before a long refine job starts; it also draws one tiny
+plot, which loads every library the report's and the FSC's figures need.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("mrcfile", "mrcfile"),
     ("starfile", "starfile"),
     ("click", "click"),
+    ("matplotlib", "matplotlib"),
+    ("PIL", "pillow"),
 )
 
 #: Keras backends and the package each one needs.
@@ -86,6 +89,16 @@ def _gpus(backend: str) -> list[str]:
     return []
 
 
+def _draw_a_plot() -> None:
+    """A small figure to PNG and SVG: every library the report's and the FSC's plots load."""
+    from .plots import figure_png, figure_svg, line_axes, new_figure
+
+    fig = new_figure(120, 80)
+    line_axes(fig, {"a": ([0, 1], [0, 1])}, xlabel="Å⁻¹")
+    if not figure_png(fig).startswith(b"\x89PNG") or "Å⁻¹" not in figure_svg(fig):
+        raise RuntimeError("the figure came out empty")
+
+
 def check_environment() -> EnvironmentReport:
     """Import the stack, record versions, and run a tiny Keras computation on the chosen backend."""
     from . import __version__
@@ -93,6 +106,9 @@ def check_environment() -> EnvironmentReport:
     report = EnvironmentReport()
     report.versions["isonet-nf"] = __version__
     report.versions["Python"] = f"{platform.python_version()} ({sys.executable})"
+    from .plots import prepare_matplotlib
+
+    prepare_matplotlib()  # before matplotlib is imported: no cache warning under a read-only home
     for module, distribution in REQUIRED:
         try:
             import_module(module)
@@ -100,6 +116,12 @@ def check_environment() -> EnvironmentReport:
         except Exception as exc:  # any import failure makes the install unusable
             report.versions[distribution] = "MISSING"
             _fail(report, f"{distribution} cannot be imported ({type(exc).__name__}: {' '.join(str(exc).split())}); reinstall isonet-nf.")
+
+    if report.ok:
+        try:
+            _draw_a_plot()
+        except Exception as exc:  # the images install matplotlib's dependencies one by one (--no-deps)
+            _fail(report, f"matplotlib cannot draw ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); reinstall isonet-nf.")
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").strip() or "tensorflow"
     report.backend = backend

@@ -4,7 +4,7 @@
 the tomogram STAR tables, refine states, FSC JSON files, and the demo's ground truth — reading
 volumes through :mod:`isonet_steps.mrc` memory maps (three slices and a central box of at most
 256³ voxels each, so a 2 GB tomogram reports in seconds). :func:`build_report` turns that into
-HTML with the pictures embedded as PNG data URIs. A section whose inputs are missing says so
+HTML with the slices embedded as PNG data URIs and the plots as inline SVG. A section whose inputs are missing says so
 instead of failing, so a bare refine folder or a half-finished run gets a report too.
 """
 
@@ -309,7 +309,7 @@ def versions() -> dict[str, str]:
     from . import __version__
 
     out = {"isonet-nf": __version__, "Python": platform.python_version()}
-    for dist in ("numpy", "scipy", "mrcfile", "starfile", "click", "keras", "tensorflow"):
+    for dist in ("numpy", "scipy", "mrcfile", "starfile", "click", "keras", "tensorflow", "matplotlib"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

@@ -1,8 +1,9 @@
 """Pictures for the run report, from numpy arrays: slices, kz–kx power spectra, training curves.
 
-Everything here is array in, array out (RGB or gray ``uint8``); :mod:`isonet_steps.report` reads
-the files and assembles the HTML. Arrays are ``[Z, Y, X]``; the missing wedge lies around kz in
-the (kz, kx) plane, so that is the plane whose power shows it.
+Slices are grey ``uint8`` arrays (the report embeds them as PNG); spectra and curves are
+matplotlib figures (:mod:`isonet_steps.plots`; the report embeds them as SVG).
+:mod:`isonet_steps.report` reads the files and assembles the HTML. Arrays are ``[Z, Y, X]``; the
+missing wedge lies around kz in the (kz, kx) plane, so that is the plane whose power shows it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ __all__ = [
     "standardise",
     "mean_std",
     "contrast_window",
+    "to_uint8",
     "slice_panel",
     "kzkx_log_power",
-    "power_panel",
+    "power_figure",
     "power_window",
     "wedge_power_ratio",
-    "colormap",
     "loss_plot",
     "noise_plot",
 ]
@@ -35,12 +36,10 @@ CENTRAL_EDGE = 256
 PANEL_MAX = 512
 #: Planes of the orthogonal slices and the axes of their picture (rows, columns).
 PLANES: dict[str, tuple[str, str]] = {"XY": ("Y", "X"), "XZ": ("Z", "X"), "YZ": ("Z", "Y")}
-
-# Perceptually ordered dark-to-bright anchors (black, purple, red, orange, pale yellow).
-_COLORMAP_ANCHORS = np.array([
-    (0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
-    (245, 125, 21), (250, 193, 39), (252, 255, 164),
-], dtype=np.float64)
+#: Colour map of the power spectra (perceptually uniform, dark = little power).
+POWER_CMAP = "inferno"
+#: Colour of the dashed tilt-range edges on the spectra: light cyan, apart from every inferno colour.
+_WEDGE_EDGE = "#78e6ff"
 
 
 def central_box(shape: Sequence[int], edge: int = CENTRAL_EDGE) -> tuple[slice, slice, slice]:
@@ -91,10 +90,17 @@ def display_factor(shape: Sequence[int], limit: int = PANEL_MAX) -> int:
     return max(1, math.ceil(max(int(s) for s in shape) / limit))
 
 
-def slice_panel(image: np.ndarray, window: tuple[float, float], factor: int = 1) -> np.ndarray:
-    """A gray ``uint8`` picture of one (standardised) slice: binned by ``factor``, then windowed."""
-    from .png import to_uint8
+def to_uint8(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``lo..hi`` linearly to 0..255 (clipped); a flat window gives mid-grey at ``lo``."""
+    img = np.asarray(image, dtype=np.float32)
+    if not hi > lo:
+        return np.where(img > lo, 255, np.where(img < lo, 0, 128)).astype(np.uint8)
+    scaled = (img - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
+
+def slice_panel(image: np.ndarray, window: tuple[float, float], factor: int = 1) -> np.ndarray:
+    """A grey ``uint8`` picture of one (standardised) slice: binned by ``factor``, then windowed."""
     return to_uint8(_bin2d(np.asarray(image, dtype=np.float32), factor), *window)
 
 
@@ -129,46 +135,48 @@ def kzkx_log_power(volume: np.ndarray) -> np.ndarray:
     return np.log10(power + 1e-12 * max(float(power.max()), 1e-30))[::-1].astype(np.float32)
 
 
-def _square(image: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resampling to ``size x size``: kz and kx both span ±Nyquist, so a square
-    picture shows angles in the (kz, kx) plane truly."""
-    rows = np.minimum((np.arange(size) + 0.5) * image.shape[0] / size, image.shape[0] - 1).astype(int)
-    cols = np.minimum((np.arange(size) + 0.5) * image.shape[1] / size, image.shape[1] - 1).astype(int)
-    return image[np.ix_(rows, cols)]
+def _pixel_extent(n: int) -> tuple[float, float]:
+    """Lowest and highest edge, in cycles/voxel, of the pixels of one fftshifted axis of ``n`` samples."""
+    return (-(n // 2) - 0.5) / n, (n - 1 - n // 2 + 0.5) / n
 
 
-def colormap(gray: np.ndarray) -> np.ndarray:
-    """RGB ``uint8`` of a gray ``uint8`` image through a dark-purple-orange-yellow scale."""
-    t = np.linspace(0.0, 1.0, len(_COLORMAP_ANCHORS))
-    levels = np.linspace(0.0, 1.0, 256)
-    table = np.stack([np.interp(levels, t, _COLORMAP_ANCHORS[:, c]) for c in range(3)], axis=1)
-    return np.rint(table).astype(np.uint8)[np.asarray(gray, dtype=np.uint8)]
+def power_figure(maps: Sequence[np.ndarray], labels: Sequence[str], window: tuple[float, float], *,
+                 voxel_size: float = 0.0, tilt_range: tuple[float, float] | None = None, panel: int = 250):
+    """kz–kx log-power maps (from :func:`kzkx_log_power`) side by side, on one colour scale with
+    one colour bar; the tilt range's edges dashed. Frequencies in Å⁻¹ when ``voxel_size`` > 0.
 
+    Both axes span ±Nyquist at the same scale, so angles in the picture are true angles in the
+    (kz, kx) plane, whatever the box's shape.
+    """
+    from .plots import new_figure, style
 
-def _dashed_ray(canvas: np.ndarray, angle_deg: float, color, dash: int = 6) -> None:
-    """Dashed line through the centre of a square RGB canvas at ``angle_deg`` from the +x axis (y up)."""
-    size = canvas.shape[0]
-    c = (size - 1) / 2.0
-    a = math.radians(angle_deg)
-    for s in np.arange(-size, size, 0.5):
-        if int(abs(s) // dash) % 2:
-            continue
-        x, y = c + s * math.cos(a), c - s * math.sin(a)
-        xi, yi = int(round(x)), int(round(y))
-        if 0 <= xi < size and 0 <= yi < size and (xi - c) ** 2 + (yi - c) ** 2 <= (size / 2.0) ** 2:
-            canvas[yi, xi] = color
-
-
-def power_panel(log_power: np.ndarray, window: tuple[float, float], *, size: int = 256,
-                tilt_range: tuple[float, float] | None = None) -> np.ndarray:
-    """A square colour picture of a kz–kx log-power map, with the measured wedge's edges dashed."""
-    from .png import to_uint8
-
-    rgb = colormap(to_uint8(_square(log_power, size), *window))
-    if tilt_range is not None:
-        for angle in tilt_range:
-            _dashed_ray(rgb, float(angle), (120, 230, 255))
-    return rgb
+    scale = 1.0 / voxel_size if voxel_size > 0 else 1.0
+    unit = "Å⁻¹" if voxel_size > 0 else "cycles/voxel"
+    nyquist = 0.5 * scale
+    fig = new_figure(panel * len(maps) + 110, panel + 70)
+    with style():
+        axes = fig.subplots(1, len(maps), sharex=True, sharey=True, squeeze=False)[0]
+        image = None
+        for ax, log_power, label in zip(axes, maps, labels):
+            nz, nx = log_power.shape
+            (x0, x1), (z0, z1) = _pixel_extent(nx), _pixel_extent(nz)
+            extent = (x0 * scale, x1 * scale, z0 * scale, z1 * scale)
+            image = ax.imshow(log_power, cmap=POWER_CMAP, vmin=window[0], vmax=window[1], interpolation="none",
+                              origin="upper", extent=extent, aspect="auto")
+            if tilt_range is not None:
+                for angle in tilt_range:
+                    c, s = math.cos(math.radians(float(angle))), math.sin(math.radians(float(angle)))
+                    ax.plot([-nyquist * c, nyquist * c], [-nyquist * s, nyquist * s], color=_WEDGE_EDGE,
+                            linewidth=1.0, linestyle=(0, (4, 3)))
+            ax.set_xlim(extent[0], extent[1])
+            ax.set_ylim(extent[2], extent[3])
+            ax.set_aspect((extent[1] - extent[0]) / (extent[3] - extent[2]))  # square, like the ±Nyquist it spans
+            ax.grid(False)
+            ax.set_title(label)
+            ax.set_xlabel(f"kx ({unit})")
+        axes[0].set_ylabel(f"kz ({unit})")
+        fig.colorbar(image, ax=list(axes), label="log₁₀ power", shrink=0.92, pad=0.02)
+    return fig
 
 
 def power_window(maps: Sequence[np.ndarray], low: float = 1.0, high: float = 99.8) -> tuple[float, float]:
@@ -204,22 +212,27 @@ def wedge_power_ratio(log_power: np.ndarray, tilt_range: tuple[float, float],
 
 # ------------------------------------------------------------------------------------ training
 
-_HALF_COLORS = ((31, 100, 200), (225, 115, 20), (40, 155, 60), (200, 30, 45))
+
+def _whole_ticks(ax) -> None:
+    """Ticks of the x axis on whole iterations only (iteration ``i`` ends at ``x = i``)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height: int = 360) -> np.ndarray | None:
+def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height: int = 360):
     """Training and validation loss per epoch across iterations; ``runs`` = name -> iteration records.
 
     Iteration ``i`` spans ``(i - 1, i]`` on the x axis and its epochs sit evenly inside it, so
-    the curve is continuous over the whole refinement. None when no epoch was recorded.
+    the curve is continuous over the whole refinement. A matplotlib figure, or None when no
+    epoch was recorded.
     """
-    from .png import line_plot
+    from .plots import COLORS, line_axes, new_figure
 
     series: dict[str, tuple[list[float], list[float]]] = {}
     styles: dict[str, dict] = {}
     for k, (name, records) in enumerate(runs.items()):
-        color = _HALF_COLORS[k % len(_HALF_COLORS)]
-        for key, what, dash in (("loss", "training", None), ("val_loss", "validation", (6, 4))):
+        for key, what, dash in (("loss", "training", "solid"), ("val_loss", "validation", (0, (5, 3)))):
             xs: list[float] = []
             ys: list[float] = []
             for rec in records:
@@ -230,18 +243,21 @@ def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height
             if xs:
                 label = f"{name} {what}".strip()
                 series[label] = (xs, ys)
-                styles[label] = {"color": color, "width": 2.0, "dash": dash}
+                styles[label] = {"color": COLORS[k % len(COLORS)], "linestyle": dash}
     if not series:
         return None
     last = max(max(x) for x, _ in series.values())
-    return line_plot(series, title="Loss per epoch", xlabel="iteration", ylabel="loss (mean absolute error)",
-                     hlines=(), xlim=(0.0, max(1.0, math.ceil(last))), styles=styles, width=width, height=height)
+    fig = new_figure(width, height)
+    ax = line_axes(fig, series, styles=styles, title="Loss per epoch", xlabel="iteration",
+                   ylabel="loss (mean absolute error)", xlim=(0.0, max(1.0, math.ceil(last))))
+    _whole_ticks(ax)
+    return fig
 
 
-def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: int = 560,
-               height: int = 360) -> np.ndarray | None:
-    """Noise level per iteration as a staircase (iteration ``i`` spans ``(i - 1, i]``)."""
-    from .png import line_plot
+def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: int = 560, height: int = 360):
+    """Noise level per iteration as a staircase (iteration ``i`` spans ``(i - 1, i]``); the first
+    schedule (the plan) thin, grey and dashed under the others. A matplotlib figure, or None."""
+    from .plots import COLORS, line_axes, new_figure
 
     series = {}
     styles = {}
@@ -253,12 +269,14 @@ def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: i
             ys += [level, level]
         if xs:
             series[name] = (xs, ys)
-            styles[name] = {"color": _HALF_COLORS[k % len(_HALF_COLORS)] if k else (90, 90, 90),
-                            "width": 2.4 if k else 1.6, "dash": None if k else (5, 4)}
+            styles[name] = ({"color": COLORS[(k - 1) % len(COLORS)], "linewidth": 2.2} if k
+                            else {"color": "#5a5a5a", "linewidth": 1.4, "linestyle": (0, (5, 4))})
     if not series:
         return None
     top = max(max(y) for _, y in series.values())
     last = max(max(x) for x, _ in series.values())
-    return line_plot(series, title="Noise level per iteration", xlabel="iteration", ylabel="noise level",
-                     hlines=(), xlim=(0.0, max(1.0, float(last))), ylim=(0.0, max(0.05, top * 1.25)),
-                     styles=styles, width=width, height=height)
+    fig = new_figure(width, height)
+    ax = line_axes(fig, series, styles=styles, title="Noise level per iteration", xlabel="iteration",
+                   ylabel="noise level", xlim=(0.0, max(1.0, float(last))), ylim=(0.0, max(0.05, top * 1.25)))
+    _whole_ticks(ax)
+    return fig

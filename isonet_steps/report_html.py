@@ -1,7 +1,8 @@
 """HTML building blocks of the run report: one self-contained page, no network, no external files.
 
-Pictures are PNG data URIs; the style sheet and one small script (which counts the pictures the
-browser decoded, for the rendering test) are inline; fonts are the system's own.
+Slices are grey PNG data URIs; plots and spectra are inline SVG (their text stays text, which the
+reader can select and search); the style sheet and one small script (which counts the pictures
+the browser decoded, for the rendering test) are inline; fonts are the system's own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["esc", "img", "table", "section", "not_run", "figure", "fmt_seconds", "fmt_value", "page"]
+__all__ = ["esc", "img", "table", "section", "not_run", "figure", "plot_figure", "fmt_seconds", "fmt_value", "page"]
 
 CSS = """
 :root { --ink:#1d232b; --muted:#5b6673; --line:#dde2e8; --accent:#1f64c8; --bg:#f3f5f8; --card:#fff; }
@@ -44,7 +45,7 @@ p.notrun { color:#8a5a00; background:#fff7e6; border:1px solid #f3dca6; border-r
 .colhead { font-weight:600; font-size:14px; text-align:center; color:#2b3440; }
 figure { margin:0; }
 figure img { display:block; width:100%; height:auto; border:1px solid #c9d0d8; background:#000; }
-figure.plot img { border:none; background:#fff; width:auto; max-width:100%; }
+figure.plot svg { display:block; max-width:100%; height:auto; }
 img.px { image-rendering: pixelated; }
 figcaption { font-size:12.5px; color:var(--muted); text-align:center; margin-top:3px; }
 .plots { display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start; }
@@ -80,10 +81,10 @@ def esc(value: object) -> str:
 
 
 def img(image: np.ndarray, alt: str, *, pixelated: bool = False) -> str:
-    """An ``<img>`` holding ``image`` (uint8 gray/RGB) as a PNG data URI."""
-    from .png import encode_png
+    """An ``<img>`` holding ``image`` (a grey uint8 slice) as a PNG data URI."""
+    from .plots import gray_png
 
-    data = base64.b64encode(encode_png(image)).decode("ascii")
+    data = base64.b64encode(gray_png(image)).decode("ascii")
     h, w = image.shape[:2]
     cls = ' class="px"' if pixelated else ""
     return f'<img{cls} src="data:image/png;base64,{data}" width="{w}" height="{h}" alt="{esc(alt)}">'
@@ -92,6 +93,14 @@ def img(image: np.ndarray, alt: str, *, pixelated: bool = False) -> str:
 def figure(image: np.ndarray, caption: str, *, alt: str | None = None, pixelated: bool = False, cls: str = "") -> str:
     klass = f' class="{cls}"' if cls else ""
     return (f"<figure{klass}>{img(image, alt or caption, pixelated=pixelated)}"
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def plot_figure(fig, caption: str, *, alt: str | None = None, cls: str = "plot") -> str:
+    """A matplotlib figure as inline SVG with a caption."""
+    from .plots import figure_svg
+
+    return (f'<figure class="{esc(cls)}">{figure_svg(fig, label=alt or caption)}'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 

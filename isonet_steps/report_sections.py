@@ -74,7 +74,8 @@ def slices_section(run, blocks: list[str]) -> str:
 
 def power_block(t, vs) -> str:
     """kz–kx log-power maps of one tomogram's volumes on one colour scale, wedge edges dashed."""
-    from .report_figures import kzkx_log_power, power_panel, power_window, wedge_power_ratio
+    from .report_figures import kzkx_log_power, power_figure, power_window, wedge_power_ratio
+    from .report_html import plot_figure
 
     if not vs:
         return ""
@@ -83,20 +84,21 @@ def power_block(t, vs) -> str:
     parts = [f"<h3>{esc(_title(t))}</h3>"]
     if not any(v.label.startswith("corrected") for v in vs):
         parts.append(not_run("Not run: no corrected tomogram yet; the raw spectrum only."))
-    grid = [f'<div class="panels" style="grid-template-columns: repeat({len(vs)}, minmax(0, {300 if len(vs) < 4 else 270}px))">']
-    grid += [f'<div class="colhead">{esc(v.label)}</div>' for v in vs]
+    shares = []
     for v, m in zip(vs, maps):
         ratio = wedge_power_ratio(m, t.tilt_range)
-        share = f" · wedge/measured power {ratio:.2f}" if math.isfinite(ratio) else ""
-        grid.append(figure(power_panel(m, window, tilt_range=t.tilt_range), f"{v.label}{share}",
-                           alt=f"log power kz-kx, {v.label}"))
-    grid.append("</div>")
-    parts.append("".join(grid))
+        if math.isfinite(ratio):
+            shares.append(f"{v.label} · wedge/measured power {ratio:.2f}")
+    fig = power_figure(maps, [v.label for v in vs], window, voxel_size=vs[0].voxel_size or t.pixel_size,
+                       tilt_range=t.tilt_range)
+    parts.append(plot_figure(fig, "; ".join(shares) or "log power in the kz–kx plane",
+                             alt=f"log power kz-kx of {', '.join(v.label for v in vs)}", cls="plot power"))
     bz, by, bx = vs[0].box.shape
     parts.append(
         f'<p class="caption">log₁₀ of the Fourier power of the central {bx} × {by} × {bz} voxels (X × Y × Z, '
         "standardised, tapered along X and Z), averaged over ky, zero frequency in the centre: kx runs left to "
-        "right and kz bottom to top, both to ±Nyquist. One colour scale for all panels (brighter = more power). "
+        "right and kz bottom to top, both to ±Nyquist. One colour scale for all panels (brighter = more power; "
+        "the colour bar gives log₁₀ of the power). "
         f"The dashed lines mark the tilt range {t.tilt_range[0]:g}° to {t.tilt_range[1]:g}°: the tilt series measured "
         "the double wedge around the horizontal kx axis between them; the missing wedge is the region around the "
         "vertical kz axis, dark before correction and filled after it. The wedge/measured figure is the mean power "
@@ -117,7 +119,7 @@ def power_section(blocks: list[str]) -> str:
 
 def training_section(run) -> str:
     from .report_figures import loss_plot, noise_plot
-    from .report_html import figure as fig
+    from .report_html import plot_figure
 
     title = "Training"
     if not run.refine:
@@ -132,7 +134,7 @@ def training_section(run) -> str:
     plots = []
     loss = loss_plot(runs)
     if loss is not None:
-        plots.append(fig(loss, "training (solid) and validation (dashed) loss per epoch", cls="plot"))
+        plots.append(plot_figure(loss, "training (solid) and validation (dashed) loss per epoch"))
     first = next(iter(run.refine.values()))
     schedule = first.get("noise_schedule") or []
     used = [(int(r["iteration"]), float(r.get("noise_level") or 0.0)) for r in next(iter(runs.values()))]
@@ -143,7 +145,7 @@ def training_section(run) -> str:
         series["used"] = used
     noise = noise_plot(series) if series else None
     if noise is not None:
-        plots.append(fig(noise, "noise level added to the training inputs per iteration", cls="plot"))
+        plots.append(plot_figure(noise, "noise level added to the training inputs per iteration"))
     if plots:
         parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
@@ -205,7 +207,8 @@ def fsc_result_from_dict(data: dict):
 
 
 def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
-    from .fsc import DIRECTIONS, fsc_plot
+    from .fsc import DIRECTIONS, fsc_figure
+    from .report_html import plot_figure
 
     try:
         data = json.loads(path.read_text())
@@ -227,9 +230,8 @@ def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
                 cells.append(f"{float(v):.1f}" + ("*" if abs(float(v) - result.nyquist) < 1e-6 else ""))
         name = d if d == "global" else (f"{d.upper()} axis (cone)" if len(d) == 1 else f"{d.upper()} plane (slab)")
         rows.append([name, *cells])
-    image = fsc_plot(result)
     return (f"<h3>{esc(label)}</h3><div class=\"plots\">"
-            + figure(image, f"{path.name}: global and directional FSC", cls="plot fsc")
+            + plot_figure(fsc_figure(result), f"{path.name}: global and directional FSC", cls="plot fsc")
             + '<div class="side">' + table(heads, rows, numeric=list(range(1, len(heads))))
             + f'<p class="caption">Resolution in Å where each curve first falls below the threshold; '
               f"* = never falls below it (Nyquist, {result.nyquist:g} Å). Cones and slabs have a half-angle of "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -11,7 +13,7 @@ from isonet_steps.fsc import (
     DIRECTIONS,
     crossing_resolution,
     fourier_shell_correlation,
-    fsc_plot,
+    fsc_figure,
     soft_mask,
 )
 
@@ -286,7 +288,11 @@ def test_to_dict_and_plot():
     for key in ("0.5", "0.143"):
         assert set(d["resolution_A"][key]) == set(DIRECTIONS)
     assert len(d["frequency_per_A"]) == len(d["fsc"]["z"]) == 16
-    img = fsc_plot(result)
+    from PIL import Image
+
+    from isonet_steps.plots import figure_png
+
+    img = np.asarray(Image.open(io.BytesIO(figure_png(fsc_figure(result)))).convert("RGB"))
     assert img.shape == (400, 640, 3) and img.dtype == np.uint8
     # the black global curve and the blue Z curve are drawn
     assert (img == 0).all(axis=2).sum() > 100

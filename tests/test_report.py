@@ -8,13 +8,12 @@ two noisy halves with their FSC JSON (from isonet_steps.fsc), refine states, ste
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -120,49 +119,13 @@ def demo_html(demo_run, tmp_path_factory) -> tuple[Path, str]:
 # ------------------------------------------------------------------------------------ PNG decoding
 
 
-def _unfilter(raw: bytes, width: int, height: int, bpp: int) -> np.ndarray:
-    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth) on 8-bit samples.
-
-    A pixel depends on its left, upper and upper-left neighbours only, so all pixels on one
-    anti-diagonal (x + y = d) are decoded together: W + H vectorised steps instead of W x H.
-    """
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width * bpp + 1)
-    kinds = rows[:, 0].astype(np.int16)
-    assert kinds.max() <= 4, f"bad PNG filter type {kinds.max()}"
-    data = rows[:, 1:].reshape(height, width, bpp).astype(np.int16)
-    out = np.zeros((height + 1, width + 1, bpp), dtype=np.int16)  # out[y + 1, x + 1]; zero border
-    every_y = np.arange(height)
-    for d in range(width + height - 1):
-        y = every_y[max(0, d - width + 1):min(height, d + 1)]
-        x = d - y
-        a, b, c = out[y + 1, x], out[y, x + 1], out[y, x]
-        p = a + b - c
-        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-        k = kinds[y][:, None]
-        pred = np.select([k == 0, k == 1, k == 2, k == 3], [np.zeros_like(a), a, b, (a + b) // 2], paeth)
-        out[y + 1, x + 1] = (data[y, x] + pred) % 256
-    return out[1:, 1:].astype(np.uint8)
-
-
 def decode_png(data: bytes) -> np.ndarray:
-    """8-bit gray/RGB/RGBA PNG (non-interlaced) -> array (H, W, channels)."""
+    """PNG bytes -> uint8 array (H, W, channels), decoded by Pillow."""
+    from PIL import Image
+
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    width, height, depth, color, _, _, interlace = header
-    assert depth == 8 and interlace == 0, f"unsupported PNG: depth {depth}, interlace {interlace}"
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color]
-    return _unfilter(zlib.decompress(idat), width, height, channels)
+    image = np.asarray(Image.open(io.BytesIO(data)))
+    return image[:, :, None] if image.ndim == 2 else image
 
 
 def _unbalanced_tags(text: str) -> list:
@@ -195,17 +158,21 @@ def _data_uris(text: str) -> list[str]:
     return re.findall(r'<img[^>]*\ssrc="([^"]*)"', text)
 
 
+def _svgs(text: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", text, re.S)
+
+
 # ------------------------------------------------------------------------------------ tests
 
 
-def test_report_has_every_section_and_embeds_only_png(demo_html):
+def test_report_has_every_section_slices_as_png_and_plots_as_svg(demo_html):
     path, text = demo_html
     for anchor, title in SECTIONS:
         assert f'<section id="{anchor}">' in text, f"section {anchor} missing"
         assert f'href="#{anchor}"' in text
     sources = _data_uris(text)
-    # 3 planes x (raw, corrected, truth) + 3 power maps + loss + noise + FSC plot
-    assert len(sources) == 9 + 3 + 2 + 1, len(sources)
+    # 3 planes x (raw, corrected, truth)
+    assert len(sources) == 9, len(sources)
     assert text.count("<img") == len(sources)
     for src in sources:
         assert src.startswith("data:image/png;base64,")
@@ -213,9 +180,18 @@ def test_report_has_every_section_and_embeds_only_png(demo_html):
         image = decode_png(png)
         assert image.shape[0] >= 32 and image.shape[1] >= 32
         assert image.std() > 1.0, "blank picture"
+    # the power maps of one tomogram, loss, noise, FSC: inline SVG whose text is text
+    svgs = _svgs(text)
+    assert len(svgs) == 4, len(svgs)
+    for svg, label in zip(svgs, ("kx (Å⁻¹)", "loss (mean absolute error)", "noise level", "spatial frequency (Å⁻¹)")):
+        assert f">{label}</text>" in svg
+    assert len(re.findall(r"<image ", svgs[0])) >= 3  # raw, corrected, truth spectra
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)), "an id is used twice on the page"
     assert not re.search(r"https?://", text), "the page must not reference the network"
     assert _unbalanced_tags(text) == []
-    assert "<link" not in text and "@import" not in text and "url(" not in text
+    assert "<link" not in text and "@import" not in text
+    assert not re.search(r"url\((?!#)", text), "only references inside the page"
     assert "not run" not in text.lower(), "every section of a finished demo run has content"
 
 
@@ -261,7 +237,8 @@ def test_report_of_partial_and_bare_folders(tmp_path):
     assert "Not run: no ground truth" in text
     assert "Not run (or not finished): predict" in text
     assert "deconvolved · XZ at y = 40" in text
-    assert len(_data_uris(text)) == 6 + 2 + 2  # raw and deconvolved slices and power, loss + noise
+    assert len(_data_uris(text)) == 6  # raw and deconvolved slices
+    assert len(_svgs(text)) == 1 + 2  # their power maps, loss + noise
     # a bare refine result folder
     bare = tmp_path / "bare"
     shutil.copytree(run / "refine", bare)
@@ -269,7 +246,7 @@ def test_report_of_partial_and_bare_folders(tmp_path):
     assert result.exit_code == 0, result.output
     text = (bare / "report.html").read_text()
     assert "4 of 4 iterations" in text and "Not run: no tomogram STAR" in text
-    assert len(_data_uris(text)) == 2
+    assert len(_data_uris(text)) == 0 and len(_svgs(text)) == 2
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "unwritable", "folder_output"])

@@ -51,7 +51,7 @@ def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot
     import numpy as np
 
     from ..errors import InputError
-    from ..fsc import DIRECTIONS, fourier_shell_correlation, fsc_plot
+    from ..fsc import DIRECTIONS, fourier_shell_correlation, fsc_figure
     from ..log import get_logger, progress
     from ..mrc import read_header, read_volume
 
@@ -109,10 +109,11 @@ def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot
             f"{d} {per[d]:.1f} Å" if np.isfinite(per[d]) else f"{d} n/a" for d in DIRECTIONS))
     log.info("wrote %s", output)
     if plot:
-        from ..png import write_png
+        from ..atomic import write_bytes
+        from ..plots import figure_png
 
         try:
-            write_png(plot, fsc_plot(result))
+            write_bytes(plot, figure_png(fsc_figure(result)))
         except OSError as exc:
             raise InputError(f"{plot}: cannot write the plot ({exc.strerror}); choose a writable location.") from None
         log.info("wrote %s", plot)
