@@ -58,7 +58,8 @@ def onednn_enabled(environ=os.environ, cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def bfloat16_units(environ=os.environ, cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where the CPU computes bfloat16 in hardware and the kernels may use it: AMX or
-    AVX512-BF16, oneDNN on, and ``ONEDNN_MAX_CPU_ISA`` not below AVX512_CORE_BF16."""
+    AVX512-BF16, oneDNN on, and ``ONEDNN_MAX_CPU_ISA`` not below AVX512_CORE_BF16.
+    """
     if not {"amx_bf16", "avx512_bf16"} & cpu_flags(cpuinfo):
         return False
     if not onednn_enabled(environ, cpuinfo):

@@ -142,7 +142,8 @@ def split_taper(nu: np.ndarray) -> np.ndarray:
 
 def axis_radius(n: int, half: bool = False) -> np.ndarray:
     """|frequency| along one axis in FFT order (first half only for a real FFT's last axis),
-    as a fraction of that axis' Nyquist, i.e. divided by ``max(1, n // 2)``."""
+    as a fraction of that axis' Nyquist, i.e. divided by ``max(1, n // 2)``.
+    """
     k = np.arange(n // 2 + 1) if half else np.abs(np.fft.fftfreq(n) * n)
     return k / max(1, n // 2)
 

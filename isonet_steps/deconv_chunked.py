@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
@@ -28,12 +28,12 @@ from .ctf import (
     EDGE_PAD,
     MIN_CHUNK_SIZE,
     SPLIT_END,
-    axis_radius,
     CtfParams,
+    Moments,
+    axis_radius,
     fft_workers,
     filter_values,
     mirror_indices,
-    Moments,
     restore_scale,
     slab_step,
     split_taper,

@@ -226,7 +226,8 @@ def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where bfloat16 arithmetic is done by hardware: every visible GPU of compute capability
     8.0 or later (A100, H100, RTX 30xx on), or, on the CPU, AMX or AVX512-BF16 (Sapphire Rapids,
     Zen 4 on) with kernels allowed to use them (:func:`isonet_steps.cpu.bfloat16_units`).
-    Elsewhere bfloat16 is emulated and slower than float32."""
+    Elsewhere bfloat16 is emulated and slower than float32.
+    """
     gpus = _gpu_capabilities()
     if gpus:
         return all(capability >= (8, 0) for capability in gpus)

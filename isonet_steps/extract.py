@@ -23,7 +23,7 @@ Functions here work on arrays (a memory-mapped mask is fine: it is read one Z sl
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -156,7 +156,8 @@ def random_halves(number: int, rng: np.random.Generator, first: int = 1) -> np.n
 
 def slab_width(nx: int, crop_size: int) -> int:
     """Width along X of the slabs of a slab split: ``2·crop``, narrowed (down to ``crop``) on
-    tomograms under ``4·crop`` wide so that both halves get at least one slab."""
+    tomograms under ``4·crop`` wide so that both halves get at least one slab.
+    """
     return int(min(2 * crop_size, max(crop_size, nx // 2)))
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .errors import InputError
 from .log import get_logger
 from .mrc import read_volume, write_volume

@@ -74,7 +74,8 @@ def std_criterion(smoothed: np.ndarray, percentage: float, window: int) -> np.nd
 
 def upsample_nearest(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour enlargement to ``shape``: voxel i takes small[floor(i·m/n)] on each axis,
-    so every output voxel (also the last plane of odd sizes) gets a value."""
+    so every output voxel (also the last plane of odd sizes) gets a value.
+    """
     index = [(np.arange(n) * m) // n for n, m in zip(shape, small.shape)]
     return small[np.ix_(*index)]
 
@@ -149,7 +150,8 @@ def polygon_inside(shape_yx: tuple[int, int], polygon: np.ndarray) -> np.ndarray
 
 def apply_boundary(mask: np.ndarray, first: int, last: int, inside: np.ndarray | None) -> np.ndarray:
     """Zero ``mask`` [Z, Y, X] in place outside sections first..last and, on those, outside ``inside``
-    [Y, X] (None: whole sections). Works slab by slab, so no second full-size array is made."""
+    [Y, X] (None: whole sections). Works slab by slab, so no second full-size array is made.
+    """
     mask[:max(first, 0)] = 0
     mask[max(last + 1, 0):] = 0
     if inside is not None and first <= last:

@@ -9,8 +9,8 @@ ramp filter, and ∝ |k|·hamming(k)² for the Hamming filter; white along Y (in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import scipy.fft

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -233,7 +233,8 @@ def predict_tiled(
 def tile_at(volume: np.ndarray, plan: TilePlan, origin: tuple[int, int, int]) -> np.ndarray:
     """The ``crop³`` tile at ``origin`` (padded coordinates) of ``volume`` as if it were mirror-padded
     (``numpy.pad`` ``symmetric``) by the plan: interior tiles are plain slices, border tiles gather
-    mirrored indices. No padded copy of the tomogram is ever made (it would double the memory)."""
+    mirrored indices. No padded copy of the tomogram is ever made (it would double the memory).
+    """
     firsts = [start - before for start, before in zip(origin, plan.pad_before)]
     if all(0 <= f and f + plan.crop <= n for f, n in zip(firsts, volume.shape)):
         return volume[tuple(slice(f, f + plan.crop) for f in firsts)]

@@ -10,14 +10,14 @@ continues after the last finished iteration and gives the same final model as an
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from .checkpoint import RefineStore
-from .errors import InputError
 from .devices import PRECISIONS
+from .errors import InputError
 from .log import get_logger, progress
 from .noise import NOISE_MODES, noise_schedule
 from .normalize import percentile_normalize, to_network
@@ -143,7 +143,8 @@ def _fresh_optimizer_state(model) -> None:
 class _SubtomoPredictor:
     """Predicts every subtomogram after each iteration with one inference network (batch norm
     folded, dropout gone; :func:`~isonet_steps.unet.inference_model`), built once and given the
-    newly trained weights each iteration, so its compiled graph is reused."""
+    newly trained weights each iteration, so its compiled graph is reused.
+    """
 
     def __init__(self, precision: str):
         self.precision = precision
@@ -173,7 +174,8 @@ def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_
            until_iter: int | None = None, resume: bool = True,
            on_iteration: Callable[[dict], None] | None = None) -> dict:
     """Run (or continue) refine into ``store``; see :func:`_refine`. Keras's global dtype policy is
-    set for ``settings.precision`` while it runs and restored afterwards."""
+    set for ``settings.precision`` while it runs and restored afterwards.
+    """
     import dataclasses
 
     from .unet import precision_policy
@@ -349,7 +351,8 @@ def recalibrate_batch_norm(model, batches) -> None:
 
 def data_threads(n_gpus: int) -> int:
     """Threads making training pairs: one on the CPU (it shares the cores with the network), up to
-    four per GPU on GPUs (a GPU step is shorter than making its 64³ pairs on one thread)."""
+    four per GPU on GPUs (a GPU step is shorter than making its 64³ pairs on one thread).
+    """
     from .devices import cpu_count
 
     if n_gpus <= 0:

@@ -16,13 +16,12 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
-from keras import layers
-
 import numpy as np
+from keras import layers
 
 from .atomic import atomic_path
 from .errors import InputError
@@ -159,7 +158,8 @@ def build_unet(
 @contextlib.contextmanager
 def precision_policy(precision: str):
     """Build (and train) networks in ``precision`` ("float32" or "mixed") inside this block:
-    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards."""
+    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards.
+    """
     previous = keras.config.dtype_policy()
     if precision == "mixed":
         keras.config.set_dtype_policy("mixed_bfloat16")
@@ -229,7 +229,8 @@ def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def copy_inference_weights(source: keras.Model, target: keras.Model) -> None:
     """Put ``source``'s weights into ``target`` (made by :func:`inference_model` from the same
-    architecture), folding batch normalisation: refine refreshes one inference network per iteration."""
+    architecture), folding batch normalisation: refine refreshes one inference network per iteration.
+    """
     config = json.loads(json.dumps(source.get_config()))
     _, folds = _inference_rewrites(config)
     for layer in target.layers:

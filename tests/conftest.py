@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ class PhantomFiles:
     ground_truth: Path
     labels: Path
     mask: Path
-    phantom: "object"  # isonet_steps.phantom.Phantom
+    phantom: object  # isonet_steps.phantom.Phantom
     mask_array: np.ndarray
     pixel_size: float = PIXEL_SIZE
 
@@ -147,7 +147,8 @@ def masked_tomo_star(phantom_small, tmp_path_factory) -> Path:
 def _bfloat16_cannot_run() -> str:
     """Why bfloat16 kernels cannot run in this emulation, or ''. ``ONEDNN_MAX_CPU_ISA=AVX2`` on an
     AVX-512 CPU emulates an AVX2-only one, but TensorFlow still sees AVX-512 and hands bfloat16 to
-    oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead."""
+    oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead.
+    """
     from isonet_steps import cpu
 
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()

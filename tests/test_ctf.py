@@ -29,7 +29,8 @@ def test_electron_wavelength_textbook_values():
 @pytest.mark.parametrize("pixel, defocus_um", [(10.0, 3.0), (5.0, 2.0), (15.0, 5.0)])
 def test_filter_changes_sign_at_the_first_ctf_zero(pixel, defocus_um):
     """W has the sign of the CTF; its first sign change is where the phase shift (incl. Cs)
-    reaches π minus the amplitude-contrast phase (solved here as a quadratic in k²)."""
+    reaches π minus the amplitude-contrast phase (solved here as a quadratic in k²).
+    """
     params = ctf.CtfParams(pixel_size=pixel, defocus=defocus_um * 1e4)
     w = ctf.wiener_profile(params)
     lam, cs, dz = ctf.electron_wavelength(300), 2.7e-3, defocus_um * 1e-6
@@ -195,7 +196,8 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
 
 def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
     """--chunk-size >= every edge: one chunk of the tomogram's own size, not a padded chunk³ cube
-    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed)."""
+    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed).
+    """
     import tracemalloc
 
     vol = np.random.default_rng(3).standard_normal((16, 40, 48)).astype(np.float32)

@@ -29,7 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import click
@@ -133,12 +133,12 @@ def _sections(body: str) -> dict[str, str]:
     return parts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(path: Path) -> str:
     return path.read_text()
 
 
-@lru_cache(maxsize=None)
+@cache
 def processes() -> dict[str, tuple[Path, dict[str, str]]]:
     """Every process defined under modules/: name -> (file, sections)."""
     found = {}
@@ -165,9 +165,9 @@ def _includes(path: Path) -> list[tuple[str, str, Path]]:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def aliases() -> dict[str, str]:
-    """alias (as used in workflows) -> process name, for every included process."""
+    """Alias (as used in workflows) -> process name, for every included process."""
     found = {}
     for path in WORKFLOW_FILES:
         for name, alias, _ in _includes(path):
@@ -485,7 +485,7 @@ def _literal(text: str):
         return float(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_params() -> dict[str, object]:
     code, masked = _scan(_read(ROOT / "nextflow.config"))
     m = re.search(r"^params\s*\{", masked, re.M)
@@ -501,7 +501,7 @@ def config_params() -> dict[str, object]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema() -> dict:
     return json.loads(_read(ROOT / "nextflow_schema.json"))
 

@@ -162,7 +162,8 @@ def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypa
 
 def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypatch):
     """The quick batch-norm calibration before each validation changes what validation reports,
-    not the model: the last epoch's calibration starts afresh and dropout draws nothing meanwhile."""
+    not the model: the last epoch's calibration starts afresh and dropout draws nothing meanwhile.
+    """
     import functools
 
     from isonet_steps import refine as refine_module

@@ -99,7 +99,7 @@ def test_kill_9_then_continue_gives_the_uninterrupted_model(subtomo_star, tmp_pa
     assert 2 <= done < 4, "the kill should land mid-run"
     again = _isonet("refine", str(subtomo_star), "--result-dir", "b", "--iterations", "4", *TINY, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert f"continuing" in again.stderr
+    assert "continuing" in again.stderr
     for wa, wb in zip(_weights(tmp_path / "a" / "model_final.keras"), _weights(tmp_path / "b" / "model_final.keras")):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
     leftovers = [p.name for p in (tmp_path / "b").rglob("*.part")]

@@ -16,9 +16,9 @@ def command(run_dir, output, log_level):
     """
     from pathlib import Path
 
+    from ..atomic import write_text
     from ..errors import InputError
     from ..log import get_logger
-    from ..atomic import write_text
     from ..report import build_report
     from ._paths import check_writable_target
 

@@ -1,7 +1,5 @@
 """isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
 
-import click
-
 from ..params import PARAMS
 from ._common import log_level_option, option, step
 
