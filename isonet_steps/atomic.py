@@ -97,6 +97,7 @@ def ensure_writable_folder(path: str | os.PathLike) -> None:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Whole file or none: a reader (or a killed run) never sees a half-written file."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -106,6 +107,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
+    """UTF-8 whatever the locale, so files read the same on every machine."""
     return write_bytes(path, text.encode("utf-8"))
 
 

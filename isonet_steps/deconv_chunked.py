@@ -134,7 +134,7 @@ def _read_chunk(src: np.ndarray, starts: tuple[int, int, int], crop: int,
     lo = [int(i.min()) for i in index]
     hi = [int(i.max()) + 1 for i in index]
     ry, rx = index[1] - lo[1], index[2] - lo[2]
-    plain = all(r.size == h - l and (r == np.arange(h - l)).all() for r, l, h in zip((ry, rx), lo[1:], hi[1:]))
+    plain = all(r.size == h - low and (r == np.arange(h - low)).all() for r, low, h in zip((ry, rx), lo[1:], hi[1:]))
     out = np.empty((crop, crop, crop), dtype=np.float32)
     group = max(1, (256 << 20) // ((hi[1] - lo[1]) * (64 << 10)))  # ~256 MB mapped per group
     for g0 in range(0, crop, group):

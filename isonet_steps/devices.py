@@ -17,7 +17,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import ContextManager
 
 from . import cpu
 from .errors import InputError
@@ -177,7 +176,7 @@ def visible_gpus() -> int:
     return 0
 
 
-def distribution_scope() -> ContextManager:
+def distribution_scope() -> contextlib.AbstractContextManager:
     """Scope to build, load and compile models in: mirrored over GPUs when TF sees several.
 
     With one GPU, the CPU, or the torch backend (single device only) this is a no-op context.

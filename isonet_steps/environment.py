@@ -40,6 +40,7 @@ class EnvironmentReport:
     reason: str = ""
 
     def lines(self) -> list[str]:
+        """What ``isonet check`` prints, one line each, so a user can paste it into a bug report."""
         out = [f"{name}: {value}" for name, value in self.versions.items()]
         out.append(f"Keras backend: {self.backend} (KERAS_BACKEND)")
         if self.gpus is None:

@@ -186,6 +186,7 @@ class HalfMask:
         self.mask, self.columns, self.shape = mask, np.asarray(columns, dtype=bool), tuple(int(n) for n in shape)
 
     def __getitem__(self, key) -> np.ndarray:
+        """Mask of one ``[z, ys, xs]`` block, false outside this half's columns, read from disk only there."""
         z, ys, xs = key
         allowed = self.columns[xs]
         if self.mask is None:

@@ -140,6 +140,7 @@ class BatchStream:
         return self._futures.pop(key).result()
 
     def close(self) -> None:
+        """Stop the worker threads, so an ended (or failed) training does not leave them making pairs."""
         for f in self._futures.values():
             f.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -17,6 +17,8 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter, described once so run's options, params files and Nextflow cannot disagree."""
+
     name: str
     kind: str  # float, int, str, bool, floats, ints
     default: Any

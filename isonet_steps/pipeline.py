@@ -46,6 +46,7 @@ def file_fingerprint(path: Path) -> str:
 
 
 def fingerprints(paths: list[Path]) -> dict[str, str | None]:
+    """Fingerprint per file (None: missing), keyed in sorted order so equal sets compare equal."""
     return {str(p): (file_fingerprint(p) if p.is_file() else None) for p in sorted(set(paths), key=str)}
 
 
@@ -65,6 +66,8 @@ def _star_files(star: Path, columns: tuple[str, ...]) -> list[Path]:
 
 @dataclass
 class Step:
+    """One step as the runner sees it: what it runs, and what decides whether it must run again."""
+
     name: str
     run: Callable[[], None]
     outputs: Callable[[], list[Path]]
@@ -101,9 +104,11 @@ class Pipeline:
 
     # --- helpers ---------------------------------------------------------------------------------
     def p(self, name: str) -> Any:
+        """The value in effect (given, else the table's default): short, as the step table uses it a lot."""
         return self.params[name]
 
     def path(self, *parts: str) -> Path:
+        """Every output lies under the run directory, so a rerun finds it again."""
         return self.out.joinpath(*parts)
 
     def _args(self, mapping: dict[str, str]) -> list[str]:
@@ -132,6 +137,7 @@ class Pipeline:
 
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
+        """The steps in run order: deconv only with a defocus to correct, gold-standard instead of predict with halves."""
         from .tomostar import TOMOGRAM_SUFFIXES
 
         star = self.path("tomograms.star")

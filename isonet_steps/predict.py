@@ -126,6 +126,7 @@ class TilePlan:
 
     @property
     def count(self) -> int:
+        """How many tiles the tomogram needs: what predict's run time grows with."""
         return int(np.prod(self.n_tiles))
 
     def tiles(self) -> Iterator[tuple[tuple[int, int, int], tuple[int, int, int]]]:

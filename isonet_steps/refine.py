@@ -54,6 +54,7 @@ class RefineSettings:
     precision: str = "auto"
 
     def validate(self) -> None:
+        """Refuse bad settings before any data is read or any network built."""
         checks = [
             (self.iterations >= 1, f"--iterations {self.iterations} must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
@@ -76,6 +77,7 @@ class RefineSettings:
         noise_schedule(self.iterations, self.noise_level, self.noise_start_iter)
 
     def fingerprint(self) -> dict:
+        """Settings that must match to continue a run (the iteration count may grow), JSON-comparable."""
         d = asdict(self)
         d["noise_level"] = [float(v) for v in self.noise_level]
         d["noise_start_iter"] = [int(v) for v in self.noise_start_iter]
@@ -95,9 +97,11 @@ class RefineData:
     crop: int = field(init=False)
 
     def __post_init__(self):
+        """The crop is the subtomograms' own edge, so it cannot disagree with them."""
         self.crop = int(self.subtomos.shape[-1])
 
     def fingerprint(self) -> dict:
+        """What identifies the data, so a run is not continued on other subtomograms."""
         return {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
                 "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
 
@@ -330,11 +334,11 @@ def recalibrate_batch_norm(model, batches) -> None:
     from .unet import all_layers
 
     layers = all_layers(model)
-    norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return
-    drops = [l for l in layers if isinstance(l, keras.layers.Dropout)]
-    momenta, rates = [l.momentum for l in norms], [l.rate for l in drops]
+    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in drops]
     try:
         for layer in drops:
             layer.rate = 0.0

@@ -33,6 +33,7 @@ def check_tilt_range(tilt_min: float, tilt_max: float) -> None:
 
 
 def check_pixel_size(pixel_size: float, option: str = "--pixel-size") -> None:
+    """Refuse a zero, negative or non-finite size here, with the option to fix, not deep in a later step."""
     if not (pixel_size > 0 and np.isfinite(pixel_size)):
         raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; give the tomogram's voxel size, e.g. 10.")
 

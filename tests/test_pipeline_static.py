@@ -356,7 +356,7 @@ def test_module_reports_its_version(process_name):
 
 def test_includes_resolve_to_defined_processes_and_workflows():
     for path in WORKFLOW_FILES:
-        for name, alias, target in _includes(path):
+        for name, _alias, target in _includes(path):
             assert target.exists(), f"{path}: include of {name} from a missing file {target}"
             text = _read(target)
             defined = set(_blocks(text, "process")) | set(_blocks(text, "workflow"))

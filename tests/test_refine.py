@@ -112,8 +112,8 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     after = residual(False).std()
     # with the initial moving variance of 1 the tiny N(0, 0.02) activations are crushed at inference
     assert after > 20 * before
-    drops = [l for l in all_layers(model) if isinstance(l, keras.layers.Dropout)]
-    assert all(l.rate == 0.3 for l in drops)  # restored
+    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    assert all(layer.rate == 0.3 for layer in drops)  # restored
     for layer in drops:
         layer.rate = 0.0
     train_mode = np.asarray(model(x, training=True)) - x
