@@ -58,7 +58,8 @@ def main() -> None:
     ap.add_argument("--cube", type=int, default=32)
     ap.add_argument("--crop", type=int, default=48)
     ap.add_argument("--filter-base", type=int, default=8)
-    ap.add_argument("--model", default=None, help="a trained .keras model (e.g. from benchmarks/quality.py) instead of a random one")
+    ap.add_argument("--model", default=None,
+                    help="a trained .keras model (e.g. from benchmarks/quality.py) instead of a random one")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from isonet_steps.devices import configure

@@ -75,7 +75,8 @@ class RefineStore:
         try:
             (self.dir / "checkpoint").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable --result-dir.") from None
+            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable "
+                             "--result-dir.") from None
         if not os.access(self.dir, os.W_OK):
             raise InputError(f"{self.dir}: result folder is not writable; choose a writable --result-dir.")
 
@@ -86,9 +87,11 @@ class RefineStore:
         try:
             state = json.loads(self.state_path.read_text())
         except (OSError, ValueError) as exc:
-            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a new --result-dir.") from None
+            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a "
+                             "new --result-dir.") from None
         if state.get("version") != STATE_VERSION:
-            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue or a new --result-dir.")
+            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue "
+                             "or a new --result-dir.")
         return state
 
     def save_state(self, state: dict) -> None:
@@ -121,7 +124,8 @@ class RefineStore:
         """What the continued iteration trains on; a missing file means the run cannot continue."""
         path = self.predictions_path(iteration)
         if not path.exists():
-            raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a new --result-dir.")
+            raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a "
+                             "new --result-dir.")
         return np.load(path)
 
     def drop_predictions_before(self, iteration: int) -> None:

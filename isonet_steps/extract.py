@@ -54,7 +54,8 @@ def check_box_sizes(cube_size: int, crop_size: int | None) -> int:
     """Validate the training cube and the extracted box; return the crop size (default cube + 16)."""
     if cube_size < 8 or cube_size % 8:
         raise InputError(
-            f"--cube-size {cube_size} must be a positive multiple of 8 (the U-Net halves it three times); use e.g. 48, 64 or 96."
+            f"--cube-size {cube_size} must be a positive multiple of 8 (the U-Net halves it three times); "
+            "use e.g. 48, 64 or 96."
         )
     crop = cube_size + 16 if crop_size is None else int(crop_size)
     if crop < cube_size:

@@ -26,7 +26,8 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
     paths = tuple(result_dir / f"half{h}" / "model_final.keras" for h in (1, 2))
     for p in paths:
         if not p.is_file():
-            raise InputError(f"{p}: half model not found; run 'isonet refine --halves --result-dir {result_dir}' to the end first.")
+            raise InputError(f"{p}: half model not found; run 'isonet refine --halves --result-dir {result_dir}' to "
+                             "the end first.")
     return paths  # type: ignore[return-value]
 
 

@@ -34,7 +34,8 @@ def check_mask_settings(density_percentage: float, std_percentage: float, patch_
     if patch_size < 1:
         raise InputError(f"--patch-size {patch_size} must be at least 1 voxel (IsoNet default 4).")
     if z_crop is not None and not (0.0 <= z_crop < 0.5):
-        raise InputError(f"--z-crop {z_crop:g} must be a fraction in [0, 0.5): the share of Z removed at the top and at the bottom.")
+        raise InputError(f"--z-crop {z_crop:g} must be a fraction in [0, 0.5): the share of Z removed at the top and "
+                         "at the bottom.")
 
 
 def bin2(volume: np.ndarray) -> np.ndarray:

@@ -411,11 +411,13 @@ def _validate(shape, tilt_min, tilt_max, tilt_step, snr, pixel_size) -> tuple[in
     if shape[0] < 16 or shape[1] < 32 or shape[2] < 32:
         raise InputError(f"--shape {','.join(map(str, shape))} is too small; use at least 16,32,32 (Z,Y,X voxels).")
     if not (-90.0 <= tilt_min <= 90.0 and -90.0 <= tilt_max <= 90.0):
-        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; use angles within ±90 (--tilt-min/--tilt-max).")
+        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; use angles within ±90 "
+                         "(--tilt-min/--tilt-max).")
     if tilt_min >= tilt_max:
         raise InputError(f"--tilt-min {tilt_min:g} is not below --tilt-max {tilt_max:g}; swap them.")
     if not (tilt_step > 0 and tilt_step <= tilt_max - tilt_min):
-        raise InputError(f"--tilt-step {tilt_step:g} must be > 0 and at most the tilt range ({tilt_max - tilt_min:g}°), e.g. 3.")
+        raise InputError(f"--tilt-step {tilt_step:g} must be > 0 and at most the tilt range "
+                         f"({tilt_max - tilt_min:g}°), e.g. 3.")
     if not snr > 0:
         raise InputError(f"--snr {snr:g} must be > 0 (signal variance / noise variance per projection, e.g. 0.5).")
     if not (pixel_size > 0 and np.isfinite(pixel_size)):

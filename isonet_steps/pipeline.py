@@ -100,7 +100,8 @@ class Pipeline:
         try:
             (self.out / RECORD_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"{self.out}: cannot create the output folder ({exc.strerror}); choose a writable --outdir.") from None
+            raise InputError(f"{self.out}: cannot create the output folder ({exc.strerror}); choose a writable "
+                             "--outdir.") from None
 
     # --- helpers ---------------------------------------------------------------------------------
     def p(self, name: str) -> Any:

@@ -75,7 +75,8 @@ def check_tiling(cube: int, crop: int, depth: int, *, names: tuple[str, str] = (
     if crop < cube + MIN_CONTEXT:
         raise InputError(
             f"{crop_name} {crop} with {cube_name} {cube}: crop must be at least cube + {MIN_CONTEXT} "
-            f"(tiles need context to blend without seams); use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
+            f"(tiles need context to blend without seams); "
+            f"use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
         )
     if (crop - cube) % 2:
         raise InputError(

@@ -58,7 +58,8 @@ class RefineSettings:
         checks = [
             (self.iterations >= 1, f"--iterations {self.iterations} must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
-            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"--steps-per-epoch {self.steps_per_epoch} must be at least 1"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+             f"--steps-per-epoch {self.steps_per_epoch} must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
             (self.filter_base >= 1, f"--filter-base {self.filter_base} must be at least 1"),
             (1 <= self.unet_depth <= 6, f"--unet-depth {self.unet_depth} must be 1..6"),
@@ -169,9 +170,11 @@ class _SubtomoPredictor:
 def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
     factor = 2 ** settings.unet_depth
     if data.cube % factor or data.crop % factor:
-        raise InputError(f"cube size {data.cube} and crop size {data.crop} must both be divisible by {factor} (2^--unet-depth); re-extract with such sizes.")
+        raise InputError(f"cube size {data.cube} and crop size {data.crop} must both be divisible by {factor} "
+                         "(2^--unet-depth); re-extract with such sizes.")
     if data.crop < data.cube:
-        raise InputError(f"crop size {data.crop} is smaller than cube size {data.cube}; re-extract with --crop-size >= --cube-size.")
+        raise InputError(f"crop size {data.crop} is smaller than cube size {data.cube}; re-extract with --crop-size >= "
+                         "--cube-size.")
 
 
 def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
@@ -222,7 +225,8 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     if n == 0:
         raise InputError("the subtomogram STAR lists no subtomograms; run extract first.")
     if settings.select_subtomo_number and settings.select_subtomo_number > n:
-        raise InputError(f"--select-subtomo-number {settings.select_subtomo_number} exceeds the {n} subtomograms; choose at most {n}.")
+        raise InputError(f"--select-subtomo-number {settings.select_subtomo_number} exceeds the {n} subtomograms; "
+                         f"choose at most {n}.")
     batch_size = settings.batch_size or default_batch_size(n_gpus)
     n_train = settings.select_subtomo_number or n
     steps = settings.steps_per_epoch or default_steps_per_epoch(n_train, batch_size)
@@ -317,7 +321,8 @@ def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> N
         )
     completed = int(state.get("completed", 0))
     if not store.model_path(completed).exists():
-        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over with --no-continue.")
+        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over "
+                         "with --no-continue.")
 
 
 def recalibrate_batch_norm(model, batches) -> None:

@@ -138,7 +138,8 @@ def _check_tilt(df: pd.DataFrame, path: Path) -> None:
     if "rlnTiltMin" in df.columns and "rlnTiltMax" in df.columns:
         for i, (lo, hi) in enumerate(zip(df["rlnTiltMin"], df["rlnTiltMax"]), start=1):
             if not (-90.0 <= lo <= 90.0 and -90.0 <= hi <= 90.0):
-                raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' real min/max angles.")
+                raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' "
+                                 "real min/max angles.")
             if lo >= hi:
                 raise InputError(f"{path}: row {i} rlnTiltMin {lo:g} is not below rlnTiltMax {hi:g}; swap or fix them.")
 
@@ -148,7 +149,8 @@ def _check_pixel_size(df: pd.DataFrame, path: Path) -> None:
         bad = df["rlnPixelSize"] <= 0
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size must be > 0 Å.")
+            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size "
+                             "must be > 0 Å.")
 
 
 def read_tomogram_star(path: str | os.PathLike) -> pd.DataFrame:
@@ -246,5 +248,6 @@ def select_rows(df: pd.DataFrame, tomo_idx, path: str | os.PathLike) -> list[int
     present = {int(v): i for i, v in enumerate(df["rlnIndex"])}
     missing = [w for w in wanted if w not in present]
     if missing:
-        raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use indices {sorted(present)}.")
+        raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use "
+                         f"indices {sorted(present)}.")
     return [present[w] for w in wanted]

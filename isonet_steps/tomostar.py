@@ -27,7 +27,8 @@ def list_tomograms(folder: str | os.PathLike) -> list[Path]:
 def check_tilt_range(tilt_min: float, tilt_max: float) -> None:
     """Tilt angles are degrees within ±90, min below max."""
     if not (-90.0 <= tilt_min <= 90.0 and -90.0 <= tilt_max <= 90.0):
-        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; give the tilt series' real min/max angles (--tilt-min/--tilt-max).")
+        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; give the tilt series' real min/max "
+                         "angles (--tilt-min/--tilt-max).")
     if tilt_min >= tilt_max:
         raise InputError(f"--tilt-min {tilt_min:g} is not below --tilt-max {tilt_max:g}; swap them.")
 
@@ -35,7 +36,8 @@ def check_tilt_range(tilt_min: float, tilt_max: float) -> None:
 def check_pixel_size(pixel_size: float, option: str = "--pixel-size") -> None:
     """Refuse a zero, negative or non-finite size here, with the option to fix, not deep in a later step."""
     if not (pixel_size > 0 and np.isfinite(pixel_size)):
-        raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; give the tomogram's voxel size, e.g. 10.")
+        raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; "
+                         "give the tomogram's voxel size, e.g. 10.")
 
 
 def tomogram_table(
@@ -56,7 +58,8 @@ def tomogram_table(
     check_pixel_size(pixel_size)
     check_tilt_range(tilt_min, tilt_max)
     if defocus < 0:
-        raise InputError(f"--defocus {defocus:g} is negative; give the underfocus in Å as a positive number (0 = no CTF deconvolution).")
+        raise InputError(f"--defocus {defocus:g} is negative; give the underfocus in Å as a positive number (0 = no "
+                         "CTF deconvolution).")
     if number_subtomos < 1:
         raise InputError(f"--number-subtomos {number_subtomos} must be at least 1.")
     n = len(files)
@@ -102,11 +105,13 @@ def subtomo_table(
         cube_size = default_cube_size(crop_size)
         if cube_size < 8:
             raise InputError(
-                f"subtomograms of {crop_size}³ voxels are too small for a training cube (IsoNet's rule gives {cube_size}); "
+                f"subtomograms of {crop_size}³ voxels are too small for a training cube (IsoNet's rule gives "
+                f"{cube_size}); "
                 f"use subtomograms of at least 24³ voxels."
             )
     if cube_size < 8 or cube_size % 8:
-        raise InputError(f"--cube-size {cube_size} must be a positive multiple of 8; use e.g. 48 or 64 (or leave it out).")
+        raise InputError(f"--cube-size {cube_size} must be a positive multiple of 8; "
+                         "use e.g. 48 or 64 (or leave it out).")
     if cube_size > crop_size:
         raise InputError(
             f"--cube-size {cube_size} is larger than the subtomograms ({crop_size}³ voxels); use at most {crop_size} "

@@ -385,7 +385,8 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     """Load a ``.keras`` model (or a Keras ``.h5``); one-line :class:`InputError` when it cannot be read."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: model file not found; give the .keras file written by refine (e.g. results/model_final.keras).")
+        raise InputError(f"{path}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a model file; give the .keras file written by refine.")
     if path.suffix not in (".keras", ".h5", ".hdf5"):

@@ -222,7 +222,8 @@ def compare(meta: dict, process: dict) -> list[str]:
     outputs = meta["output"] or {}
     emits = [channel["emit"] for channel in process["output"]]
     if not isinstance(outputs, dict) or list(outputs) != emits:
-        problems.append(f"output: main.nf emits {emits}, meta.yml lists {list(outputs) if isinstance(outputs, dict) else outputs}")
+        problems.append(f"output: main.nf emits {emits}, meta.yml lists "
+                        f"{list(outputs) if isinstance(outputs, dict) else outputs}")
     else:
         for channel in process["output"]:
             try:

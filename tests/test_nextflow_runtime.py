@@ -28,7 +28,8 @@ MAIN = ROOT / "main.nf"
 pytestmark = [
     pytest.mark.nextflow,
     pytest.mark.skipif(shutil.which("nextflow") is None,
-                       reason="no nextflow on PATH: run `bash tests/install_tools.sh` (Nextflow 24.10.8 from Maven Central)"),
+                       reason="no nextflow on PATH: run `bash tests/install_tools.sh` "
+                              "(Nextflow 24.10.8 from Maven Central)"),
 ]
 
 

@@ -683,7 +683,8 @@ def _groovy(*files: str) -> subprocess.CompletedProcess:
 
 
 def _need_groovy():
-    probe = subprocess.run(["bash", "-c", f"source <(sed -n '/^find_jar()/,/^}}/p' {ROOT / '.ci' / 'groovy_parse.sh'}); "
+    probe = subprocess.run(["bash", "-c", f"source <(sed -n '/^find_jar()/,/^}}/p' "
+                                          f"{ROOT / '.ci' / 'groovy_parse.sh'}); "
                                           f"root={ROOT}; find_jar"],
                            capture_output=True, text=True)
     if (probe.returncode != 0 and not os.environ.get("GROOVY_JAR")) or not shutil.which("java"):

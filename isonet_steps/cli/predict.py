@@ -67,7 +67,8 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
         twice = next(o for o in outputs if outputs.count(o) > 1)
         raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; give them different file names.")
     if not Path(model).is_file():
-        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. results/model_final.keras).")
+        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
 
     # === Devices first, then the framework and the network ===
     gpu_ids = devices.configure(gpus)

@@ -55,12 +55,14 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
         sizes[path] = shape[0]
     if not files:
         why = f"; skipped {skipped[0]}" if skipped else ""
-        raise InputError(f"{root}: no readable cubic subtomogram MRC in this folder{why}; point to the folder of subtomograms.")
+        raise InputError(f"{root}: no readable cubic subtomogram MRC in this folder{why}; point to the folder of "
+                         "subtomograms.")
     first = files[0]
     for path in files[1:]:
         if sizes[path] != sizes[first]:
             raise InputError(
-                f"{root}: subtomograms differ in size ({first.name} is {sizes[first]}³, {path.name} is {sizes[path]}³); "
+                f"{root}: subtomograms differ in size ({first.name} is {sizes[first]}³, {path.name} is "
+                f"{sizes[path]}³); "
                 f"all must share one size — re-extract them or split them into separate folders."
             )
     table = subtomo_table(files, sizes[first], cube_size=cube_size, pixel_size=pixel_size, tilt_min=tilt_min,
