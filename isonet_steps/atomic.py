@@ -91,7 +91,8 @@ def ensure_writable_folder(path: str | os.PathLike) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); "
+                         "choose a writable location.") from None
     if not os.access(parent, os.W_OK):
         raise InputError(f"{parent}: output folder is not writable; choose a writable location or fix its permissions.")
 

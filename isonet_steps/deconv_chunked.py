@@ -109,7 +109,8 @@ class _LowBand:
         full = np.zeros((n0, self.k1.size, self.cols), dtype=np.complex64)
         full[self.k0] = spec
         del spec
-        self.coeffs = scipy.fft.ifft(full, axis=0, workers=self.workers, overwrite_x=True).astype(np.complex64, copy=False)
+        coeffs = scipy.fft.ifft(full, axis=0, workers=self.workers, overwrite_x=True)
+        self.coeffs = coeffs.astype(np.complex64, copy=False)
 
     def voxels(self, z0: int, z1: int) -> np.ndarray:
         """The filtered low part at (unpadded) Z slices z0..z1-1, float32 [z, Y, X]."""
@@ -175,7 +176,8 @@ def deconv_chunked(
     if chunk_size >= max(int(n) for n in src.shape):
         # One chunk holding the whole tomogram is the tomogram itself: whole mode, in less memory
         # than a padded crop³ cube (a 1000-voxel chunk of a 64×160×160 volume would be 1250³).
-        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume", chunk_size, "×".join(map(str, src.shape)))
+        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume",
+                 chunk_size, "×".join(map(str, src.shape)))
         volume = np.asarray(src, dtype=np.float32)
         bad = ~np.isfinite(volume).all(axis=(1, 2))
         if bad.any():

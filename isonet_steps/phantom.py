@@ -386,7 +386,8 @@ def _ramp(nu: int) -> tuple[np.ndarray, int]:
     return np.fft.rfft(h).real, npad
 
 
-def weighted_back_projection(projections: np.ndarray, angles_deg: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def weighted_back_projection(projections: np.ndarray, angles_deg: np.ndarray,
+                             shape: tuple[int, int, int]) -> np.ndarray:
     """Ramp-filter each projection along the detector axis and back-project into ``shape``."""
     nz, ny, nx = shape
     n_tilts, _, nu = projections.shape

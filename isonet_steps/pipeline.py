@@ -138,14 +138,16 @@ class Pipeline:
 
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
-        """The steps in run order: deconv only with a defocus to correct, gold-standard instead of predict with halves."""
+        """The steps in run order: deconv only with a defocus to correct; gold-standard replaces predict with halves."""
         from .tomostar import TOMOGRAM_SUFFIXES
 
         star = self.path("tomograms.star")
+        tomogram_columns = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")
         halves = bool(self.p("halves"))
         steps = [Step("prepare", self._prepare, lambda: _star_files(star, ()), self._settings("prepare"),
                       lambda: ([self.source] if self.source.is_file()
-                               else [f for f in sorted(self.source.iterdir()) if f.suffix.lower() in TOMOGRAM_SUFFIXES[:2]]))]
+                               else [f for f in sorted(self.source.iterdir())
+                                     if f.suffix.lower() in TOMOGRAM_SUFFIXES[:2]]))]
         current = star
         if self._needs_deconv():
             deconv_star = self.path("tomograms_deconv.star")
@@ -156,7 +158,7 @@ class Pipeline:
         current = mask_star
         subtomo_star = self.path("subtomo.star")
         steps.append(Step("extract", self._extract, lambda: _star_files(subtomo_star, ("rlnImageName",)),
-                          self._settings("extract"), lambda: _star_files(mask_star, ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName"))))
+                          self._settings("extract"), lambda: _star_files(mask_star, tomogram_columns)))
         models = ([self.path("refine", f"half{h}", "model_final.keras") for h in (1, 2)] if halves
                   else [self.path("refine", "model_final.keras")])
         steps.append(Step("refine", self._refine, lambda: models, self._settings("refine"),
@@ -167,7 +169,7 @@ class Pipeline:
         steps.append(Step(name, self._gold_standard if halves else self._predict,
                           lambda: _star_files(corrected_star, columns),
                           {**self._settings("predict"), **(self._settings("gold_standard") if halves else {})},
-                          lambda: [*_star_files(current, ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")), *models]))
+                          lambda: [*_star_files(current, tomogram_columns), *models]))
         return steps
 
     def _star_step(self, name: str, star_in: Path, star_out: Path, columns: tuple[str, ...], run) -> Step:
@@ -228,8 +230,8 @@ class Pipeline:
 
     def _predict_args(self) -> list[str]:
         return self._args({"predict_cube_size": "--cube-size", "predict_crop_size": "--crop-size",
-                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo", "gpus": "--gpus",
-                           "precision": "--precision"})
+                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo",
+                           "gpus": "--gpus", "precision": "--precision"})
 
     def _predict(self) -> None:
         self._call("predict", [self.path("tomograms_mask.star"),
@@ -259,7 +261,9 @@ class Pipeline:
         if record.get("key") != key:
             return False
         outputs = record.get("outputs", {})
-        return bool(outputs) and all(v is not None for v in outputs.values()) and fingerprints([Path(p) for p in outputs]) == outputs
+        if not outputs or any(v is None for v in outputs.values()):
+            return False
+        return fingerprints([Path(p) for p in outputs]) == outputs
 
     def run(self, *, report: Callable[[], None] | None = None) -> list[dict]:
         """Run every step that is not already done; returns the step records."""

@@ -54,7 +54,8 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 MIN_CONTEXT = 8
 
 
-def check_tiling(cube: int, crop: int, depth: int, *, names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
+def check_tiling(cube: int, crop: int, depth: int, *,
+                 names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
     """Refuse cube/crop sizes that cannot tile a tomogram; returns ``(margin, overlap)``.
 
     Rules: both sizes divisible by ``2**depth`` (the network sees ``crop³`` tiles and halves them

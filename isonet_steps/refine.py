@@ -67,7 +67,8 @@ class RefineSettings:
             (self.kernel % 2 == 1, f"--kernel {self.kernel} must be odd"),
             (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout} must be in [0, 1)"),
             (self.learning_rate > 0, f"--learning-rate {self.learning_rate} must be positive"),
-            (self.noise_mode in NOISE_MODES, f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
+            (self.noise_mode in NOISE_MODES,
+             f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
             (self.precision in PRECISIONS, f"--precision {self.precision!r} must be one of {', '.join(PRECISIONS)}"),
             (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
              f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
@@ -130,7 +131,8 @@ def _reset_seed_generators(model, seed: int) -> None:
     for i, layer in enumerate(all_layers(model)):
         gen = getattr(layer, "seed_generator", None)
         if gen is not None and getattr(gen, "state", None) is not None:
-            gen.state.assign(keras.ops.convert_to_tensor(np.array([seed + i, 0], dtype=gen.state.dtype), dtype=gen.state.dtype))
+            state = np.array([seed + i, 0], dtype=gen.state.dtype)
+            gen.state.assign(keras.ops.convert_to_tensor(state, dtype=gen.state.dtype))
 
 
 def _fresh_optimizer_state(model) -> None:
@@ -311,7 +313,8 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
 
 
 def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> None:
-    changed = sorted(k for k in fingerprint["settings"] if state.get("settings", {}).get(k) != fingerprint["settings"][k])
+    before = state.get("settings", {})
+    changed = sorted(k for k in fingerprint["settings"] if before.get(k) != fingerprint["settings"][k])
     if state.get("data") != fingerprint["data"]:
         changed.append("subtomograms")
     if changed:

@@ -69,8 +69,10 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
             data = load_subtomos(star_path, half)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
                      f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
-            half_settings = settings if half is None else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half})
-            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter, resume=resume))
+            half_settings = (settings if half is None
+                             else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half}))
+            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter,
+                                 resume=resume))
         finally:
             detach_file_logs()
     return states

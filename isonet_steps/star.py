@@ -93,7 +93,8 @@ def read_star(path: str | os.PathLike, what: str = "STAR file") -> pd.DataFrame:
             warnings.simplefilter("ignore")
             blocks = starfile.read(path, always_dict=True)
     except Exception as exc:  # starfile raises many kinds on malformed text
-        raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); check it is a STAR file.") from None
+        raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); "
+                         "check it is a STAR file.") from None
     tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
     if not tables or tables[0].empty:
         raise InputError(f"{path}: {what} has no rows; make it with prepare-star / extract, or add rows.")
@@ -228,7 +229,11 @@ def parse_tomo_idx(spec) -> list[int] | None:
             continue
         try:
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1])
+                if part.startswith("-"):
+                    first, rest = part[1:].split("-", 1)
+                    lo, hi = "-" + first, rest
+                else:
+                    lo, hi = part.split("-", 1)
                 a, b = int(lo), int(hi)
                 if a > b:
                     raise ValueError
@@ -236,7 +241,8 @@ def parse_tomo_idx(spec) -> list[int] | None:
             else:
                 chosen.add(int(part))
         except ValueError:
-            raise InputError(f"--tomo-idx {spec!r} is not a list of tomogram indices; write e.g. 1,2,4 or 5-10,15.") from None
+            raise InputError(f"--tomo-idx {spec!r} is not a list of tomogram indices; "
+                             "write e.g. 1,2,4 or 5-10,15.") from None
     return sorted(chosen)
 
 

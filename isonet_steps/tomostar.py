@@ -20,7 +20,8 @@ def list_tomograms(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"{folder}: folder not found; give the folder that holds the tomograms.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TOMOGRAM_SUFFIXES[:2])
     if not files:
-        raise InputError(f"{folder}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them.")
+        raise InputError(f"{folder}: no tomograms (*.mrc or *.rec) in this folder; "
+                         "point to the folder that holds them.")
     return files
 
 
@@ -66,7 +67,8 @@ def tomogram_table(
     return pd.DataFrame(
         {
             "rlnIndex": np.arange(1, n + 1),
-            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}" for f in files],
+            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}"
+                                  for f in files],
             "rlnPixelSize": [float(pixel_size)] * n,
             "rlnDefocus": [float(defocus)] * n,
             "rlnNumberSubtomo": [int(number_subtomos)] * n,

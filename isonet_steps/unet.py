@@ -395,7 +395,8 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # corrupt zip, wrong content, unknown layers...
         reason = " ".join(str(exc).split())[:300]
-        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {reason}); re-copy it or re-run refine.") from None
+        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {reason}); "
+                         "re-copy it or re-run refine.") from None
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

@@ -81,7 +81,8 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
     plans = []
     for row in rows:
         name = table.at[row, "rlnMicrographName"]
-        defocus = float(table.at[row, "rlnDefocus"]) if "rlnDefocus" in table.columns and is_set(table.at[row, "rlnDefocus"]) else 0.0
+        has_defocus = "rlnDefocus" in table.columns and is_set(table.at[row, "rlnDefocus"])
+        defocus = float(table.at[row, "rlnDefocus"]) if has_defocus else 0.0
         if defocus < 0:
             raise InputError(f"{star}: rlnDefocus {defocus:g} of {name} is negative; give the underfocus in Å as a "
                              "positive number (0 = skip).")

@@ -191,7 +191,8 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
             else:
                 centres = pick_centres(data, plan.shape, crop, plan.number, rng, counts=plan.counts)
                 halves = random_halves(len(centres), rng, first=first)
-        log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s", index, plan.name, len(centres), crop, plan.source)
+        log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
+                 index, plan.name, len(centres), crop, plan.source)
         with open_memmap(plan.source, "tomogram") as vol:
             for j in progress(range(len(centres)), total=len(centres), desc=f"extract {stem}", unit="subtomo"):
                 out = folder / f"{stem}_{j:06d}.mrc"

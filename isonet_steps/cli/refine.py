@@ -60,7 +60,8 @@ _ints = _number_list(int, "11,16")
 @log_level_option()
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
-            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus, log_level):
+            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus,
+            log_level):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..devices import configure
 
