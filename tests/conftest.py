@@ -104,7 +104,8 @@ def check_bad_input(result: Result, *words: str, not_written: Iterable[str | os.
     assert "Traceback" not in stderr and "Traceback" not in result.stdout
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, f"expected one Error: line, got:\n{stderr}"
-    stray = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Error:") and not _LOG_LINE.match(line)]
+    stray = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith("Error:") and not _LOG_LINE.match(line)]
     assert not stray, f"unexpected stderr lines: {stray}"
     for word in words:
         assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
@@ -153,7 +154,8 @@ def _bfloat16_cannot_run() -> str:
 
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
     if isa in cpu._ISA_WITHOUT_BF16 and cpu.onednn_enabled() and "avx512f" in cpu.cpu_flags():
-        return f"ONEDNN_MAX_CPU_ISA={isa} on an AVX-512 CPU: TensorFlow gives bfloat16 to oneDNN, which has no kernel for it"
+        return (f"ONEDNN_MAX_CPU_ISA={isa} on an AVX-512 CPU: TensorFlow gives bfloat16 to oneDNN, "
+                "which has no kernel for it")
     return ""
 
 

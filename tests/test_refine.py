@@ -13,7 +13,8 @@ from isonet_steps.refine import RefineData, RefineSettings, refine
 
 def _data(n=6, crop=24, cube=16, seed=0):
     rng = np.random.default_rng(seed)
-    cubes = np.stack([ndimage.gaussian_filter(rng.standard_normal((crop,) * 3), 1.5) for _ in range(n)]).astype(np.float32)
+    cubes = np.stack([ndimage.gaussian_filter(rng.standard_normal((crop,) * 3), 1.5)
+                      for _ in range(n)]).astype(np.float32)
     tilts = np.array([[-60.0, 60.0]] * n)
     return RefineData(subtomos=cubes, tilts=tilts, names=[f"s{i}.mrc" for i in range(n)], cube=cube)
 
