@@ -48,7 +48,7 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     host = _owner_tag().rsplit("-", 1)[0]
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*"))
     except OSError:

@@ -78,7 +78,7 @@ class _LowBand:
         self.k0 = self._kept(kmax[0], self.padded[0])
         self.k1 = self._kept(kmax[1], self.padded[1])
         self.cols = kmax[2] + 1
-        self.coeffs: np.ndarray | None = np.zeros((self.padded[0], self.k1.size, self.cols), np.complex64)
+        self.coeffs: np.ndarray = np.zeros((self.padded[0], self.k1.size, self.cols), np.complex64)
 
     @staticmethod
     def _kept(kmax: int, n: int) -> np.ndarray:
@@ -101,7 +101,7 @@ class _LowBand:
         """Finish the transform along Z, apply ``profile_low`` on the padded grid, invert along Z."""
         n0, n1, n2 = self.padded
         spec = scipy.fft.fft(self.coeffs, axis=0, workers=self.workers, overwrite_x=True)[self.k0]
-        self.coeffs = None  # free it before the inverse allocates
+        self.coeffs = np.empty(0, np.complex64)  # free it before the inverse allocates
         u0 = axis_radius(n0)[self.k0]
         u1 = axis_radius(n1)[self.k1]
         u2 = axis_radius(n2, True)[:self.cols]
@@ -123,7 +123,7 @@ class _LowBand:
         return np.asarray(out[:, p:p + self.shape[1], p:p + self.shape[2]], dtype=np.float32)
 
 
-def _read_chunk(src: np.ndarray, starts: tuple[int, int, int], crop: int,
+def _read_chunk(src: np.ndarray, starts: tuple[int, ...], crop: int,
                 release: Callable[[], None]) -> np.ndarray:
     """A crop³ cube of ``src`` starting at ``starts`` (may be negative), mirrored at the faces.
 

@@ -252,14 +252,15 @@ _OOM_TEXT = re.compile(r"out of memory|\bOOM\b|RESOURCE_EXHAUSTED", re.IGNORECAS
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for the out-of-memory errors of TensorFlow, PyTorch, XLA and Python (cause chain included)."""
     seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, MemoryError):
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, MemoryError):
             return True
-        if any(cls.__name__ in _OOM_TYPES for cls in type(exc).__mro__):
+        if any(cls.__name__ in _OOM_TYPES for cls in type(current).__mro__):
             return True
-        text = str(exc)
+        text = str(current)
         if _OOM_TEXT.search(text[:20000]):
             return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
         seen += 1
     return False

@@ -85,7 +85,7 @@ def _interior(shape: Sequence[int], crop_size: int) -> tuple[slice, slice, slice
     return tuple(slice(lo, hi + 1) for lo, hi in (centre_range(int(n), crop_size) for n in shape))  # type: ignore[return-value]
 
 
-def count_candidates(mask: np.ndarray | None, shape: Sequence[int], crop_size: int) -> np.ndarray:
+def count_candidates(mask: np.ndarray | HalfMask | None, shape: Sequence[int], crop_size: int) -> np.ndarray:
     """Number of valid centres in each Z slice of the interior (non-zero mask voxels, or all voxels).
 
     Returns an int64 array with one entry per interior Z slice, used by :func:`pick_centres`.
@@ -98,7 +98,7 @@ def count_candidates(mask: np.ndarray | None, shape: Sequence[int], crop_size: i
 
 
 def pick_centres(
-    mask: np.ndarray | None,
+    mask: np.ndarray | HalfMask | None,
     shape: Sequence[int],
     crop_size: int,
     number: int,

@@ -193,7 +193,7 @@ def make_mask(
     binned = bin2(volume)
     smoothed = ndimage.gaussian_filter(binned, patch_size / 2.0, mode="reflect")
     window = 2 * patch_size + 1
-    keep = np.ones(binned.shape, dtype=bool)
+    keep: np.ndarray = np.ones(binned.shape, dtype=bool)  # numpy's stubs would type it zero-dimensional
     if density_percentage <= SKIP_ABOVE:
         keep &= density_criterion(smoothed, density_percentage, window)
     if std_percentage <= SKIP_ABOVE:

@@ -240,7 +240,7 @@ def release_pages(array: np.ndarray) -> None:
     loaded. ``MADV_DONTNEED`` on a shared file mapping only unmaps: written data stays in the page
     cache and reaches the file; later reads fault pages back in. No-op for ordinary arrays.
     """
-    base = array
+    base: object = array
     while base is not None and not isinstance(base, np.memmap):
         base = getattr(base, "base", None)
     handle = getattr(base, "_mmap", None)

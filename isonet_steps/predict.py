@@ -26,6 +26,7 @@ import gc
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from .devices import is_out_of_memory
 from .errors import InputError
 from .log import get_logger, progress
 from .normalize import from_network, to_network
+
+if TYPE_CHECKING:  # Keras takes seconds to import; the steps import it only when they run a network
+    import keras
 
 __all__ = [
     "MIN_CONTEXT",
@@ -298,6 +302,7 @@ def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batc
         ready = helper.submit(cut, 0) if groups else None
         blended = None
         for k in loop:
+            assert ready is not None  # batch k was submitted in the step before
             batch = ready.result()
             # one worker runs its jobs in order: the previous batch's blend, then the next cut
             # (into the other buffer, which the network finished with in the last step)
@@ -381,7 +386,7 @@ class InferenceFunction:
     can give it newly trained weights each iteration without tracing it again.
     """
 
-    model: object
+    model: keras.Model
     split_between_gpus: bool = False
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from .noise import NOISE_MODES, noise_schedule
 from .normalize import percentile_normalize, to_network
 from .pairs import BatchStream, PairPlan, merge_with_prediction
 from .wedge import measured_part
+
+if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
+    from .predict import InferenceFunction
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
 
@@ -155,7 +159,7 @@ class _SubtomoPredictor:
 
     def __init__(self, precision: str):
         self.precision = precision
-        self._fn = None
+        self._fn: InferenceFunction | None = None
 
     def __call__(self, model, originals: np.ndarray, batch_size: int) -> np.ndarray:
         from .predict import model_predict_fn, predict_cubes

@@ -28,7 +28,8 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
         if len(table) < 2:
             raise InputError(f"{star_path}: half {half} has {len(table)} subtomograms; "
                              "extract more (at least 2 per half).")
-    cubes, names = [], []
+    cubes: list[np.ndarray] = []
+    names: list[str] = []
     for value in progress(table["rlnImageName"], total=len(table), desc="reading subtomograms", unit="subtomo"):
         path = resolve_path(value, star_path, "rlnImageName", "subtomogram")
         vol = read_volume(path, "subtomogram")

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,8 @@ SUBTOMO_COLUMNS: dict[str, type] = {
 }
 
 
-def is_set(value) -> bool:
-    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``."""
+def is_set(value: object) -> TypeGuard[str | float]:
+    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``; a set cell is text or a number."""
     if value is None:
         return False
     if isinstance(value, float) and np.isnan(value):
@@ -197,7 +198,7 @@ def write_star(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def resolve_path(value: str, star_path: str | os.PathLike, column: str, what: str = "file") -> Path:
+def resolve_path(value: object, star_path: str | os.PathLike, column: str, what: str = "file") -> Path:
     """Find the file a STAR cell names: as given, beside the STAR file, or by bare name there."""
     if not is_set(value):
         raise InputError(f"{star_path}: column {column} is empty; run the step that fills it or give the path.")

@@ -50,7 +50,7 @@ def _kernel3(kernel: int | Sequence[int]) -> tuple[int, int, int]:
     k = tuple(int(v) for v in kernel)
     if len(k) != 3:
         raise ValueError(f"kernel must be an int or three ints, got {kernel!r}")
-    return k  # type: ignore[return-value]
+    return k
 
 
 def _conv(filters: int, kernel, name: str, *, strides: int = 1) -> layers.Conv3D:
@@ -104,8 +104,6 @@ def build_unet(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     k = _kernel3(kernel)
-    block = dict(batch_norm=batch_norm, dropout=dropout)
-    bare = dict(batch_norm=False, dropout=0.0)
 
     # === Encoder ===
     inputs = keras.Input(shape=(None, None, None, 1), name="input")
@@ -114,7 +112,7 @@ def build_unet(
     for level in range(depth):
         filters = filter_base * 2**level
         for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", **block)
+            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
         skips.append(x)
         if pool:
             x = layers.MaxPooling3D(pool_size=2, name=f"enc{level}_pool")(x)
@@ -124,7 +122,7 @@ def build_unet(
 
     # === Bottleneck ===
     for i in range(convs_per_depth - 2):
-        x = _conv_block(x, filter_base * 2**depth, k, f"bottom_conv{i}", **bare)
+        x = _conv_block(x, filter_base * 2**depth, k, f"bottom_conv{i}", batch_norm=False, dropout=0.0)
     x = _conv(filter_base * 2 ** (depth - 1), k, "bottom_linear")(x)
 
     # === Decoder ===
@@ -145,7 +143,7 @@ def build_unet(
         x = layers.Concatenate(axis=-1, name=f"dec{level}_concat")([x, skips[level]])
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"dec{level}_concat_act")(x)
         for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", **block)
+            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
 
     # === Output: correction added to the input ===
     x = layers.Conv3D(1, 1, padding="same", kernel_initializer=keras.initializers.RandomNormal(

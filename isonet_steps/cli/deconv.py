@@ -119,9 +119,13 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
             del volume
         else:
             with open_memmap(path, "tomogram") as src, new_memmap(out, header.shape, voxel) as dst:
+
+                def _release(src=src, dst=dst) -> None:
+                    release_pages(src.data)
+                    release_pages(dst)
+
                 deconv_chunked(src.data, dst, params, chunk_size=chunk_size, overlap_rate=overlap_rate,
-                               workers=workers, what=str(path),
-                               release=lambda: (release_pages(src.data), release_pages(dst)))
+                               workers=workers, what=str(path), release=_release)
         table.at[row, "rlnSnrFalloff"] = params.snrfalloff
         table.at[row, "rlnDeconvStrength"] = params.deconvstrength
         table.at[row, "rlnDeconvTomoName"] = str(out)

@@ -176,7 +176,7 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
     check_writable_target(subtomo_star)
     folder = make_output_folder(subtomo_folder)
 
-    rows = []
+    rows: list[dict[str, object]] = []
     written: set[Path] = set()
     in_half = {1: 0, 2: 0}
     for plan in plans:

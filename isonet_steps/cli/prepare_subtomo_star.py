@@ -35,7 +35,9 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; give the folder that holds the subtomogram MRCs.")
     candidates = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
-    files, sizes, skipped = [], {}, []
+    files: list[Path] = []
+    sizes: dict[Path, int] = {}
+    skipped: list[str] = []
     for path in candidates:
         try:  # a memory map checks the data block is all there (a header alone would not)
             with open_memmap(path, "subtomogram") as vol:
