@@ -40,5 +40,6 @@ def test_check_fails_in_one_line_on_a_bad_backend():
 
 def test_report_lines():
     report = EnvironmentReport(versions={"numpy": "2.0"}, backend="torch", gpus=["NVIDIA H100"])
-    assert report.lines() == ["numpy: 2.0", "Keras backend: torch (KERAS_BACKEND)", "GPUs seen by torch: 1 (NVIDIA H100)"]
+    assert report.lines() == ["numpy: 2.0", "Keras backend: torch (KERAS_BACKEND)",
+                              "GPUs seen by torch: 1 (NVIDIA H100)"]
     assert "not checked" in EnvironmentReport().lines()[-1]

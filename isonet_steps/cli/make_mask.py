@@ -9,9 +9,11 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @click.argument("star", type=click.Path(dir_okay=False, path_type=str))
 @option("--mask-folder", default="mask", help="Folder for the masks (<tomogram name>_mask.mrc, int8 0/1).")
 @option("--density-percentage", type=float, default=None,
-        help="Percent of voxels kept by the density criterion (100: off).  [default: the STAR's rlnMaskDensityPercentage, else 50]")
+        help="Percent of voxels kept by the density criterion (100: off).  [default: the STAR's "
+             "rlnMaskDensityPercentage, else 50]")
 @option("--std-percentage", type=float, default=None,
-        help="Percent of voxels kept by the local-std criterion (100: off).  [default: the STAR's rlnMaskStdPercentage, else 50]")
+        help="Percent of voxels kept by the local-std criterion (100: off).  [default: the STAR's "
+             "rlnMaskStdPercentage, else 50]")
 @option("--z-crop", type=float, default=None,
         help="Fraction of Z removed at the top and at the bottom, in [0, 0.5), e.g. 0.15.  [default: none]")
 @option("--patch-size", type=int, default=4,

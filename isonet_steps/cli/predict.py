@@ -53,7 +53,8 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
         source, path = "rlnMicrographName", None
         if use_deconv_tomo and "rlnDeconvTomoName" in table.columns and is_set(row["rlnDeconvTomoName"]):
             try:
-                path, source = resolve_path(row["rlnDeconvTomoName"], tomo_star, "rlnDeconvTomoName"), "rlnDeconvTomoName"
+                path = resolve_path(row["rlnDeconvTomoName"], tomo_star, "rlnDeconvTomoName")
+                source = "rlnDeconvTomoName"
             except InputError:
                 log.warning("rlnIndex %s: deconvolved tomogram %s not found; using rlnMicrographName",
                             row["rlnIndex"], row["rlnDeconvTomoName"])
@@ -65,9 +66,11 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
     outputs = [str(job[4]) for job in jobs]
     if len(set(outputs)) != len(outputs):
         twice = next(o for o in outputs if outputs.count(o) > 1)
-        raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; give them different file names.")
+        raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; "
+                         "give them different file names.")
     if not Path(model).is_file():
-        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. results/model_final.keras).")
+        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
 
     # === Devices first, then the framework and the network ===
     gpu_ids = devices.configure(gpus)
