@@ -123,7 +123,8 @@ def check_environment() -> EnvironmentReport:
         try:
             _draw_a_plot()
         except Exception as exc:  # the images install matplotlib's dependencies one by one (--no-deps)
-            _fail(report, f"matplotlib cannot draw ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); reinstall isonet-nf.")
+            reason = " ".join(str(exc).split())[:200]
+            _fail(report, f"matplotlib cannot draw ({type(exc).__name__}: {reason}); reinstall isonet-nf.")
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").strip() or "tensorflow"
     report.backend = backend

@@ -23,7 +23,9 @@ def test_check_reports_a_working_install():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"isonet-nf: {__version__}" in out
-    for package in ("Python", "numpy", "scipy", "mrcfile", "starfile", "click", "matplotlib", "pillow", "keras", "tensorflow"):
+    packages = ("Python", "numpy", "scipy", "mrcfile", "starfile", "click", "matplotlib", "pillow", "keras",
+                "tensorflow")
+    for package in packages:
         assert f"\n{package}: " in "\n" + out, package
     assert "Keras backend: tensorflow" in out
     assert "GPUs seen by tensorflow:" in out
