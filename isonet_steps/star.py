@@ -220,6 +220,22 @@ def resolve_path(value: object, star_path: str | os.PathLike, column: str, what:
     raise InputError(f"{star_path}: {column} names {given}, which does not exist; fix the path in the STAR file.")
 
 
+def tomogram_source(row, star_path: str | os.PathLike, use_deconv: bool) -> tuple[Path, str]:
+    """The tomogram a row's step reads, and the column it came from: the deconvolved one when asked
+    for and present (as IsoNet), else rlnMicrographName; a deconvolved file that is gone is a warning.
+    """
+    deconv = row.get("rlnDeconvTomoName")
+    if use_deconv and is_set(deconv):
+        try:
+            return resolve_path(deconv, star_path, "rlnDeconvTomoName"), "rlnDeconvTomoName"
+        except InputError:
+            from .log import get_logger
+
+            get_logger().warning("%s: rlnDeconvTomoName %s (rlnIndex %s) not found; using rlnMicrographName",
+                                 star_path, deconv, row.get("rlnIndex"))
+    return resolve_path(row.get("rlnMicrographName"), star_path, "rlnMicrographName"), "rlnMicrographName"
+
+
 def parse_tomo_idx(spec) -> list[int] | None:
     """Parse IsoNet's ``--tomo-idx`` syntax ("1,2,4" or "5-10,15") into sorted rlnIndex values."""
     if spec is None or str(spec).strip() in ("", "None", "all"):

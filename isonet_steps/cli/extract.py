@@ -45,21 +45,6 @@ class _Plan:
         self.half_counts = half_counts  # slab split: valid centres per half, else None
 
 
-def _source(row, star, use_deconv_tomo, log):
-    """The tomogram to cut from: the deconvolved one when asked for and present (as IsoNet)."""
-    from pathlib import Path
-
-    from ..star import is_set, resolve_path
-
-    if use_deconv_tomo and is_set(row.get("rlnDeconvTomoName")):
-        try:
-            return resolve_path(row["rlnDeconvTomoName"], star, "rlnDeconvTomoName")
-        except Exception:
-            log.warning("%s: rlnDeconvTomoName %s not found; extracting from rlnMicrographName instead",
-                        star, row["rlnDeconvTomoName"])
-    return Path(resolve_path(row["rlnMicrographName"], star, "rlnMicrographName"))
-
-
 def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _Plan:
     from pathlib import Path
 
@@ -68,10 +53,10 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
     from ..errors import InputError
     from ..extract import check_fits, count_candidates, slab_counts, slab_width
     from ..mrc import open_memmap, release_pages
-    from ..star import is_set, resolve_path
+    from ..star import is_set, resolve_path, tomogram_source
 
     name = Path(str(row["rlnMicrographName"])).name
-    source = _source(row, star, use_deconv_tomo, log)
+    source, _ = tomogram_source(row, star, use_deconv_tomo)
     number = int(row["rlnNumberSubtomo"]) if "rlnNumberSubtomo" in row else 100
     if number < 0:
         raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut "
