@@ -3,7 +3,8 @@
 
 A phantom (64×160×160 at 10 Å, ±60°, SNR 0.5) is simulated with two independent half-dose
 (even/odd) tomograms; `isonet run --halves` extracts subtomograms in two spatially separate halves
-(alternating slabs along X), trains one network per half and corrects the tomogram with each; the directional FSC is then computed
+(alternating slabs along X), trains one network per half and corrects the tomogram with each; the
+directional FSC is then computed
 between the two corrected tomograms (the paper's Fig. 3b protocol), between the raw even/odd
 halves, and between the even/odd halves each corrected by one network. Prints the 0.143 (and 0.5)
 resolutions along X, Y, Z and the ground-truth figures of the averaged correction.
@@ -58,7 +59,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "isonet_steps", "run", "--input", str(data / "tomograms.star"), "--outdir",
            str(work / "run"), "--halves", "--cube-size", "32", "--iterations", iterations, "--epochs", epochs,
            "--steps-per-epoch", "30", "--batch-size", "8", "--filter-base", "16", "--noise-level", "0.05,0.1",
-           "--noise-start-iter", start, "--seed", str(args.seed), "--predict-cube-size", "32", "--predict-crop-size", "64"]
+           "--noise-start-iter", start, "--seed", str(args.seed),
+           "--predict-cube-size", "32", "--predict-crop-size", "64"]
     print("$", " ".join(cmd[2:]), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env={**os.environ, "ISONET_NO_PROGRESS": "1"})
@@ -74,7 +76,8 @@ def main() -> None:
         res = json.loads(Path(path).read_text())["resolution_A"]
         for thr in ("0.143", "0.5"):
             r = res[thr]
-            print(f"{label:30s} {thr:>6s} " + " ".join(f"{(r[d] or float('nan')):8.1f}" for d in ("x", "y", "z", "global")))
+            values = " ".join(f"{(r[d] or float('nan')):8.1f}" for d in ("x", "y", "z", "global"))
+            print(f"{label:30s} {thr:>6s} " + values)
     truth = read_volume(data / "ground_truth.mrc", allow_constant=True).data
     labels = read_volume(data / "labels.mrc", allow_constant=True).data.astype(np.int16)
     corrected = read_volume(table["rlnCorrectedTomoName"].iloc[0]).data

@@ -66,7 +66,8 @@ def main() -> None:
     link = work / "tomos" / "phantom.mrc"
     if not link.exists():
         link.symlink_to(work / "phantom" / "tomo.mrc")
-    run("prepare-star", "tomos", "-o", "tomograms.star", "--pixel-size", 10, "--number-subtomos", 120, cwd=work, times=times)
+    run("prepare-star", "tomos", "-o", "tomograms.star", "--pixel-size", 10, "--number-subtomos", 120,
+        cwd=work, times=times)
     run("make-mask", "tomograms.star", "--mask-folder", "mask", cwd=work, times=times)
     run("extract", "tomograms.star", "--subtomo-folder", "subtomo", "--subtomo-star", "subtomo.star",
         "--cube-size", 32, "--seed", args.seed, cwd=work, times=times)

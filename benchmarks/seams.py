@@ -48,7 +48,8 @@ def naive_tiled(predict_fn, volume: np.ndarray, cube: int, crop: int) -> np.ndar
             for kx in range(counts[2]):
                 z, y, x = kz * cube, ky * cube, kx * cube
                 tile = padded[z:z + crop, y:y + crop, x:x + crop][None, ..., None]
-                out[z:z + cube, y:y + cube, x:x + cube] = predict_fn(tile)[0, pad:pad + cube, pad:pad + cube, pad:pad + cube, 0]
+                inner = predict_fn(tile)[0, pad:pad + cube, pad:pad + cube, pad:pad + cube, 0]
+                out[z:z + cube, y:y + cube, x:x + cube] = inner
     return out[: volume.shape[0], : volume.shape[1], : volume.shape[2]]
 
 
@@ -58,7 +59,8 @@ def main() -> None:
     ap.add_argument("--cube", type=int, default=32)
     ap.add_argument("--crop", type=int, default=48)
     ap.add_argument("--filter-base", type=int, default=8)
-    ap.add_argument("--model", default=None, help="a trained .keras model (e.g. from benchmarks/quality.py) instead of a random one")
+    ap.add_argument("--model", default=None,
+                    help="a trained .keras model (e.g. from benchmarks/quality.py) instead of a random one")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from isonet_steps.devices import configure
@@ -83,7 +85,8 @@ def main() -> None:
         model = build_unet(depth=3, filter_base=args.filter_base, convs_per_depth=3)
         rng = np.random.default_rng(0)
         starts = [rng.integers(0, n - args.crop + 1, size=8) for n in shape]
-        batches = [volume[z:z + args.crop, y:y + args.crop, x:x + args.crop][None, ..., None] for z, y, x in zip(*starts)]
+        batches = [volume[z:z + args.crop, y:y + args.crop, x:x + args.crop][None, ..., None]
+                   for z, y, x in zip(*starts)]
         recalibrate_batch_norm(model, batches)
     predict_fn = model_predict_fn(model)
 

@@ -144,7 +144,8 @@ def bench_pairs(batch, crop, cube, noise_level, repeats):
 
 def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     """Train as refine does (batches made ahead in a background thread) and time what the trainer
-    spends waiting for data: the network must never wait."""
+    spends waiting for data: the network must never wait.
+    """
     import numpy as np
 
     from isonet_steps.pairs import BatchStream, PairPlan

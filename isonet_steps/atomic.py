@@ -13,8 +13,9 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _umask() -> int:
@@ -47,7 +48,7 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     host = _owner_tag().rsplit("-", 1)[0]
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*"))
     except OSError:
@@ -90,12 +91,14 @@ def ensure_writable_folder(path: str | os.PathLike) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); choose a writable location.") from None
+        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); "
+                         "choose a writable location.") from None
     if not os.access(parent, os.W_OK):
         raise InputError(f"{parent}: output folder is not writable; choose a writable location or fix its permissions.")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Whole file or none: a reader (or a killed run) never sees a half-written file."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -105,6 +108,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
+    """UTF-8 whatever the locale, so files read the same on every machine."""
     return write_bytes(path, text.encode("utf-8"))
 
 

@@ -47,44 +47,55 @@ class RefineStore:
 
     # --- paths -------------------------------------------------------------------------------
     def model_path(self, iteration: int) -> Path:
+        """One model per iteration, kept so a run can continue from (and be compared at) any of them."""
         return self.dir / f"model_iter{iteration:02d}.keras"
 
     @property
     def final_model_path(self) -> Path:
+        """Fixed name, so predict and the pipeline find the result without knowing the iteration count."""
         return self.dir / "model_final.keras"
 
     def predictions_path(self, iteration: int) -> Path:
+        """Subtomogram predictions that the next iteration trains on; needed to continue after it."""
         return self.dir / "checkpoint" / f"predictions_iter{iteration:02d}.npy"
 
     @property
     def state_path(self) -> Path:
+        """Where the last finished iteration is recorded, so a rerun continues after it."""
         return self.dir / STATE_FILE
 
     @property
     def log_path(self) -> Path:
+        """Refine's own log beside its models, so the folder explains itself."""
         return self.dir / "refine.log"
 
     # --- state -------------------------------------------------------------------------------
     def prepare(self) -> None:
+        """Fail before training (not after the first iteration) where the folder cannot be written."""
         try:
             (self.dir / "checkpoint").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable --result-dir.") from None
+            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable "
+                             "--result-dir.") from None
         if not os.access(self.dir, os.W_OK):
             raise InputError(f"{self.dir}: result folder is not writable; choose a writable --result-dir.")
 
     def load_state(self) -> dict | None:
+        """The earlier run's progress (None: none yet); refuses state it cannot continue from."""
         if not self.state_path.exists():
             return None
         try:
             state = json.loads(self.state_path.read_text())
         except (OSError, ValueError) as exc:
-            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a new --result-dir.") from None
+            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a "
+                             "new --result-dir.") from None
         if state.get("version") != STATE_VERSION:
-            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue or a new --result-dir.")
+            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue "
+                             "or a new --result-dir.")
         return state
 
     def save_state(self, state: dict) -> None:
+        """Atomic and versioned, so a killed run or another release never continues from bad state."""
         state = dict(state, version=STATE_VERSION)
         atomic_write_json(self.state_path, state)
 
@@ -100,6 +111,7 @@ class RefineStore:
 
     # --- arrays ------------------------------------------------------------------------------
     def save_predictions(self, iteration: int, predictions: np.ndarray) -> Path:
+        """Float32 and atomic: a continued run must train on exactly what this one would have."""
         path = self.predictions_path(iteration)
         with atomic_path(path, suffix=".npy") as tmp:
             with open(tmp, "wb") as fh:
@@ -109,12 +121,15 @@ class RefineStore:
         return path
 
     def load_predictions(self, iteration: int) -> np.ndarray:
+        """What the continued iteration trains on; a missing file means the run cannot continue."""
         path = self.predictions_path(iteration)
         if not path.exists():
-            raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a new --result-dir.")
+            raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a "
+                             "new --result-dir.")
         return np.load(path)
 
     def drop_predictions_before(self, iteration: int) -> None:
+        """Only the latest predictions are needed to continue; older ones would fill the disk."""
         for old in (self.dir / "checkpoint").glob("predictions_iter*.npy"):
             try:
                 if int(old.stem.removeprefix("predictions_iter")) < iteration:

@@ -58,7 +58,8 @@ def onednn_enabled(environ=os.environ, cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def bfloat16_units(environ=os.environ, cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where the CPU computes bfloat16 in hardware and the kernels may use it: AMX or
-    AVX512-BF16, oneDNN on, and ``ONEDNN_MAX_CPU_ISA`` not below AVX512_CORE_BF16."""
+    AVX512-BF16, oneDNN on, and ``ONEDNN_MAX_CPU_ISA`` not below AVX512_CORE_BF16.
+    """
     if not {"amx_bf16", "avx512_bf16"} & cpu_flags(cpuinfo):
         return False
     if not onednn_enabled(environ, cpuinfo):
@@ -80,7 +81,10 @@ def describe(environ=os.environ, cpuinfo: str = "/proc/cpuinfo") -> str:
     units = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-VNNI", "avx512_vnni"),
                                      ("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile")) if flag in flags]
     isa = environ.get("ONEDNN_MAX_CPU_ISA")
-    kernels = "oneDNN" + (f" (max ISA {isa})" if isa else "") if onednn_enabled(environ, cpuinfo) else "Eigen (oneDNN off)"
+    if onednn_enabled(environ, cpuinfo):
+        kernels = "oneDNN" + (f" (max ISA {isa})" if isa else "")
+    else:
+        kernels = "Eigen (oneDNN off)"
     return (f"CPU: {model or platform.processor() or 'unknown'}, {os.cpu_count()} logical cores; "
             f"{' '.join(units) or 'no AVX2'}; bfloat16 units: {'yes' if bfloat16_units(environ, cpuinfo) else 'no'}; "
             f"TensorFlow kernels: {kernels}")

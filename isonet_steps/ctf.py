@@ -142,7 +142,8 @@ def split_taper(nu: np.ndarray) -> np.ndarray:
 
 def axis_radius(n: int, half: bool = False) -> np.ndarray:
     """|frequency| along one axis in FFT order (first half only for a real FFT's last axis),
-    as a fraction of that axis' Nyquist, i.e. divided by ``max(1, n // 2)``."""
+    as a fraction of that axis' Nyquist, i.e. divided by ``max(1, n // 2)``.
+    """
     k = np.arange(n // 2 + 1) if half else np.abs(np.fft.fftfreq(n) * n)
     return k / max(1, n // 2)
 
@@ -155,6 +156,7 @@ def filter_values(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, profile: np.nd
 
 
 def slab_step(plane_voxels: int, voxels: int = 1 << 22) -> int:
+    """Planes per slab so that a slab's temporaries stay near ``voxels``, however large the planes."""
     return max(1, voxels // max(1, int(plane_voxels)))
 
 
@@ -179,6 +181,7 @@ class Moments:
         self.count, self.mean, self.m2 = 0, 0.0, 0.0
 
     def add(self, block: np.ndarray) -> None:
+        """Fold in one slab, so a memory-mapped volume never has to be read whole."""
         n = int(block.size)
         if n == 0:
             return
@@ -193,10 +196,12 @@ class Moments:
 
     @property
     def std(self) -> float:
+        """Population std (0 with no data), what deconvolution rescales its output to."""
         return math.sqrt(self.m2 / self.count) if self.count else 0.0
 
 
 def moments(data: np.ndarray) -> Moments:
+    """Mean and std of ``data`` slab by slab, so a memory-mapped volume is not copied to float64 whole."""
     moments = Moments()
     step = slab_step(data[0].size, 1 << 23)
     for z0 in range(0, data.shape[0], step):
@@ -205,6 +210,7 @@ def moments(data: np.ndarray) -> Moments:
 
 
 def restore_scale(std_out: float, std_in: float, what: str) -> float:
+    """Factor giving the filtered volume the input's std; a constant volume is refused, not divided by 0."""
     if not (std_out > 0 and std_in > 0):
         raise InputError(f"{what}: the volume is constant (or filters to a constant), so it cannot be "
                          f"deconvolved; check that the right file was given.")
@@ -212,6 +218,7 @@ def restore_scale(std_out: float, std_in: float, what: str) -> float:
 
 
 def fft_workers(workers: int | None) -> int:
+    """FFT threads: all cores unless the step was given a number (0 and None mean all)."""
     return max(1, int(workers)) if workers else (os.cpu_count() or 1)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
@@ -28,12 +28,12 @@ from .ctf import (
     EDGE_PAD,
     MIN_CHUNK_SIZE,
     SPLIT_END,
-    axis_radius,
     CtfParams,
+    Moments,
+    axis_radius,
     fft_workers,
     filter_values,
     mirror_indices,
-    Moments,
     restore_scale,
     slab_step,
     split_taper,
@@ -78,7 +78,7 @@ class _LowBand:
         self.k0 = self._kept(kmax[0], self.padded[0])
         self.k1 = self._kept(kmax[1], self.padded[1])
         self.cols = kmax[2] + 1
-        self.coeffs: np.ndarray | None = np.zeros((self.padded[0], self.k1.size, self.cols), np.complex64)
+        self.coeffs: np.ndarray = np.zeros((self.padded[0], self.k1.size, self.cols), np.complex64)
 
     @staticmethod
     def _kept(kmax: int, n: int) -> np.ndarray:
@@ -101,7 +101,7 @@ class _LowBand:
         """Finish the transform along Z, apply ``profile_low`` on the padded grid, invert along Z."""
         n0, n1, n2 = self.padded
         spec = scipy.fft.fft(self.coeffs, axis=0, workers=self.workers, overwrite_x=True)[self.k0]
-        self.coeffs = None  # free it before the inverse allocates
+        self.coeffs = np.empty(0, np.complex64)  # free it before the inverse allocates
         u0 = axis_radius(n0)[self.k0]
         u1 = axis_radius(n1)[self.k1]
         u2 = axis_radius(n2, True)[:self.cols]
@@ -109,7 +109,8 @@ class _LowBand:
         full = np.zeros((n0, self.k1.size, self.cols), dtype=np.complex64)
         full[self.k0] = spec
         del spec
-        self.coeffs = scipy.fft.ifft(full, axis=0, workers=self.workers, overwrite_x=True).astype(np.complex64, copy=False)
+        coeffs = scipy.fft.ifft(full, axis=0, workers=self.workers, overwrite_x=True)
+        self.coeffs = coeffs.astype(np.complex64, copy=False)
 
     def voxels(self, z0: int, z1: int) -> np.ndarray:
         """The filtered low part at (unpadded) Z slices z0..z1-1, float32 [z, Y, X]."""
@@ -122,7 +123,7 @@ class _LowBand:
         return np.asarray(out[:, p:p + self.shape[1], p:p + self.shape[2]], dtype=np.float32)
 
 
-def _read_chunk(src: np.ndarray, starts: tuple[int, int, int], crop: int,
+def _read_chunk(src: np.ndarray, starts: tuple[int, ...], crop: int,
                 release: Callable[[], None]) -> np.ndarray:
     """A crop³ cube of ``src`` starting at ``starts`` (may be negative), mirrored at the faces.
 
@@ -134,7 +135,7 @@ def _read_chunk(src: np.ndarray, starts: tuple[int, int, int], crop: int,
     lo = [int(i.min()) for i in index]
     hi = [int(i.max()) + 1 for i in index]
     ry, rx = index[1] - lo[1], index[2] - lo[2]
-    plain = all(r.size == h - l and (r == np.arange(h - l)).all() for r, l, h in zip((ry, rx), lo[1:], hi[1:]))
+    plain = all(r.size == h - low and (r == np.arange(h - low)).all() for r, low, h in zip((ry, rx), lo[1:], hi[1:]))
     out = np.empty((crop, crop, crop), dtype=np.float32)
     group = max(1, (256 << 20) // ((hi[1] - lo[1]) * (64 << 10)))  # ~256 MB mapped per group
     for g0 in range(0, crop, group):
@@ -175,7 +176,8 @@ def deconv_chunked(
     if chunk_size >= max(int(n) for n in src.shape):
         # One chunk holding the whole tomogram is the tomogram itself: whole mode, in less memory
         # than a padded crop³ cube (a 1000-voxel chunk of a 64×160×160 volume would be 1250³).
-        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume", chunk_size, "×".join(map(str, src.shape)))
+        log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume",
+                 chunk_size, "×".join(map(str, src.shape)))
         volume = np.asarray(src, dtype=np.float32)
         bad = ~np.isfinite(volume).all(axis=(1, 2))
         if bad.any():

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from .ctf import EDGE_PAD, CtfParams, axis_radius, filter_values, fft_workers, moments, restore_scale, slab_step, wiener_profile
+from .ctf import (
+    EDGE_PAD,
+    CtfParams,
+    axis_radius,
+    fft_workers,
+    filter_values,
+    moments,
+    restore_scale,
+    slab_step,
+    wiener_profile,
+)
 
 __all__ = ["deconv_volume"]
 

@@ -17,7 +17,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import ContextManager
 
 from . import cpu
 from .errors import InputError
@@ -177,7 +176,7 @@ def visible_gpus() -> int:
     return 0
 
 
-def distribution_scope() -> ContextManager:
+def distribution_scope() -> contextlib.AbstractContextManager:
     """Scope to build, load and compile models in: mirrored over GPUs when TF sees several.
 
     With one GPU, the CPU, or the torch backend (single device only) this is a no-op context.
@@ -226,7 +225,8 @@ def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where bfloat16 arithmetic is done by hardware: every visible GPU of compute capability
     8.0 or later (A100, H100, RTX 30xx on), or, on the CPU, AMX or AVX512-BF16 (Sapphire Rapids,
     Zen 4 on) with kernels allowed to use them (:func:`isonet_steps.cpu.bfloat16_units`).
-    Elsewhere bfloat16 is emulated and slower than float32."""
+    Elsewhere bfloat16 is emulated and slower than float32.
+    """
     gpus = _gpu_capabilities()
     if gpus:
         return all(capability >= (8, 0) for capability in gpus)
@@ -252,14 +252,15 @@ _OOM_TEXT = re.compile(r"out of memory|\bOOM\b|RESOURCE_EXHAUSTED", re.IGNORECAS
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for the out-of-memory errors of TensorFlow, PyTorch, XLA and Python (cause chain included)."""
     seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, MemoryError):
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, MemoryError):
             return True
-        if any(cls.__name__ in _OOM_TYPES for cls in type(exc).__mro__):
+        if any(cls.__name__ in _OOM_TYPES for cls in type(current).__mro__):
             return True
-        text = str(exc)
+        text = str(current)
         if _OOM_TEXT.search(text[:20000]):
             return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
         seen += 1
     return False

@@ -43,6 +43,7 @@ class EnvironmentReport:
     reason: str = ""
 
     def lines(self) -> list[str]:
+        """What ``isonet check`` prints, one line each, so a user can paste it into a bug report."""
         out = [f"{name}: {value}" for name, value in self.versions.items()]
         out.append(f"Keras backend: {self.backend} (KERAS_BACKEND)")
         if self.gpus is None:
@@ -115,19 +116,22 @@ def check_environment() -> EnvironmentReport:
             report.versions[distribution] = _version(distribution)
         except Exception as exc:  # any import failure makes the install unusable
             report.versions[distribution] = "MISSING"
-            _fail(report, f"{distribution} cannot be imported ({type(exc).__name__}: {' '.join(str(exc).split())}); reinstall isonet-nf.")
+            _fail(report, f"{distribution} cannot be imported ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                          "reinstall isonet-nf.")
 
     if report.ok:
         try:
             _draw_a_plot()
         except Exception as exc:  # the images install matplotlib's dependencies one by one (--no-deps)
-            _fail(report, f"matplotlib cannot draw ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); reinstall isonet-nf.")
+            reason = " ".join(str(exc).split())[:200]
+            _fail(report, f"matplotlib cannot draw ({type(exc).__name__}: {reason}); reinstall isonet-nf.")
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").strip() or "tensorflow"
     report.backend = backend
     if backend not in BACKENDS:
         report.versions["keras"] = _version("keras")
-        return _fail(report, f"KERAS_BACKEND={backend!r} is not a Keras backend isonet-nf supports; use one of {', '.join(BACKENDS)}.")
+        return _fail(report, f"KERAS_BACKEND={backend!r} is not a Keras backend isonet-nf supports; use one of "
+                             f"{', '.join(BACKENDS)}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for distribution in ("tensorflow", BACKENDS[backend]):
         if distribution not in report.versions:
@@ -137,16 +141,20 @@ def check_environment() -> EnvironmentReport:
         report.versions["keras"] = _version("keras")
         active = keras.backend.backend()
         if active != backend:
-            return _fail(report, f"Keras runs on {active!r}, not on KERAS_BACKEND={backend!r}; set KERAS_BACKEND before starting Python.")
+            return _fail(report, f"Keras runs on {active!r}, not on KERAS_BACKEND={backend!r}; set KERAS_BACKEND "
+                                 "before starting Python.")
         value = float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((2, 3)))))
         if value != 6.0:
-            return _fail(report, f"Keras ({backend}) computed 2x3 ones summing to {value}, not 6; the {backend} install is broken.")
+            return _fail(report, f"Keras ({backend}) computed 2x3 ones summing to {value}, not 6; the {backend} "
+                                 "install is broken.")
     except Exception as exc:
         report.versions.setdefault("keras", _version("keras"))
-        return _fail(report, f"Keras with the {backend} backend does not work ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+        return _fail(report, f"Keras with the {backend} backend does not work ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}); "
                              f"install {BACKENDS[backend]} for this Python or set KERAS_BACKEND.")
     try:
         report.gpus = _gpus(backend)
     except Exception as exc:
-        return _fail(report, f"{backend} cannot list GPUs ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); check the CUDA install.")
+        return _fail(report, f"{backend} cannot list GPUs ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                             "check the CUDA install.")
     return report

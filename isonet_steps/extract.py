@@ -23,7 +23,7 @@ Functions here work on arrays (a memory-mapped mask is fine: it is read one Z sl
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,7 +54,8 @@ def check_box_sizes(cube_size: int, crop_size: int | None) -> int:
     """Validate the training cube and the extracted box; return the crop size (default cube + 16)."""
     if cube_size < 8 or cube_size % 8:
         raise InputError(
-            f"--cube-size {cube_size} must be a positive multiple of 8 (the U-Net halves it three times); use e.g. 48, 64 or 96."
+            f"--cube-size {cube_size} must be a positive multiple of 8 (the U-Net halves it three times); "
+            "use e.g. 48, 64 or 96."
         )
     crop = cube_size + 16 if crop_size is None else int(crop_size)
     if crop < cube_size:
@@ -84,7 +85,7 @@ def _interior(shape: Sequence[int], crop_size: int) -> tuple[slice, slice, slice
     return tuple(slice(lo, hi + 1) for lo, hi in (centre_range(int(n), crop_size) for n in shape))  # type: ignore[return-value]
 
 
-def count_candidates(mask: np.ndarray | None, shape: Sequence[int], crop_size: int) -> np.ndarray:
+def count_candidates(mask: np.ndarray | HalfMask | None, shape: Sequence[int], crop_size: int) -> np.ndarray:
     """Number of valid centres in each Z slice of the interior (non-zero mask voxels, or all voxels).
 
     Returns an int64 array with one entry per interior Z slice, used by :func:`pick_centres`.
@@ -97,7 +98,7 @@ def count_candidates(mask: np.ndarray | None, shape: Sequence[int], crop_size: i
 
 
 def pick_centres(
-    mask: np.ndarray | None,
+    mask: np.ndarray | HalfMask | None,
     shape: Sequence[int],
     crop_size: int,
     number: int,
@@ -156,7 +157,8 @@ def random_halves(number: int, rng: np.random.Generator, first: int = 1) -> np.n
 
 def slab_width(nx: int, crop_size: int) -> int:
     """Width along X of the slabs of a slab split: ``2·crop``, narrowed (down to ``crop``) on
-    tomograms under ``4·crop`` wide so that both halves get at least one slab."""
+    tomograms under ``4·crop`` wide so that both halves get at least one slab.
+    """
     return int(min(2 * crop_size, max(crop_size, nx // 2)))
 
 
@@ -185,6 +187,7 @@ class HalfMask:
         self.mask, self.columns, self.shape = mask, np.asarray(columns, dtype=bool), tuple(int(n) for n in shape)
 
     def __getitem__(self, key) -> np.ndarray:
+        """Mask of one ``[z, ys, xs]`` block, false outside this half's columns, read from disk only there."""
         z, ys, xs = key
         allowed = self.columns[xs]
         if self.mask is None:

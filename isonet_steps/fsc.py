@@ -338,7 +338,7 @@ def fourier_shell_correlation(
         resolution=resolution,
         pixel_size=float(pixel_size),
         cone_angle=float(cone_angle),
-        shape=shape,  # type: ignore[arg-type]
+        shape=shape,
         thresholds=tuple(thresholds),
     )
 
@@ -353,13 +353,15 @@ PLOT_STYLES: dict[str, dict] = {
     "xz": {"color": "#9467bd", "linewidth": 1.3, "linestyle": (0, (5, 3))},
     "yz": {"color": "#17becf", "linewidth": 1.3, "linestyle": (0, (5, 3))},
 }
-_NICE_RESOLUTIONS = (1000, 500, 300, 200, 150, 100, 80, 60, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3, 2.5, 2, 1.5, 1)
+_NICE_RESOLUTIONS = (1000, 500, 300, 200, 150, 100, 80, 60, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3, 2.5, 2,
+                     1.5, 1)
 
 
 def _resolution_ticks(nyquist_frequency: float, min_gap: float = 0.08) -> list[tuple[float, str]]:
     """(frequency, "Å") ticks of the top axis: round resolutions, finest first, none closer than
     ``min_gap`` of the axis width (to each other or to zero), so the crowded low frequencies do
-    not overprint."""
+    not overprint.
+    """
     ticks: list[tuple[float, str]] = []
     for r in reversed(_NICE_RESOLUTIONS):
         f = 1.0 / r
@@ -374,7 +376,8 @@ def _resolution_ticks(nyquist_frequency: float, min_gap: float = 0.08) -> list[t
 def fsc_figure(result: FSCResult, *, title: str = "Fourier shell correlation", width: int = 640,
                height: int = 400, dpi: float = 100.0):
     """The FSC curves as a matplotlib figure of ``width x height`` pixels at ``dpi``: frequency
-    (Å⁻¹) below, resolution (Å) on top, each threshold a dashed grey line labelled at its left end."""
+    (Å⁻¹) below, resolution (Å) on top, each threshold a dashed grey line labelled at its left end.
+    """
     from .plots import REFERENCE, line_axes, new_figure, style
 
     nyq = 1.0 / result.nyquist

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .errors import InputError
 from .log import get_logger
 from .mrc import read_volume, write_volume
@@ -28,7 +26,8 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
     paths = tuple(result_dir / f"half{h}" / "model_final.keras" for h in (1, 2))
     for p in paths:
         if not p.is_file():
-            raise InputError(f"{p}: half model not found; run 'isonet refine --halves --result-dir {result_dir}' to the end first.")
+            raise InputError(f"{p}: half model not found; run 'isonet refine --halves --result-dir {result_dir}' to "
+                             "the end first.")
     return paths  # type: ignore[return-value]
 
 
@@ -42,8 +41,8 @@ def _fsc(call_step, a, b, out_json: Path, mask, cone_angle, log_level) -> dict:
 
 
 def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_size=128, batch_size=None, mask=None,
-                      cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, precision="auto", gpus=None,
-                      tomo_idx=None, log_level="info") -> Path:
+                      cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, precision="auto",
+                      gpus=None, tomo_idx=None, log_level="info") -> Path:
     """Predict with both half networks, FSC, record in the STAR; returns the STAR written."""
     from .cli._invoke import call_step
 
@@ -65,7 +64,8 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_s
     table = original.copy()
     for column in _PATH_COLUMNS:
         if column in table.columns:
-            table[column] = [str(resolve_path(v, tomo_star, column).resolve()) if is_set(v) else "None" for v in table[column]]
+            table[column] = [str(resolve_path(v, tomo_star, column).resolve()) if is_set(v) else "None"
+                             for v in table[column]]
     write_star(table, work_star)
     for half, model in ((1, model1), (2, model2)):
         call_step("predict", [work_star, model, "--half", half, *common, *only])
@@ -85,7 +85,8 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_s
                       cone_angle, log_level)
         table.at[i, "rlnGoldStandardFsc"] = str(out_json)
         r = result["resolution_A"]["0.143"]
-        log.info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s Å", row["rlnIndex"], r["x"], r["y"], r["z"])
+        log.info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s Å",
+                 row["rlnIndex"], r["x"], r["y"], r["z"])
         if average:
             a = read_volume(row["rlnCorrectedTomoHalf1"], "corrected half")
             b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")
@@ -93,7 +94,8 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_s
             write_volume(mean_path, (a.data + b.data) / 2.0, a.voxel_size)
             table.at[i, "rlnCorrectedTomoName"] = str(mean_path)
         if all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
-            _even_odd(call_step, table, i, row, model1, model2, output_dir, row_mask, cone_angle, common, log_level, stem)
+            _even_odd(call_step, table, i, row, model1, model2, output_dir, row_mask, cone_angle, common, log_level,
+                      stem)
     for column in _PATH_COLUMNS:  # keep the user's own paths as they were written
         if column in original.columns:
             table[column] = original[column]
@@ -115,7 +117,8 @@ def _even_odd(call_step, table, i, row, model1, model2, output_dir, mask, cone_a
     for half, (model, source) in enumerate(((model1, raw[0]), (model2, raw[1])), start=1):
         one = output_dir / f".{stem}_evenodd{half}.star"
         sub = output_dir / f"evenodd{half}"
-        write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [source], "rlnPixelSize": [row["rlnPixelSize"]]}), one)
+        write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [source],
+                                 "rlnPixelSize": [row["rlnPixelSize"]]}), one)
         args = list(common)
         args[args.index("--output-dir") + 1] = sub
         call_step("predict", [one, model, *args])

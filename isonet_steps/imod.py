@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -141,7 +141,8 @@ def write_imod_model(
     arrays = [np.asarray(c, dtype=np.float64).reshape(-1, 3) for c in contours]
     if image_size is None:
         every = np.concatenate(arrays) if arrays else np.zeros((0, 3))
-        image_size = tuple(int(np.ceil(every[:, i].max())) + 1 if len(every) else 1 for i in range(3))
+        nx, ny, nz = (int(np.ceil(every[:, i].max())) + 1 if len(every) else 1 for i in range(3))
+        image_size = (nx, ny, nz)
     out = bytearray(b"IMODV1.2")
     model_name = name.encode("ascii", "replace")[:127].ljust(128, b"\0")
     out += struct.pack(">128s4iI4i6f5if2i3f", model_name, *image_size, 1, FLAG_Z_FROM_MINUS_HALF,

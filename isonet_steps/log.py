@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ def setup_logging(level: str = "info", log_file: str | os.PathLike | None = None
     logger = get_logger()
     logger.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     for h in logger.handlers:  # follow a replaced sys.stderr (CliRunner, steps run in-process)
-        if getattr(h, "_isonet_stderr", False) and getattr(h, "stream", None) is not sys.stderr:
+        if isinstance(h, logging.StreamHandler) and getattr(h, "_isonet_stderr", False) and h.stream is not sys.stderr:
             h.setStream(sys.stderr)
     if not any(getattr(h, "_isonet_stderr", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -34,7 +34,8 @@ def check_mask_settings(density_percentage: float, std_percentage: float, patch_
     if patch_size < 1:
         raise InputError(f"--patch-size {patch_size} must be at least 1 voxel (IsoNet default 4).")
     if z_crop is not None and not (0.0 <= z_crop < 0.5):
-        raise InputError(f"--z-crop {z_crop:g} must be a fraction in [0, 0.5): the share of Z removed at the top and at the bottom.")
+        raise InputError(f"--z-crop {z_crop:g} must be a fraction in [0, 0.5): the share of Z removed at the top and "
+                         "at the bottom.")
 
 
 def bin2(volume: np.ndarray) -> np.ndarray:
@@ -74,7 +75,8 @@ def std_criterion(smoothed: np.ndarray, percentage: float, window: int) -> np.nd
 
 def upsample_nearest(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour enlargement to ``shape``: voxel i takes small[floor(i·m/n)] on each axis,
-    so every output voxel (also the last plane of odd sizes) gets a value."""
+    so every output voxel (also the last plane of odd sizes) gets a value.
+    """
     index = [(np.arange(n) * m) // n for n, m in zip(shape, small.shape)]
     return small[np.ix_(*index)]
 
@@ -149,7 +151,8 @@ def polygon_inside(shape_yx: tuple[int, int], polygon: np.ndarray) -> np.ndarray
 
 def apply_boundary(mask: np.ndarray, first: int, last: int, inside: np.ndarray | None) -> np.ndarray:
     """Zero ``mask`` [Z, Y, X] in place outside sections first..last and, on those, outside ``inside``
-    [Y, X] (None: whole sections). Works slab by slab, so no second full-size array is made."""
+    [Y, X] (None: whole sections). Works slab by slab, so no second full-size array is made.
+    """
     mask[:max(first, 0)] = 0
     mask[max(last + 1, 0):] = 0
     if inside is not None and first <= last:
@@ -190,7 +193,7 @@ def make_mask(
     binned = bin2(volume)
     smoothed = ndimage.gaussian_filter(binned, patch_size / 2.0, mode="reflect")
     window = 2 * patch_size + 1
-    keep = np.ones(binned.shape, dtype=bool)
+    keep: np.ndarray = np.ones(binned.shape, dtype=bool)  # numpy's stubs would type it zero-dimensional
     if density_percentage <= SKIP_ABOVE:
         keep &= density_criterion(smoothed, density_percentage, window)
     if std_percentage <= SKIP_ABOVE:

@@ -39,6 +39,7 @@ def fourier_correlation(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> flo
 
 
 def real_space_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of the voxels: insensitive to the scale and offset that normalisation changes."""
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 

@@ -12,9 +12,9 @@ import contextlib
 import mmap
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import mrcfile
 import numpy as np
@@ -191,7 +191,8 @@ def write_volume(
 
 def _update_header_stats_by_slab(mrc) -> None:
     """``mrc.update_header_stats()`` for huge memory maps: mrcfile's version makes a full-size
-    temporary for the std and leaves every page resident; this streams Z slabs instead."""
+    temporary for the std and leaves every page resident; this streams Z slabs instead.
+    """
     data = mrc.data
     if data.size == 0:
         mrc.reset_header_stats()
@@ -239,7 +240,7 @@ def release_pages(array: np.ndarray) -> None:
     loaded. ``MADV_DONTNEED`` on a shared file mapping only unmaps: written data stays in the page
     cache and reaches the file; later reads fault pages back in. No-op for ordinary arrays.
     """
-    base = array
+    base: object = array
     while base is not None and not isinstance(base, np.memmap):
         base = getattr(base, "base", None)
     handle = getattr(base, "_mmap", None)

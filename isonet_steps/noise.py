@@ -9,8 +9,8 @@ ramp filter, and ∝ |k|·hamming(k)² for the Hamming filter; white along Y (in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import scipy.fft
@@ -31,7 +31,8 @@ def noise_schedule(iterations: int, levels: Sequence[float], start_iters: Sequen
     levels = [float(v) for v in levels]
     starts = [int(v) for v in start_iters]
     if len(levels) != len(starts):
-        raise InputError(f"--noise-level has {len(levels)} values but --noise-start-iter has {len(starts)}; give one start iteration per level.")
+        raise InputError(f"--noise-level has {len(levels)} values but --noise-start-iter has {len(starts)}; give one "
+                         "start iteration per level.")
     if any(v < 0 for v in levels):
         raise InputError(f"--noise-level {levels} has a negative value; noise levels are ratios >= 0.")
     if any(b <= a for a, b in zip(starts, starts[1:])) or any(s < 1 for s in starts):

@@ -14,14 +14,16 @@ LOW_PERCENTILE = 4.0
 HIGH_PERCENTILE = 96.0
 
 
-def percentile_normalize(x: np.ndarray, *, sample: int | None = 2_000_000, rng: np.random.Generator | None = None) -> np.ndarray:
+def percentile_normalize(x: np.ndarray, *, sample: int | None = 2_000_000,
+                         rng: np.random.Generator | None = None) -> np.ndarray:
     """``(x - P4) / (P96 - P4)`` as float32; percentiles from a random sample on large volumes."""
     x = np.asarray(x, dtype=np.float32)
     lo, hi = robust_range(x, sample=sample, rng=rng)
     return ((x - lo) / (hi - lo + 1e-20)).astype(np.float32, copy=False)
 
 
-def robust_range(x: np.ndarray, *, sample: int | None = 2_000_000, rng: np.random.Generator | None = None) -> tuple[float, float]:
+def robust_range(x: np.ndarray, *, sample: int | None = 2_000_000,
+                 rng: np.random.Generator | None = None) -> tuple[float, float]:
     """The 4th and 96th percentiles of ``x`` (estimated from ``sample`` voxels when larger)."""
     flat = np.asarray(x).reshape(-1)
     if sample is not None and flat.size > sample:

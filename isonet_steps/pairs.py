@@ -48,7 +48,8 @@ class PairPlan:
     validation_steps: int
 
     @classmethod
-    def make(cls, subtomo_indices: np.ndarray, batch_size: int, steps_per_epoch: int, rng: np.random.Generator) -> "PairPlan":
+    def make(cls, subtomo_indices: np.ndarray, batch_size: int, steps_per_epoch: int,
+             rng: np.random.Generator) -> PairPlan:
         """All 20 rotations of every chosen subtomogram, 10 % (at least one batch) held out."""
         pairs = np.array([(s, r) for s in subtomo_indices for r in range(len(ROTATIONS))], dtype=np.int64)
         pairs = pairs[rng.permutation(len(pairs))]
@@ -140,6 +141,7 @@ class BatchStream:
         return self._futures.pop(key).result()
 
     def close(self) -> None:
+        """Stop the worker threads, so an ended (or failed) training does not leave them making pairs."""
         for f in self._futures.values():
             f.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)

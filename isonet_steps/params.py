@@ -17,6 +17,8 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter, described once so run's options, params files and Nextflow cannot disagree."""
+
     name: str
     kind: str  # float, int, str, bool, floats, ints
     default: Any
@@ -40,11 +42,14 @@ PARAMS: tuple[Param, ...] = (
     Param("chunk_size", "int", None, "Deconvolve in chunks of this edge (bounded memory).", ("deconv",)),
     Param("overlap_rate", "float", 0.25, "Chunk overlap fraction.", ("deconv",)),
     # make-mask
-    Param("density_percentage", "float", None, "Mask: % of voxels kept by density [STAR value, else 50].", ("make_mask",)),
-    Param("std_percentage", "float", None, "Mask: % of voxels kept by local std [STAR value, else 50].", ("make_mask",)),
+    Param("density_percentage", "float", None, "Mask: % of voxels kept by density [STAR value, else 50].",
+          ("make_mask",)),
+    Param("std_percentage", "float", None, "Mask: % of voxels kept by local std [STAR value, else 50].",
+          ("make_mask",)),
     Param("z_crop", "float", None, "Mask: fraction of Z cut at top and bottom.", ("make_mask",)),
     Param("patch_size", "int", 4, "Mask: smoothing/window scale, voxels.", ("make_mask",)),
-    Param("use_deconv_tomo", "bool", True, "Use the deconvolved tomogram when there is one.", ("make_mask", "extract", "predict")),
+    Param("use_deconv_tomo", "bool", True, "Use the deconvolved tomogram when there is one.",
+          ("make_mask", "extract", "predict")),
     # extract
     Param("cube_size", "int", 64, "Training cube edge (multiple of 8).", ("extract",)),
     Param("crop_size", "int", None, "Extracted subtomogram edge [cube + 16].", ("extract",)),
@@ -64,7 +69,8 @@ PARAMS: tuple[Param, ...] = (
     Param("noise_level", "floats", (0.05, 0.1, 0.15, 0.2), "Noise levels, comma-separated.", ("refine",)),
     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration where each noise level starts.", ("refine",)),
     Param("noise_mode", "str", "noFilter", "Noise filter: noFilter, ramp or hamming.", ("refine",)),
-    Param("precision", "str", "auto", "Network arithmetic: auto, float32 or mixed (bfloat16 compute).", ("refine", "predict")),
+    Param("precision", "str", "auto", "Network arithmetic: auto, float32 or mixed (bfloat16 compute).",
+          ("refine", "predict")),
     Param("select_subtomo_number", "int", None, "Subtomograms drawn per iteration [all].", ("refine",)),
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
     Param("halves", "bool", False, "Train two networks on spatially separate halves and report the gold-standard FSC.",
@@ -108,7 +114,8 @@ def coerce(param: Param, value: Any, source: str) -> Any:
             return tuple(cast(v) for v in items if str(v) != "")
         return str(value)
     except (TypeError, ValueError):
-        raise InputError(f"{source}: {param.name} = {value!r} is not a valid {param.kind}; e.g. {param.default!r}.") from None
+        raise InputError(f"{source}: {param.name} = {value!r} is not a valid {param.kind}; "
+                         f"e.g. {param.default!r}.") from None
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
@@ -125,7 +132,8 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as exc:  # noqa: BLE001 - parse errors of two libraries
-        raise InputError(f"{path}: cannot parse params file ({' '.join(str(exc).split())[:200]}); check its syntax.") from None
+        raise InputError(f"{path}: cannot parse params file ({' '.join(str(exc).split())[:200]}); "
+                         "check its syntax.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

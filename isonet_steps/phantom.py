@@ -319,13 +319,17 @@ def _forward_operator(nz: int, nx: int, angles_deg: np.ndarray, nu: int) -> spar
             coord = (u - (k - cz) * s) / c + cx
             for ok, i, w in _linear(coord, nx):
                 rr, kk = np.broadcast_arrays(rows_u, k)
-                r_all.append(t * nu + rr[ok]), c_all.append(kk[ok] * nx + i[ok]), v_all.append(w[ok] / abs(c))
+                r_all.append(t * nu + rr[ok])
+                c_all.append(kk[ok] * nx + i[ok])
+                v_all.append(w[ok] / abs(c))
         else:  # through x columns, interpolate along z
             i = np.arange(nx)[None, :]
             coord = (u - (i - cx) * c) / s + cz
             for ok, k, w in _linear(coord, nz):
                 rr, ii = np.broadcast_arrays(rows_u, i)
-                r_all.append(t * nu + rr[ok]), c_all.append(k[ok] * nx + ii[ok]), v_all.append(w[ok] / abs(s))
+                r_all.append(t * nu + rr[ok])
+                c_all.append(k[ok] * nx + ii[ok])
+                v_all.append(w[ok] / abs(s))
     shape = (len(angles_deg) * nu, nz * nx)
     data = (np.concatenate(v_all).astype(np.float32), (np.concatenate(r_all), np.concatenate(c_all)))
     return sparse.csr_matrix(data, shape=shape)
@@ -340,7 +344,9 @@ def _back_operator(nz: int, nx: int, angles_deg: np.ndarray, nu: int) -> sparse.
     for t, theta in enumerate(np.deg2rad(angles_deg)):
         coord = ((i - cx) * np.cos(theta) + (k - cz) * np.sin(theta) + cu).ravel()
         for ok, j, w in _linear(coord, nu):
-            r_all.append(voxel[ok]), c_all.append(t * nu + j[ok]), v_all.append(w[ok])
+            r_all.append(voxel[ok])
+            c_all.append(t * nu + j[ok])
+            v_all.append(w[ok])
     shape = (nz * nx, len(angles_deg) * nu)
     data = (np.concatenate(v_all).astype(np.float32), (np.concatenate(r_all), np.concatenate(c_all)))
     return sparse.csr_matrix(data, shape=shape)
@@ -386,7 +392,8 @@ def _ramp(nu: int) -> tuple[np.ndarray, int]:
     return np.fft.rfft(h).real, npad
 
 
-def weighted_back_projection(projections: np.ndarray, angles_deg: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def weighted_back_projection(projections: np.ndarray, angles_deg: np.ndarray,
+                             shape: tuple[int, int, int]) -> np.ndarray:
     """Ramp-filter each projection along the detector axis and back-project into ``shape``."""
     nz, ny, nx = shape
     n_tilts, _, nu = projections.shape
@@ -411,16 +418,18 @@ def _validate(shape, tilt_min, tilt_max, tilt_step, snr, pixel_size) -> tuple[in
     if shape[0] < 16 or shape[1] < 32 or shape[2] < 32:
         raise InputError(f"--shape {','.join(map(str, shape))} is too small; use at least 16,32,32 (Z,Y,X voxels).")
     if not (-90.0 <= tilt_min <= 90.0 and -90.0 <= tilt_max <= 90.0):
-        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; use angles within ±90 (--tilt-min/--tilt-max).")
+        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; use angles within ±90 "
+                         "(--tilt-min/--tilt-max).")
     if tilt_min >= tilt_max:
         raise InputError(f"--tilt-min {tilt_min:g} is not below --tilt-max {tilt_max:g}; swap them.")
     if not (tilt_step > 0 and tilt_step <= tilt_max - tilt_min):
-        raise InputError(f"--tilt-step {tilt_step:g} must be > 0 and at most the tilt range ({tilt_max - tilt_min:g}°), e.g. 3.")
+        raise InputError(f"--tilt-step {tilt_step:g} must be > 0 and at most the tilt range "
+                         f"({tilt_max - tilt_min:g}°), e.g. 3.")
     if not snr > 0:
         raise InputError(f"--snr {snr:g} must be > 0 (signal variance / noise variance per projection, e.g. 0.5).")
     if not (pixel_size > 0 and np.isfinite(pixel_size)):
         raise InputError(f"--pixel-size {pixel_size:g} is not a positive size in Å; give e.g. 10.")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def make_phantom(

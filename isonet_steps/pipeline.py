@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .atomic import write_text
 from .checkpoint import atomic_write_json
@@ -45,6 +46,7 @@ def file_fingerprint(path: Path) -> str:
 
 
 def fingerprints(paths: list[Path]) -> dict[str, str | None]:
+    """Fingerprint per file (None: missing), keyed in sorted order so equal sets compare equal."""
     return {str(p): (file_fingerprint(p) if p.is_file() else None) for p in sorted(set(paths), key=str)}
 
 
@@ -64,6 +66,8 @@ def _star_files(star: Path, columns: tuple[str, ...]) -> list[Path]:
 
 @dataclass
 class Step:
+    """One step as the runner sees it: what it runs, and what decides whether it must run again."""
+
     name: str
     run: Callable[[], None]
     outputs: Callable[[], list[Path]]
@@ -96,13 +100,16 @@ class Pipeline:
         try:
             (self.out / RECORD_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"{self.out}: cannot create the output folder ({exc.strerror}); choose a writable --outdir.") from None
+            raise InputError(f"{self.out}: cannot create the output folder ({exc.strerror}); choose a writable "
+                             "--outdir.") from None
 
     # --- helpers ---------------------------------------------------------------------------------
     def p(self, name: str) -> Any:
+        """The value in effect (given, else the table's default): short, as the step table uses it a lot."""
         return self.params[name]
 
     def path(self, *parts: str) -> Path:
+        """Every output lies under the run directory, so a rerun finds it again."""
         return self.out.joinpath(*parts)
 
     def _args(self, mapping: dict[str, str]) -> list[str]:
@@ -131,13 +138,16 @@ class Pipeline:
 
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
+        """The steps in run order: deconv only with a defocus to correct; gold-standard replaces predict with halves."""
         from .tomostar import TOMOGRAM_SUFFIXES
 
         star = self.path("tomograms.star")
+        tomogram_columns = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")
         halves = bool(self.p("halves"))
         steps = [Step("prepare", self._prepare, lambda: _star_files(star, ()), self._settings("prepare"),
                       lambda: ([self.source] if self.source.is_file()
-                               else [f for f in sorted(self.source.iterdir()) if f.suffix.lower() in TOMOGRAM_SUFFIXES[:2]]))]
+                               else [f for f in sorted(self.source.iterdir())
+                                     if f.suffix.lower() in TOMOGRAM_SUFFIXES[:2]]))]
         current = star
         if self._needs_deconv():
             deconv_star = self.path("tomograms_deconv.star")
@@ -148,7 +158,7 @@ class Pipeline:
         current = mask_star
         subtomo_star = self.path("subtomo.star")
         steps.append(Step("extract", self._extract, lambda: _star_files(subtomo_star, ("rlnImageName",)),
-                          self._settings("extract"), lambda: _star_files(mask_star, ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName"))))
+                          self._settings("extract"), lambda: _star_files(mask_star, tomogram_columns)))
         models = ([self.path("refine", f"half{h}", "model_final.keras") for h in (1, 2)] if halves
                   else [self.path("refine", "model_final.keras")])
         steps.append(Step("refine", self._refine, lambda: models, self._settings("refine"),
@@ -159,7 +169,7 @@ class Pipeline:
         steps.append(Step(name, self._gold_standard if halves else self._predict,
                           lambda: _star_files(corrected_star, columns),
                           {**self._settings("predict"), **(self._settings("gold_standard") if halves else {})},
-                          lambda: [*_star_files(current, ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")), *models]))
+                          lambda: [*_star_files(current, tomogram_columns), *models]))
         return steps
 
     def _star_step(self, name: str, star_in: Path, star_out: Path, columns: tuple[str, ...], run) -> Step:
@@ -220,8 +230,8 @@ class Pipeline:
 
     def _predict_args(self) -> list[str]:
         return self._args({"predict_cube_size": "--cube-size", "predict_crop_size": "--crop-size",
-                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo", "gpus": "--gpus",
-                           "precision": "--precision"})
+                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo",
+                           "gpus": "--gpus", "precision": "--precision"})
 
     def _predict(self) -> None:
         self._call("predict", [self.path("tomograms_mask.star"),
@@ -251,7 +261,9 @@ class Pipeline:
         if record.get("key") != key:
             return False
         outputs = record.get("outputs", {})
-        return bool(outputs) and all(v is not None for v in outputs.values()) and fingerprints([Path(p) for p in outputs]) == outputs
+        if not outputs or any(v is None for v in outputs.values()):
+            return False
+        return fingerprints([Path(p) for p in outputs]) == outputs
 
     def run(self, *, report: Callable[[], None] | None = None) -> list[dict]:
         """Run every step that is not already done; returns the step records."""

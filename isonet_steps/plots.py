@@ -17,8 +17,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#8c
 #: Colour of reference lines (FSC thresholds): a grey no data curve uses.
 REFERENCE = "#808080"
 
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "font.family": "sans-serif",
     "font.size": 9.0,
     "axes.grid": True,
@@ -88,10 +89,10 @@ def style():
     prepare_matplotlib()
     from matplotlib import rc_context
 
-    return rc_context(_STYLE)
+    return rc_context(_STYLE)  # type: ignore[arg-type]  # matplotlib types rc keys as a closed Literal set
 
 
-def new_figure(width: float, height: float, *, dpi: float = 100.0) -> "Figure":
+def new_figure(width: float, height: float, *, dpi: float = 100.0) -> Figure:
     """An empty figure of ``width x height`` pixels at ``dpi`` (inches = pixels / dpi), with an Agg canvas."""
     with style():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -102,10 +103,10 @@ def new_figure(width: float, height: float, *, dpi: float = 100.0) -> "Figure":
     return fig
 
 
-def line_axes(fig: "Figure", series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+def line_axes(fig: Figure, series: Mapping[str, tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]], *,
               styles: Mapping[str, Mapping] | None = None, title: str = "", xlabel: str = "", ylabel: str = "",
               xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
-              legend_title: str | None = None, legend_loc: str = "best") -> "Axes":
+              legend_title: str | None = None, legend_loc: str = "best") -> Axes:
     """One axes on ``fig`` with ``series`` (label -> (x, y); NaN breaks a line) drawn in order.
 
     ``styles`` maps a label to keyword arguments of ``Axes.plot`` (color, linewidth, linestyle);
@@ -127,7 +128,7 @@ def line_axes(fig: "Figure", series: Mapping[str, tuple[Sequence[float], Sequenc
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if series:
-            ax.legend(title=legend_title, loc=legend_loc)
+            ax.legend(title=legend_title, loc=legend_loc)  # type: ignore[call-overload]  # loc is any matplotlib location
     return ax
 
 
@@ -138,7 +139,7 @@ def _scoped_ids(svg: str, prefix: str) -> str:
     return re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', svg)
 
 
-def figure_svg(fig: "Figure", *, label: str = "") -> str:
+def figure_svg(fig: Figure, *, label: str = "") -> str:
     """The figure as an ``<svg>`` element to write inline into HTML.
 
     Text stays text. The XML prolog, the metadata and the namespace declarations (which HTML's
@@ -159,7 +160,7 @@ def figure_svg(fig: "Figure", *, label: str = "") -> str:
     return svg.strip()
 
 
-def figure_png(fig: "Figure") -> bytes:
+def figure_png(fig: Figure) -> bytes:
     """The figure as PNG bytes, at the figure's own size and dpi."""
     buf = io.BytesIO()
     with style():

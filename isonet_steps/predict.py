@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from .devices import is_out_of_memory
 from .errors import InputError
 from .log import get_logger, progress
 from .normalize import from_network, to_network
+
+if TYPE_CHECKING:  # Keras takes seconds to import; the steps import it only when they run a network
+    import keras
 
 __all__ = [
     "MIN_CONTEXT",
@@ -54,7 +58,8 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 MIN_CONTEXT = 8
 
 
-def check_tiling(cube: int, crop: int, depth: int, *, names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
+def check_tiling(cube: int, crop: int, depth: int, *,
+                 names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
     """Refuse cube/crop sizes that cannot tile a tomogram; returns ``(margin, overlap)``.
 
     Rules: both sizes divisible by ``2**depth`` (the network sees ``crop³`` tiles and halves them
@@ -75,7 +80,8 @@ def check_tiling(cube: int, crop: int, depth: int, *, names: tuple[str, str] = (
     if crop < cube + MIN_CONTEXT:
         raise InputError(
             f"{crop_name} {crop} with {cube_name} {cube}: crop must be at least cube + {MIN_CONTEXT} "
-            f"(tiles need context to blend without seams); use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
+            f"(tiles need context to blend without seams); "
+            f"use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
         )
     if (crop - cube) % 2:
         raise InputError(
@@ -126,6 +132,7 @@ class TilePlan:
 
     @property
     def count(self) -> int:
+        """How many tiles the tomogram needs: what predict's run time grows with."""
         return int(np.prod(self.n_tiles))
 
     def tiles(self) -> Iterator[tuple[tuple[int, int, int], tuple[int, int, int]]]:
@@ -233,7 +240,8 @@ def predict_tiled(
 def tile_at(volume: np.ndarray, plan: TilePlan, origin: tuple[int, int, int]) -> np.ndarray:
     """The ``crop³`` tile at ``origin`` (padded coordinates) of ``volume`` as if it were mirror-padded
     (``numpy.pad`` ``symmetric``) by the plan: interior tiles are plain slices, border tiles gather
-    mirrored indices. No padded copy of the tomogram is ever made (it would double the memory)."""
+    mirrored indices. No padded copy of the tomogram is ever made (it would double the memory).
+    """
     firsts = [start - before for start, before in zip(origin, plan.pad_before)]
     if all(0 <= f and f + plan.crop <= n for f, n in zip(firsts, volume.shape)):
         return volume[tuple(slice(f, f + plan.crop) for f in firsts)]
@@ -294,6 +302,7 @@ def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batc
         ready = helper.submit(cut, 0) if groups else None
         blended = None
         for k in loop:
+            assert ready is not None  # batch k was submitted in the step before
             batch = ready.result()
             # one worker runs its jobs in order: the previous batch's blend, then the next cut
             # (into the other buffer, which the network finished with in the last step)
@@ -377,7 +386,7 @@ class InferenceFunction:
     can give it newly trained weights each iteration without tracing it again.
     """
 
-    model: object
+    model: keras.Model
     split_between_gpus: bool = False
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

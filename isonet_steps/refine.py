@@ -10,19 +10,23 @@ continues after the last finished iteration and gives the same final model as an
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .checkpoint import RefineStore
-from .errors import InputError
 from .devices import PRECISIONS
+from .errors import InputError
 from .log import get_logger, progress
 from .noise import NOISE_MODES, noise_schedule
 from .normalize import percentile_normalize, to_network
 from .pairs import BatchStream, PairPlan, merge_with_prediction
 from .wedge import measured_part
+
+if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
+    from .predict import InferenceFunction
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
 
@@ -54,10 +58,12 @@ class RefineSettings:
     precision: str = "auto"
 
     def validate(self) -> None:
+        """Refuse bad settings before any data is read or any network built."""
         checks = [
             (self.iterations >= 1, f"--iterations {self.iterations} must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
-            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"--steps-per-epoch {self.steps_per_epoch} must be at least 1"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+             f"--steps-per-epoch {self.steps_per_epoch} must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
             (self.filter_base >= 1, f"--filter-base {self.filter_base} must be at least 1"),
             (1 <= self.unet_depth <= 6, f"--unet-depth {self.unet_depth} must be 1..6"),
@@ -65,7 +71,8 @@ class RefineSettings:
             (self.kernel % 2 == 1, f"--kernel {self.kernel} must be odd"),
             (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout} must be in [0, 1)"),
             (self.learning_rate > 0, f"--learning-rate {self.learning_rate} must be positive"),
-            (self.noise_mode in NOISE_MODES, f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
+            (self.noise_mode in NOISE_MODES,
+             f"--noise-mode {self.noise_mode!r} must be one of {', '.join(NOISE_MODES)}"),
             (self.precision in PRECISIONS, f"--precision {self.precision!r} must be one of {', '.join(PRECISIONS)}"),
             (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
              f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
@@ -76,6 +83,7 @@ class RefineSettings:
         noise_schedule(self.iterations, self.noise_level, self.noise_start_iter)
 
     def fingerprint(self) -> dict:
+        """Settings that must match to continue a run (the iteration count may grow), JSON-comparable."""
         d = asdict(self)
         d["noise_level"] = [float(v) for v in self.noise_level]
         d["noise_start_iter"] = [int(v) for v in self.noise_start_iter]
@@ -95,9 +103,11 @@ class RefineData:
     crop: int = field(init=False)
 
     def __post_init__(self):
+        """The crop is the subtomograms' own edge, so it cannot disagree with them."""
         self.crop = int(self.subtomos.shape[-1])
 
     def fingerprint(self) -> dict:
+        """What identifies the data, so a run is not continued on other subtomograms."""
         return {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
                 "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
 
@@ -125,7 +135,8 @@ def _reset_seed_generators(model, seed: int) -> None:
     for i, layer in enumerate(all_layers(model)):
         gen = getattr(layer, "seed_generator", None)
         if gen is not None and getattr(gen, "state", None) is not None:
-            gen.state.assign(keras.ops.convert_to_tensor(np.array([seed + i, 0], dtype=gen.state.dtype), dtype=gen.state.dtype))
+            state = np.array([seed + i, 0], dtype=gen.state.dtype)
+            gen.state.assign(keras.ops.convert_to_tensor(state, dtype=gen.state.dtype))
 
 
 def _fresh_optimizer_state(model) -> None:
@@ -143,11 +154,12 @@ def _fresh_optimizer_state(model) -> None:
 class _SubtomoPredictor:
     """Predicts every subtomogram after each iteration with one inference network (batch norm
     folded, dropout gone; :func:`~isonet_steps.unet.inference_model`), built once and given the
-    newly trained weights each iteration, so its compiled graph is reused."""
+    newly trained weights each iteration, so its compiled graph is reused.
+    """
 
     def __init__(self, precision: str):
         self.precision = precision
-        self._fn = None
+        self._fn: InferenceFunction | None = None
 
     def __call__(self, model, originals: np.ndarray, batch_size: int) -> np.ndarray:
         from .predict import model_predict_fn, predict_cubes
@@ -164,16 +176,19 @@ class _SubtomoPredictor:
 def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
     factor = 2 ** settings.unet_depth
     if data.cube % factor or data.crop % factor:
-        raise InputError(f"cube size {data.cube} and crop size {data.crop} must both be divisible by {factor} (2^--unet-depth); re-extract with such sizes.")
+        raise InputError(f"cube size {data.cube} and crop size {data.crop} must both be divisible by {factor} "
+                         "(2^--unet-depth); re-extract with such sizes.")
     if data.crop < data.cube:
-        raise InputError(f"crop size {data.crop} is smaller than cube size {data.cube}; re-extract with --crop-size >= --cube-size.")
+        raise InputError(f"crop size {data.crop} is smaller than cube size {data.cube}; re-extract with --crop-size >= "
+                         "--cube-size.")
 
 
 def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
            until_iter: int | None = None, resume: bool = True,
            on_iteration: Callable[[dict], None] | None = None) -> dict:
     """Run (or continue) refine into ``store``; see :func:`_refine`. Keras's global dtype policy is
-    set for ``settings.precision`` while it runs and restored afterwards."""
+    set for ``settings.precision`` while it runs and restored afterwards.
+    """
     import dataclasses
 
     from .unet import precision_policy
@@ -216,7 +231,8 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     if n == 0:
         raise InputError("the subtomogram STAR lists no subtomograms; run extract first.")
     if settings.select_subtomo_number and settings.select_subtomo_number > n:
-        raise InputError(f"--select-subtomo-number {settings.select_subtomo_number} exceeds the {n} subtomograms; choose at most {n}.")
+        raise InputError(f"--select-subtomo-number {settings.select_subtomo_number} exceeds the {n} subtomograms; "
+                         f"choose at most {n}.")
     batch_size = settings.batch_size or default_batch_size(n_gpus)
     n_train = settings.select_subtomo_number or n
     steps = settings.steps_per_epoch or default_steps_per_epoch(n_train, batch_size)
@@ -301,7 +317,8 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
 
 
 def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> None:
-    changed = sorted(k for k in fingerprint["settings"] if state.get("settings", {}).get(k) != fingerprint["settings"][k])
+    before = state.get("settings", {})
+    changed = sorted(k for k in fingerprint["settings"] if before.get(k) != fingerprint["settings"][k])
     if state.get("data") != fingerprint["data"]:
         changed.append("subtomograms")
     if changed:
@@ -311,7 +328,8 @@ def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> N
         )
     completed = int(state.get("completed", 0))
     if not store.model_path(completed).exists():
-        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over with --no-continue.")
+        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over "
+                         "with --no-continue.")
 
 
 def recalibrate_batch_norm(model, batches) -> None:
@@ -328,11 +346,11 @@ def recalibrate_batch_norm(model, batches) -> None:
     from .unet import all_layers
 
     layers = all_layers(model)
-    norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return
-    drops = [l for l in layers if isinstance(l, keras.layers.Dropout)]
-    momenta, rates = [l.momentum for l in norms], [l.rate for l in drops]
+    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in drops]
     try:
         for layer in drops:
             layer.rate = 0.0
@@ -349,7 +367,8 @@ def recalibrate_batch_norm(model, batches) -> None:
 
 def data_threads(n_gpus: int) -> int:
     """Threads making training pairs: one on the CPU (it shares the cores with the network), up to
-    four per GPU on GPUs (a GPU step is shorter than making its 64³ pairs on one thread)."""
+    four per GPU on GPUs (a GPU step is shorter than making its 64³ pairs on one thread).
+    """
     from .devices import cpu_count
 
     if n_gpus <= 0:

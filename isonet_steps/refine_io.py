@@ -26,8 +26,10 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
             raise InputError(f"{star_path}: --halves needs the rlnRandomSubset column; re-run extract (it writes it).")
         table = table[table["rlnRandomSubset"] == half].reset_index(drop=True)
         if len(table) < 2:
-            raise InputError(f"{star_path}: half {half} has {len(table)} subtomograms; extract more (at least 2 per half).")
-    cubes, names = [], []
+            raise InputError(f"{star_path}: half {half} has {len(table)} subtomograms; "
+                             "extract more (at least 2 per half).")
+    cubes: list[np.ndarray] = []
+    names: list[str] = []
     for value in progress(table["rlnImageName"], total=len(table), desc="reading subtomograms", unit="subtomo"):
         path = resolve_path(value, star_path, "rlnImageName", "subtomogram")
         vol = read_volume(path, "subtomogram")
@@ -35,13 +37,15 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
         if len(set(shape)) != 1:
             raise InputError(f"{path}: subtomogram is {shape}, not cubic; extract cubic subtomograms.")
         if cubes and shape != cubes[0].shape:
-            raise InputError(f"{path}: subtomogram is {shape} but the first one is {cubes[0].shape}; all must share one size.")
+            raise InputError(f"{path}: subtomogram is {shape} but the first one is {cubes[0].shape}; "
+                             "all must share one size.")
         cubes.append(vol.data)
         names.append(Path(str(value)).name)
     crop = cubes[0].shape[0]
     cube = int(table["rlnCubeSize"].iloc[0]) if "rlnCubeSize" in table.columns else crop
     if cube > crop:
-        raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or re-extract.")
+        raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or "
+                         "re-extract.")
     tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
     return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube)
 
@@ -66,8 +70,10 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
             data = load_subtomos(star_path, half)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
                      f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
-            half_settings = settings if half is None else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half})
-            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter, resume=resume))
+            half_settings = (settings if half is None
+                             else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half}))
+            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter,
+                                 resume=resume))
         finally:
             detach_file_logs()
     return states

@@ -23,8 +23,8 @@ from .errors import InputError
 from .log import get_logger
 from .report_html import esc, page, section, table
 
-__all__ = ["TomogramFiles", "RunData", "VolumeView", "collect_run", "read_parts", "load_view", "tomogram_views", "versions",
-           "build_report", "STEP_ORDER", "SECTIONS"]
+__all__ = ["TomogramFiles", "RunData", "VolumeView", "collect_run", "read_parts", "load_view", "tomogram_views",
+           "versions", "build_report", "STEP_ORDER", "SECTIONS"]
 
 #: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
 STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
@@ -84,6 +84,7 @@ class RunData:
 
     @property
     def halves(self) -> bool:
+        """Whether refine trained two gold-standard half networks (half1/, half2/)."""
         return any(k.startswith("half") for k in self.refine)
 
 
@@ -151,9 +152,11 @@ def collect_run(run_dir: str | Path) -> RunData:
     """
     run_dir = Path(run_dir)
     if not run_dir.exists():
-        raise InputError(f"{run_dir}: run folder not found; give the --outdir of 'isonet run' or 'isonet demo' (or a refine --result-dir).")
+        raise InputError(f"{run_dir}: run folder not found; give the --outdir of 'isonet run' or 'isonet demo' "
+                         f"(or a refine --result-dir).")
     if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: is a file, not a run folder; give the --outdir of 'isonet run' (or a refine --result-dir).")
+        raise InputError(f"{run_dir}: is a file, not a run folder; give the --outdir of 'isonet run' "
+                         f"(or a refine --result-dir).")
     run = RunData(run_dir=run_dir)
     notes = run.notes
     meta = run_dir / ".isonet" / "run.json"
@@ -183,9 +186,9 @@ def collect_run(run_dir: str | Path) -> RunData:
             for column, label in (("rlnGoldStandardFsc", "corrected halves (independent networks)"),
                                   ("rlnRawHalvesFsc", "raw even/odd half tomograms"),
                                   ("rlnCorrectedHalvesFsc", "corrected even/odd half tomograms")):
-                path = _cell_path(row, column, run.star, notes)
-                if path is not None:
-                    t.fsc[label] = path
+                fsc_path = _cell_path(row, column, run.star, notes)
+                if fsc_path is not None:
+                    t.fsc[label] = fsc_path
             run.tomograms.append(t)
     if (run_dir / "subtomo.star").is_file():
         run.subtomo_star = run_dir / "subtomo.star"

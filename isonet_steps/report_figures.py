@@ -9,7 +9,7 @@ missing wedge lies around kz in the (kz, kx) plane, so that is the plane whose p
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -175,6 +175,7 @@ def power_figure(maps: Sequence[np.ndarray], labels: Sequence[str], window: tupl
             ax.set_title(label)
             ax.set_xlabel(f"kx ({unit})")
         axes[0].set_ylabel(f"kz ({unit})")
+        assert image is not None  # at least one spectrum was drawn
         fig.colorbar(image, ax=list(axes), label="log₁₀ power", shrink=0.92, pad=0.02)
     return fig
 
@@ -256,7 +257,8 @@ def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height
 
 def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: int = 560, height: int = 360):
     """Noise level per iteration as a staircase (iteration ``i`` spans ``(i - 1, i]``); the first
-    schedule (the plan) thin, grey and dashed under the others. A matplotlib figure, or None."""
+    schedule (the plan) thin, grey and dashed under the others. A matplotlib figure, or None.
+    """
     from .plots import COLORS, line_axes, new_figure
 
     series = {}

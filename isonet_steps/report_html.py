@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -91,6 +91,7 @@ def img(image: np.ndarray, alt: str, *, pixelated: bool = False) -> str:
 
 
 def figure(image: np.ndarray, caption: str, *, alt: str | None = None, pixelated: bool = False, cls: str = "") -> str:
+    """An 8-bit image as an embedded PNG with its caption: slices stay pictures, plots are SVG."""
     klass = f' class="{cls}"' if cls else ""
     return (f"<figure{klass}>{img(image, alt or caption, pixelated=pixelated)}"
             f"<figcaption>{esc(caption)}</figcaption></figure>")
@@ -118,10 +119,12 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], *, numeric: S
 
 
 def not_run(text: str) -> str:
+    """A section's body when its step has not run: the reader sees why, not an empty box."""
     return f'<p class="notrun">{esc(text)}</p>'
 
 
 def section(anchor: str, title: str, body: str) -> str:
+    """One report section with the anchor the table of contents links to."""
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>\n{body}\n</section>'
 
 

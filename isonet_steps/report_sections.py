@@ -61,8 +61,10 @@ def slices_block(t, vs) -> str:
 
 
 def slices_section(run, blocks: list[str]) -> str:
+    """Orthogonal slices of every tomogram shown (a note when more exist than are shown)."""
     if not blocks:
-        return section("slices", "Orthogonal slices", not_run("Not run: no tomogram STAR in this folder (prepare-star has not run)."))
+        return section("slices", "Orthogonal slices",
+                       not_run("Not run: no tomogram STAR in this folder (prepare-star has not run)."))
     more = len(run.tomograms) - len(blocks)
     if more > 0:
         blocks = [*blocks, f'<p class="note">{more} more tomograms are listed under Input files but not pictured.</p>']
@@ -107,6 +109,7 @@ def power_block(t, vs) -> str:
 
 
 def power_section(blocks: list[str]) -> str:
+    """Fourier power before and after: where the missing wedge was filled, seen directly."""
     title = "Fourier power in the kz–kx plane"
     blocks = [b for b in blocks if b]
     if not blocks:
@@ -118,6 +121,7 @@ def power_section(blocks: list[str]) -> str:
 
 
 def training_section(run) -> str:
+    """Losses and noise per iteration, so a user sees whether training converged."""
     from .report_figures import loss_plot, noise_plot
     from .report_html import plot_figure
 
@@ -149,8 +153,9 @@ def training_section(run) -> str:
     if plots:
         parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
-                     "sit evenly inside it. The loss is the mean absolute error (L1, as in IsoNet) between the network's output and the "
-                     "rotated subtomogram on the measured region; it rises when the noise level steps up.</p>")
+                     "sit evenly inside it. The loss is the mean absolute error (L1, as in IsoNet) between the "
+                     "network's output and the rotated subtomogram on the measured region; it rises when the "
+                     "noise level steps up.</p>")
     else:
         parts.append(not_run("No iteration has finished yet."))
     rows = []
@@ -176,7 +181,8 @@ def training_section(run) -> str:
             tag = f" ({name})" if name else ""
             header += [f"loss{tag}", f"val. loss{tag}", f"time{tag}"]
         numeric = list(range(len(header)))
-        parts.append(f"<details{' open' if len(rows) <= 12 else ''}><summary>Per iteration: last epoch's losses and time</summary>"
+        opened = " open" if len(rows) <= 12 else ""
+        parts.append(f"<details{opened}><summary>Per iteration: last epoch's losses and time</summary>"
                      f"{table(header, rows, numeric=numeric)}</details>")
     return section("training", title, "\n".join(parts))
 
@@ -240,6 +246,7 @@ def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
 
 
 def fsc_section(run) -> str:
+    """Directional gold-standard FSC curves and their resolutions (with --halves)."""
     title = "Gold-standard FSC"
     blocks = []
     for t in run.tomograms:
@@ -272,6 +279,7 @@ _QUALITY_ROWS = (
 
 
 def quality_section(run, pictured) -> str:
+    """Fourier correlation with the ground truth, where a phantom gives one (the demo, benchmarks)."""
     from .metrics import quality_report
     from .mrc import read_header, read_volume
     from .report import MAX_QUALITY_VOXELS
@@ -286,7 +294,8 @@ def quality_section(run, pictured) -> str:
             continue
         try:
             shape = read_header(run.ground_truth, "ground truth").shape
-            if read_header(t.raw, "tomogram").shape != shape or read_header(t.corrected, "corrected tomogram").shape != shape:
+            raw_shape = read_header(t.raw, "tomogram").shape
+            if raw_shape != shape or read_header(t.corrected, "corrected tomogram").shape != shape:
                 continue
             if math.prod(shape) > MAX_QUALITY_VOXELS:
                 parts.append(not_run(f"Tomogram {t.index}: skipped, too large to compare in memory."))

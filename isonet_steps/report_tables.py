@@ -66,6 +66,7 @@ def header_html(run, stamp: str) -> str:
 
 
 def inputs_section(run) -> str:
+    """The tomograms and subtomograms the run used, with the voxel sizes from both sources."""
     from .mrc import read_header
 
     title = "Input files"
@@ -88,13 +89,14 @@ def inputs_section(run) -> str:
                     voxel = f"{h.voxel_size:g}" if h.voxel_size else "not set"
                 except InputError as exc:
                     run.notes.append(str(exc))
-            made = ", ".join(name for name, p in (("deconvolved", t.deconv), ("mask", t.mask), ("corrected", t.corrected),
-                                                  ("halves", t.half1)) if p is not None) or "—"
+            outputs = (("deconvolved", t.deconv), ("mask", t.mask), ("corrected", t.corrected), ("halves", t.half1))
+            made = ", ".join(name for name, p in outputs if p is not None) or "—"
             defocus = f"{t.defocus:g}" if t.defocus else "—"
             rows.append([t.index, t.raw_name or "—", shape, voxel, f"{t.pixel_size:g}",
                          f"{t.tilt_range[0]:g}° to {t.tilt_range[1]:g}°", defocus, made])
-        parts.append(f'<p class="caption">From {esc(run.star.name)}. Shape X × Y × Z in voxels; voxel size from the MRC '
-                     "header and rlnPixelSize from the STAR file, in Å; tilt range in degrees; defocus in Å.</p>")
+        parts.append(f'<p class="caption">From {esc(run.star.name)}. Shape X × Y × Z in voxels; voxel size from '
+                     "the MRC header and rlnPixelSize from the STAR file, in Å; tilt range in degrees; "
+                     "defocus in Å.</p>")
         parts.append(table(["#", "tomogram", "shape", "header Å/voxel", "STAR Å/voxel", "tilt range", "defocus",
                             "outputs"], rows, numeric=[0, 3, 4]))
     if run.subtomo_star is not None:
@@ -119,6 +121,7 @@ def inputs_section(run) -> str:
 
 
 def timings_section(run) -> str:
+    """Wall time per step and per refine iteration: where a run's hours went."""
     from .report import STEP_ORDER
 
     title = "Timings"
@@ -145,17 +148,20 @@ def timings_section(run) -> str:
         if secs:
             parts.append(f'<p class="caption">refine {esc(name)}: {len(secs)} iterations, '
                          f"mean {esc(fmt_seconds(float(np.mean(secs))))} per iteration "
-                         f"(batch {esc(state.get('batch_size', '—'))}, {esc(state.get('steps_per_epoch', '—'))} steps per epoch).</p>")
+                         f"(batch {esc(state.get('batch_size', '—'))}, "
+                         f"{esc(state.get('steps_per_epoch', '—'))} steps per epoch).</p>")
     return section("timings", title, "\n".join(parts))
 
 
 def settings_section(run) -> str:
+    """The run's parameters, those changed from their defaults first."""
     from .params import BY_NAME
 
     title = "Settings"
     params = (run.run_json or {}).get("params")
     if isinstance(params, dict) and params:
-        changed, rest = [], []
+        changed: list[list[str]] = []
+        rest: list[list[str]] = []
         for name, value in params.items():
             p = BY_NAME.get(name)
             default = p.default if p else None

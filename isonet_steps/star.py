@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,8 @@ SUBTOMO_COLUMNS: dict[str, type] = {
 }
 
 
-def is_set(value) -> bool:
-    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``."""
+def is_set(value: object) -> TypeGuard[str | float]:
+    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``; a set cell is text or a number."""
     if value is None:
         return False
     if isinstance(value, float) and np.isnan(value):
@@ -93,7 +94,8 @@ def read_star(path: str | os.PathLike, what: str = "STAR file") -> pd.DataFrame:
             warnings.simplefilter("ignore")
             blocks = starfile.read(path, always_dict=True)
     except Exception as exc:  # starfile raises many kinds on malformed text
-        raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); check it is a STAR file.") from None
+        raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); "
+                         "check it is a STAR file.") from None
     tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
     if not tables or tables[0].empty:
         raise InputError(f"{path}: {what} has no rows; make it with prepare-star / extract, or add rows.")
@@ -138,7 +140,8 @@ def _check_tilt(df: pd.DataFrame, path: Path) -> None:
     if "rlnTiltMin" in df.columns and "rlnTiltMax" in df.columns:
         for i, (lo, hi) in enumerate(zip(df["rlnTiltMin"], df["rlnTiltMax"]), start=1):
             if not (-90.0 <= lo <= 90.0 and -90.0 <= hi <= 90.0):
-                raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' real min/max angles.")
+                raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' "
+                                 "real min/max angles.")
             if lo >= hi:
                 raise InputError(f"{path}: row {i} rlnTiltMin {lo:g} is not below rlnTiltMax {hi:g}; swap or fix them.")
 
@@ -148,7 +151,8 @@ def _check_pixel_size(df: pd.DataFrame, path: Path) -> None:
         bad = df["rlnPixelSize"] <= 0
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size must be > 0 Å.")
+            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size "
+                             "must be > 0 Å.")
 
 
 def read_tomogram_star(path: str | os.PathLike) -> pd.DataFrame:
@@ -194,7 +198,7 @@ def write_star(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def resolve_path(value: str, star_path: str | os.PathLike, column: str, what: str = "file") -> Path:
+def resolve_path(value: object, star_path: str | os.PathLike, column: str, what: str = "file") -> Path:
     """Find the file a STAR cell names: as given, beside the STAR file, or by bare name there."""
     if not is_set(value):
         raise InputError(f"{star_path}: column {column} is empty; run the step that fills it or give the path.")
@@ -216,6 +220,22 @@ def resolve_path(value: str, star_path: str | os.PathLike, column: str, what: st
     raise InputError(f"{star_path}: {column} names {given}, which does not exist; fix the path in the STAR file.")
 
 
+def tomogram_source(row, star_path: str | os.PathLike, use_deconv: bool) -> tuple[Path, str]:
+    """The tomogram a row's step reads, and the column it came from: the deconvolved one when asked
+    for and present (as IsoNet), else rlnMicrographName; a deconvolved file that is gone is a warning.
+    """
+    deconv = row.get("rlnDeconvTomoName")
+    if use_deconv and is_set(deconv):
+        try:
+            return resolve_path(deconv, star_path, "rlnDeconvTomoName"), "rlnDeconvTomoName"
+        except InputError:
+            from .log import get_logger
+
+            get_logger().warning("%s: rlnDeconvTomoName %s (rlnIndex %s) not found; using rlnMicrographName",
+                                 star_path, deconv, row.get("rlnIndex"))
+    return resolve_path(row.get("rlnMicrographName"), star_path, "rlnMicrographName"), "rlnMicrographName"
+
+
 def parse_tomo_idx(spec) -> list[int] | None:
     """Parse IsoNet's ``--tomo-idx`` syntax ("1,2,4" or "5-10,15") into sorted rlnIndex values."""
     if spec is None or str(spec).strip() in ("", "None", "all"):
@@ -226,7 +246,11 @@ def parse_tomo_idx(spec) -> list[int] | None:
             continue
         try:
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1])
+                if part.startswith("-"):
+                    first, rest = part[1:].split("-", 1)
+                    lo, hi = "-" + first, rest
+                else:
+                    lo, hi = part.split("-", 1)
                 a, b = int(lo), int(hi)
                 if a > b:
                     raise ValueError
@@ -234,7 +258,8 @@ def parse_tomo_idx(spec) -> list[int] | None:
             else:
                 chosen.add(int(part))
         except ValueError:
-            raise InputError(f"--tomo-idx {spec!r} is not a list of tomogram indices; write e.g. 1,2,4 or 5-10,15.") from None
+            raise InputError(f"--tomo-idx {spec!r} is not a list of tomogram indices; "
+                             "write e.g. 1,2,4 or 5-10,15.") from None
     return sorted(chosen)
 
 
@@ -246,5 +271,6 @@ def select_rows(df: pd.DataFrame, tomo_idx, path: str | os.PathLike) -> list[int
     present = {int(v): i for i, v in enumerate(df["rlnIndex"])}
     missing = [w for w in wanted if w not in present]
     if missing:
-        raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use indices {sorted(present)}.")
+        raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use "
+                         f"indices {sorted(present)}.")
     return [present[w] for w in wanted]

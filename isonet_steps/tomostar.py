@@ -20,21 +20,25 @@ def list_tomograms(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"{folder}: folder not found; give the folder that holds the tomograms.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TOMOGRAM_SUFFIXES[:2])
     if not files:
-        raise InputError(f"{folder}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them.")
+        raise InputError(f"{folder}: no tomograms (*.mrc or *.rec) in this folder; "
+                         "point to the folder that holds them.")
     return files
 
 
 def check_tilt_range(tilt_min: float, tilt_max: float) -> None:
     """Tilt angles are degrees within ±90, min below max."""
     if not (-90.0 <= tilt_min <= 90.0 and -90.0 <= tilt_max <= 90.0):
-        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; give the tilt series' real min/max angles (--tilt-min/--tilt-max).")
+        raise InputError(f"tilt range {tilt_min:g}..{tilt_max:g}° is outside ±90°; give the tilt series' real min/max "
+                         "angles (--tilt-min/--tilt-max).")
     if tilt_min >= tilt_max:
         raise InputError(f"--tilt-min {tilt_min:g} is not below --tilt-max {tilt_max:g}; swap them.")
 
 
 def check_pixel_size(pixel_size: float, option: str = "--pixel-size") -> None:
+    """Refuse a zero, negative or non-finite size here, with the option to fix, not deep in a later step."""
     if not (pixel_size > 0 and np.isfinite(pixel_size)):
-        raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; give the tomogram's voxel size, e.g. 10.")
+        raise InputError(f"{option} {pixel_size:g} is not a positive size in Å; "
+                         "give the tomogram's voxel size, e.g. 10.")
 
 
 def tomogram_table(
@@ -55,14 +59,16 @@ def tomogram_table(
     check_pixel_size(pixel_size)
     check_tilt_range(tilt_min, tilt_max)
     if defocus < 0:
-        raise InputError(f"--defocus {defocus:g} is negative; give the underfocus in Å as a positive number (0 = no CTF deconvolution).")
+        raise InputError(f"--defocus {defocus:g} is negative; give the underfocus in Å as a positive number (0 = no "
+                         "CTF deconvolution).")
     if number_subtomos < 1:
         raise InputError(f"--number-subtomos {number_subtomos} must be at least 1.")
     n = len(files)
     return pd.DataFrame(
         {
             "rlnIndex": np.arange(1, n + 1),
-            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}" for f in files],
+            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}"
+                                  for f in files],
             "rlnPixelSize": [float(pixel_size)] * n,
             "rlnDefocus": [float(defocus)] * n,
             "rlnNumberSubtomo": [int(number_subtomos)] * n,
@@ -101,11 +107,13 @@ def subtomo_table(
         cube_size = default_cube_size(crop_size)
         if cube_size < 8:
             raise InputError(
-                f"subtomograms of {crop_size}³ voxels are too small for a training cube (IsoNet's rule gives {cube_size}); "
+                f"subtomograms of {crop_size}³ voxels are too small for a training cube (IsoNet's rule gives "
+                f"{cube_size}); "
                 f"use subtomograms of at least 24³ voxels."
             )
     if cube_size < 8 or cube_size % 8:
-        raise InputError(f"--cube-size {cube_size} must be a positive multiple of 8; use e.g. 48 or 64 (or leave it out).")
+        raise InputError(f"--cube-size {cube_size} must be a positive multiple of 8; "
+                         "use e.g. 48 or 64 (or leave it out).")
     if cube_size > crop_size:
         raise InputError(
             f"--cube-size {cube_size} is larger than the subtomograms ({crop_size}³ voxels); use at most {crop_size} "

@@ -16,13 +16,12 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
-from keras import layers
-
 import numpy as np
+from keras import layers
 
 from .atomic import atomic_path
 from .errors import InputError
@@ -51,7 +50,7 @@ def _kernel3(kernel: int | Sequence[int]) -> tuple[int, int, int]:
     k = tuple(int(v) for v in kernel)
     if len(k) != 3:
         raise ValueError(f"kernel must be an int or three ints, got {kernel!r}")
-    return k  # type: ignore[return-value]
+    return k
 
 
 def _conv(filters: int, kernel, name: str, *, strides: int = 1) -> layers.Conv3D:
@@ -105,8 +104,6 @@ def build_unet(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     k = _kernel3(kernel)
-    block = dict(batch_norm=batch_norm, dropout=dropout)
-    bare = dict(batch_norm=False, dropout=0.0)
 
     # === Encoder ===
     inputs = keras.Input(shape=(None, None, None, 1), name="input")
@@ -115,7 +112,7 @@ def build_unet(
     for level in range(depth):
         filters = filter_base * 2**level
         for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", **block)
+            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
         skips.append(x)
         if pool:
             x = layers.MaxPooling3D(pool_size=2, name=f"enc{level}_pool")(x)
@@ -125,7 +122,7 @@ def build_unet(
 
     # === Bottleneck ===
     for i in range(convs_per_depth - 2):
-        x = _conv_block(x, filter_base * 2**depth, k, f"bottom_conv{i}", **bare)
+        x = _conv_block(x, filter_base * 2**depth, k, f"bottom_conv{i}", batch_norm=False, dropout=0.0)
     x = _conv(filter_base * 2 ** (depth - 1), k, "bottom_linear")(x)
 
     # === Decoder ===
@@ -146,7 +143,7 @@ def build_unet(
         x = layers.Concatenate(axis=-1, name=f"dec{level}_concat")([x, skips[level]])
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"dec{level}_concat_act")(x)
         for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", **block)
+            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
 
     # === Output: correction added to the input ===
     x = layers.Conv3D(1, 1, padding="same", kernel_initializer=keras.initializers.RandomNormal(
@@ -159,7 +156,8 @@ def build_unet(
 @contextlib.contextmanager
 def precision_policy(precision: str):
     """Build (and train) networks in ``precision`` ("float32" or "mixed") inside this block:
-    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards."""
+    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards.
+    """
     previous = keras.config.dtype_policy()
     if precision == "mixed":
         keras.config.set_dtype_policy("mixed_bfloat16")
@@ -229,7 +227,8 @@ def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def copy_inference_weights(source: keras.Model, target: keras.Model) -> None:
     """Put ``source``'s weights into ``target`` (made by :func:`inference_model` from the same
-    architecture), folding batch normalisation: refine refreshes one inference network per iteration."""
+    architecture), folding batch normalisation: refine refreshes one inference network per iteration.
+    """
     config = json.loads(json.dumps(source.get_config()))
     _, folds = _inference_rewrites(config)
     for layer in target.layers:
@@ -384,7 +383,8 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     """Load a ``.keras`` model (or a Keras ``.h5``); one-line :class:`InputError` when it cannot be read."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: model file not found; give the .keras file written by refine (e.g. results/model_final.keras).")
+        raise InputError(f"{path}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a model file; give the .keras file written by refine.")
     if path.suffix not in (".keras", ".h5", ".hdf5"):
@@ -393,7 +393,8 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # corrupt zip, wrong content, unknown layers...
         reason = " ".join(str(exc).split())[:300]
-        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {reason}); re-copy it or re-run refine.") from None
+        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {reason}); "
+                         "re-copy it or re-run refine.") from None
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

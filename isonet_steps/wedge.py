@@ -42,7 +42,8 @@ def _mask_cached(nz: int, nx: int, tilt_min: float, tilt_max: float, rfft: bool)
     return mask
 
 
-def wedge_mask_2d(nz: int, nx: int, tilt_min: float = -60.0, tilt_max: float = 60.0, *, rfft: bool = False) -> np.ndarray:
+def wedge_mask_2d(nz: int, nx: int, tilt_min: float = -60.0, tilt_max: float = 60.0, *,
+                  rfft: bool = False) -> np.ndarray:
     """Measured region (1) of the (kz, kx) plane in numpy FFT order (DC at index 0).
 
     With ``rfft=True`` the kx axis has ``nx // 2 + 1`` entries, matching ``rfftn`` over (Z, X).

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ class PhantomFiles:
     ground_truth: Path
     labels: Path
     mask: Path
-    phantom: "object"  # isonet_steps.phantom.Phantom
+    phantom: object  # isonet_steps.phantom.Phantom
     mask_array: np.ndarray
     pixel_size: float = PIXEL_SIZE
 
@@ -104,7 +104,8 @@ def check_bad_input(result: Result, *words: str, not_written: Iterable[str | os.
     assert "Traceback" not in stderr and "Traceback" not in result.stdout
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, f"expected one Error: line, got:\n{stderr}"
-    stray = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Error:") and not _LOG_LINE.match(line)]
+    stray = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith("Error:") and not _LOG_LINE.match(line)]
     assert not stray, f"unexpected stderr lines: {stray}"
     for word in words:
         assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
@@ -147,12 +148,14 @@ def masked_tomo_star(phantom_small, tmp_path_factory) -> Path:
 def _bfloat16_cannot_run() -> str:
     """Why bfloat16 kernels cannot run in this emulation, or ''. ``ONEDNN_MAX_CPU_ISA=AVX2`` on an
     AVX-512 CPU emulates an AVX2-only one, but TensorFlow still sees AVX-512 and hands bfloat16 to
-    oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead."""
+    oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead.
+    """
     from isonet_steps import cpu
 
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
     if isa in cpu._ISA_WITHOUT_BF16 and cpu.onednn_enabled() and "avx512f" in cpu.cpu_flags():
-        return f"ONEDNN_MAX_CPU_ISA={isa} on an AVX-512 CPU: TensorFlow gives bfloat16 to oneDNN, which has no kernel for it"
+        return (f"ONEDNN_MAX_CPU_ISA={isa} on an AVX-512 CPU: TensorFlow gives bfloat16 to oneDNN, "
+                "which has no kernel for it")
     return ""
 
 

@@ -24,5 +24,5 @@ def test_live_writers_keep_their_temporary_file_and_dead_ones_lose_it(tmp_path):
     assert dead.exists()
     write_text(target, "whole")  # the next write of the same file sweeps the dead writer's leftover
     assert target.read_text() == "whole" and not dead.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".out.txt.elsewhere-%d.abc.part" % (os.getpid() + 1),
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".out.txt.elsewhere-{os.getpid() + 1}.abc.part",
                                                                  ".out.txt2.part", "out.txt"])

@@ -19,6 +19,7 @@ def test_iterations_are_the_most_that_fit_within_limits():
 def test_the_demo_plan_is_made_once_per_folder(tmp_path):
     assert demo._planned_iterations(tmp_path, 0) == demo.DEMO["iterations"]  # no budget: all, untimed
     plan = tmp_path / ".isonet" / "demo_plan.json"
-    assert json.loads(plan.read_text()) == {"budget_s": 0, "iterations": demo.DEMO["iterations"], "seconds_per_step": None}
+    assert json.loads(plan.read_text()) == {"budget_s": 0, "iterations": demo.DEMO["iterations"],
+                                            "seconds_per_step": None}
     plan.write_text(json.dumps({"budget_s": 0, "iterations": 5, "seconds_per_step": 1.0}))
     assert demo._planned_iterations(tmp_path, 0) == 5  # a rerun continues the run it started

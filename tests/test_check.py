@@ -23,7 +23,9 @@ def test_check_reports_a_working_install():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"isonet-nf: {__version__}" in out
-    for package in ("Python", "numpy", "scipy", "mrcfile", "starfile", "click", "matplotlib", "pillow", "keras", "tensorflow"):
+    packages = ("Python", "numpy", "scipy", "mrcfile", "starfile", "click", "matplotlib", "pillow", "keras",
+                "tensorflow")
+    for package in packages:
         assert f"\n{package}: " in "\n" + out, package
     assert "Keras backend: tensorflow" in out
     assert "GPUs seen by tensorflow:" in out
@@ -40,5 +42,6 @@ def test_check_fails_in_one_line_on_a_bad_backend():
 
 def test_report_lines():
     report = EnvironmentReport(versions={"numpy": "2.0"}, backend="torch", gpus=["NVIDIA H100"])
-    assert report.lines() == ["numpy: 2.0", "Keras backend: torch (KERAS_BACKEND)", "GPUs seen by torch: 1 (NVIDIA H100)"]
+    assert report.lines() == ["numpy: 2.0", "Keras backend: torch (KERAS_BACKEND)",
+                              "GPUs seen by torch: 1 (NVIDIA H100)"]
     assert "not checked" in EnvironmentReport().lines()[-1]

@@ -48,7 +48,8 @@ def test_underscore_spelling_gives_the_same_result(tmp_path, run_isonet, masked_
     cols = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ", "rlnRandomSubset", "rlnCropSize", "rlnCubeSize"]
     assert d[cols].equals(u[cols])
     # and the underscore step name too
-    check_ok(run_isonet("prepare_subtomo_star", tmp_path / "u", "--output_star", tmp_path / "p.star", "--pixel_size", "4"))
+    check_ok(run_isonet("prepare_subtomo_star", tmp_path / "u", "--output_star", tmp_path / "p.star",
+                        "--pixel_size", "4"))
     assert set(read_subtomo_star(tmp_path / "p.star")["rlnPixelSize"]) == {4.0}
 
 

@@ -86,14 +86,16 @@ def test_dockerfile_targets_pinned_nonroot_and_smoke_tested():
     default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
     assert default and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", default.group(1)), "base image needs an exact tag"
     for line in re.findall(r"^FROM\s+(\S+)", text, re.M):
-        assert ":latest" not in line and (line.startswith("${") or ":" in line or "@sha256:" in line or line in stages), line
+        pinned = line.startswith("${") or ":" in line or "@sha256:" in line or line in stages
+        assert ":latest" not in line and pinned, line
     for target in TARGETS:
         body = stages[target]
         users = re.findall(r"^USER\s+(\S+)", body, re.M)
         assert users and users[-1] not in ("root", "0", "0:0"), f"{target}: must end as a non-root user"
         assert re.search(r"^RUN isonet check$", body, re.M), f"{target}: no `isonet check` smoke test"
         assert f"requirements-{target}.txt" in body, f"{target}: installs requirements-{target}.txt"
-        assert re.search(r"pip install --no-cache-dir --no-deps /tmp/wheels/isonet_nf-\*\.whl", body), f"{target}: installs the package"
+        assert re.search(r"pip install --no-cache-dir --no-deps /tmp/wheels/isonet_nf-\*\.whl", body), \
+            f"{target}: installs the package"
         assert "HEALTHCHECK" not in body
     assert "nvidia" not in stages["cpu"].lower() and "NVIDIA_VISIBLE_DEVICES" in stages["cuda"]
     for line in re.findall(r"pip install[^\n]*", text):
@@ -121,7 +123,8 @@ def test_apptainer_definition_sections():
     text = DEFFILE.read_text()
     assert re.search(r"^Bootstrap:\s*docker$", text, re.M)
     base = re.search(r"^From:\s*(\S+)$", text, re.M).group(1)
-    assert base == re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M).group(1), "same base as the Dockerfile"
+    dockerfile_base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M).group(1)
+    assert base == dockerfile_base, "same base as the Dockerfile"
     sections = dict(re.findall(r"^%(\w+)\n(.*?)(?=^%\w+|\Z)", text, re.M | re.S))
     for name in ("post", "environment", "test", "files", "arguments"):
         assert name in sections and sections[name].strip(), f"%{name} missing or empty"
@@ -145,14 +148,18 @@ def test_build_script_tags_match_nextflow_config():
     script = CONTAINERS / "build.sh"
     assert script.stat().st_mode & 0o100, "containers/build.sh is not executable"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    run = subprocess.run(["bash", str(script), "--dry-run", "--engine", "podman"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(["bash", str(script), "--dry-run", "--engine", "podman"],
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     for target, param in (("cpu", "container_cpu"), ("cuda", "container_gpu")):
         tag = _config_default(param)
-        assert re.search(rf"--target {target} .*-t {re.escape(tag)} ", run.stdout), f"{param} = {tag} is not what build.sh tags"
+        assert re.search(rf"--target {target} .*-t {re.escape(tag)} ", run.stdout), \
+            f"{param} = {tag} is not what build.sh tags"
     version = re.search(r'__version__ = "([^"]+)"', (ROOT / "isonet_steps" / "__init__.py").read_text()).group(1)
-    assert _config_default("container_cpu").endswith(f":{version}-cpu"), "nextflow.config's image tag lags the package version"
-    bad = subprocess.run(["bash", str(script), "--dry-run", "--target", "gpu"], capture_output=True, text=True, timeout=60)
+    assert _config_default("container_cpu").endswith(f":{version}-cpu"), \
+        "nextflow.config's image tag lags the package version"
+    bad = subprocess.run(["bash", str(script), "--dry-run", "--target", "gpu"],
+                         capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--target must be" in bad.stderr
 
 

@@ -42,7 +42,8 @@ def test_onednn_is_asked_for_unless_the_user_chose(monkeypatch):
 def test_importing_the_package_sets_it_before_tensorflow():
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     code = "import os, sys, isonet_steps; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60).stdout.split()
     import platform
 
     assert out == (["1", "False"] if platform.machine().lower() in {"x86_64", "amd64"} else ["None", "False"])

@@ -29,7 +29,8 @@ def test_electron_wavelength_textbook_values():
 @pytest.mark.parametrize("pixel, defocus_um", [(10.0, 3.0), (5.0, 2.0), (15.0, 5.0)])
 def test_filter_changes_sign_at_the_first_ctf_zero(pixel, defocus_um):
     """W has the sign of the CTF; its first sign change is where the phase shift (incl. Cs)
-    reaches π minus the amplitude-contrast phase (solved here as a quadratic in k²)."""
+    reaches π minus the amplitude-contrast phase (solved here as a quadratic in k²).
+    """
     params = ctf.CtfParams(pixel_size=pixel, defocus=defocus_um * 1e4)
     w = ctf.wiener_profile(params)
     lam, cs, dz = ctf.electron_wavelength(300), 2.7e-3, defocus_um * 1e-6
@@ -79,7 +80,8 @@ def test_whole_mode_keeps_mean_and_std_and_changes_the_volume(phantom_small):
 def test_mirror_padding_removes_wrap_around_at_the_faces():
     """A ramp along Z: the wrap-around FFT sees a jump between the top and bottom faces."""
     rng = np.random.default_rng(0)
-    vol = (np.linspace(-3, 3, 32, dtype=np.float32)[:, None, None] + 0.1 * rng.standard_normal((32, 32, 32))).astype(np.float32)
+    ramp = np.linspace(-3, 3, 32, dtype=np.float32)[:, None, None]
+    vol = (ramp + 0.1 * rng.standard_normal((32, 32, 32))).astype(np.float32)
     wrapped = deconv_whole.deconv_volume(vol, PARAMS, workers=1, edge_pad=0)
     padded = deconv_whole.deconv_volume(vol, PARAMS, workers=1)
     profile_w, profile_p = wrapped.mean(axis=(1, 2)), padded.mean(axis=(1, 2))
@@ -128,7 +130,8 @@ def test_chunked_through_memory_maps(tmp_path, phantom_small):
             calls.append(1)
             release_pages(src.data)
             release_pages(dst)
-        deconv_chunked.deconv_chunked(src.data, dst, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1, release=release)
+        deconv_chunked.deconv_chunked(src.data, dst, PARAMS, chunk_size=32, overlap_rate=0.25, workers=1,
+                                      release=release)
     on_disk = mrcfile.read(tmp_path / "out.mrc")
     np.testing.assert_allclose(on_disk, in_memory, atol=1e-5 * float(vol.std()))
     assert len(calls) > 18  # every chunk and slab released its pages
@@ -153,7 +156,8 @@ def test_bad_values_fail_with_the_option_name():
     with pytest.raises(InputError, match="NaN"):
         deconv_chunked.deconv_chunked(vol, np.zeros_like(vol), PARAMS, chunk_size=32)
     with pytest.raises(InputError, match="constant"):
-        deconv_chunked.deconv_chunked(np.ones((16, 16, 16), np.float32), np.zeros((16, 16, 16), np.float32), PARAMS, chunk_size=32)
+        deconv_chunked.deconv_chunked(np.ones((16, 16, 16), np.float32), np.zeros((16, 16, 16), np.float32), PARAMS,
+                                      chunk_size=32)
 
 
 def test_cli_deconv_rows_names_and_star(tmp_path, phantom_small):
@@ -185,7 +189,8 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
     vol = phantom_small.phantom.tomogram
     t1 = write_tomo(tmp_path / "t.mrc", vol)
     star = write_star(tmp_path / "tomograms.star", [{"rlnMicrographName": t1}])
-    check_ok(invoke(["deconv", star, "--deconv_folder", "whole", "--output_star", "w.star", "--ncpu", "1"], cwd=tmp_path))
+    check_ok(invoke(["deconv", star, "--deconv_folder", "whole", "--output_star", "w.star", "--ncpu", "1"],
+                    cwd=tmp_path))
     check_ok(invoke(["deconv", star, "--deconv_folder", "chunked", "--chunk_size", "32", "--overlap_rate", "0.5",
                      "--output_star", "c.star", "--tomo_idx", "1", "--ncpu", "1"], cwd=tmp_path))
     whole, chunked = mrcfile.read(tmp_path / "whole" / "t.mrc"), mrcfile.read(tmp_path / "chunked" / "t.mrc")
@@ -195,7 +200,8 @@ def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_smal
 
 def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
     """--chunk-size >= every edge: one chunk of the tomogram's own size, not a padded chunk³ cube
-    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed)."""
+    (a 1000-voxel chunk of 64×160×160 used to allocate 1250³ voxels and get killed).
+    """
     import tracemalloc
 
     vol = np.random.default_rng(3).standard_normal((16, 40, 48)).astype(np.float32)

@@ -113,7 +113,8 @@ def test_deconv_tomogram_preferred_unless_disabled(phantom_small, tomo_star, run
     starfile.write(df, star)
     used = _extract(run_isonet, star, tmp_path / "d")
     plain = _extract(run_isonet, star, tmp_path / "p", "--no-use-deconv-tomo")
-    with mrcfile.open(tmp_path / "d" / used["rlnImageName"][0]) as a, mrcfile.open(tmp_path / "p" / plain["rlnImageName"][0]) as b:
+    with mrcfile.open(tmp_path / "d" / used["rlnImageName"][0]) as a, \
+            mrcfile.open(tmp_path / "p" / plain["rlnImageName"][0]) as b:
         assert np.array_equal(a.data, -b.data)  # same places, opposite source
 
 

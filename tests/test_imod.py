@@ -45,7 +45,8 @@ def test_write_then_read_gives_the_same_points_in_file_order(tmp_path):
 
 def test_reader_and_writer_agree_with_teamtomo_imodmodel(tmp_path):
     """An independent implementation of IMOD's binary spec (teamtomo's imodmodel) in both directions:
-    its models read here point for point, and it reads ours back."""
+    its models read here point for point, and it reads ours back.
+    """
     imodmodel = pytest.importorskip("imodmodel")
     import pandas as pd
 

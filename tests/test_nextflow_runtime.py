@@ -28,7 +28,8 @@ MAIN = ROOT / "main.nf"
 pytestmark = [
     pytest.mark.nextflow,
     pytest.mark.skipif(shutil.which("nextflow") is None,
-                       reason="no nextflow on PATH: run `bash tests/install_tools.sh` (Nextflow 24.10.8 from Maven Central)"),
+                       reason="no nextflow on PATH: run `bash tests/install_tools.sh` "
+                              "(Nextflow 24.10.8 from Maven Central)"),
 ]
 
 
@@ -231,7 +232,8 @@ def _wait_for_iteration(log: Path, proc: subprocess.Popen, timeout: float) -> No
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"nextflow ended ({proc.returncode}) before the first refine iteration finished")
-        if log.exists() and "ISONET_REFINE_ITERATION (isonet iteration 1); status: COMPLETED" in log.read_text(errors="replace"):
+        done = "ISONET_REFINE_ITERATION (isonet iteration 1); status: COMPLETED"
+        if log.exists() and done in log.read_text(errors="replace"):
             return
         time.sleep(1)
     raise AssertionError("the first refine iteration did not finish in time")

@@ -33,7 +33,8 @@ def _power_by_angle(volume: np.ndarray, lo: float, hi: float) -> float:
 
 
 def _missing_over_measured(volume: np.ndarray, tilt_max: float = 60.0, margin: float = 5.0) -> float:
-    missing = 0.5 * (_power_by_angle(volume, tilt_max + margin, 90.0) + _power_by_angle(volume, -90.0, -tilt_max - margin))
+    missing = 0.5 * (_power_by_angle(volume, tilt_max + margin, 90.0)
+                     + _power_by_angle(volume, -90.0, -tilt_max - margin))
     return missing / _power_by_angle(volume, -tilt_max + margin, tilt_max - margin)
 
 
@@ -166,7 +167,8 @@ def test_cli_writes_three_volumes_with_voxel_size(tmp_path, run_isonet):
     check_ok(run_isonet("make-phantom", out, "--shape", "32,64,64", "--pixel-size", "7.5", "--seed", "3",
                         "--snr", "1", "--tilt-step", "5"))
     expected = make_phantom(TINY, seed=3, snr=1.0, tilt_step=5, pixel_size=7.5)
-    for name, array in (("tomo", expected.tomogram), ("ground_truth", expected.ground_truth), ("labels", expected.labels)):
+    for name, array in (("tomo", expected.tomogram), ("ground_truth", expected.ground_truth),
+                        ("labels", expected.labels)):
         with mrcfile.open(out / f"{name}.mrc") as mrc:
             assert mrc.data.shape == TINY
             assert mrc.voxel_size.x == pytest.approx(7.5)

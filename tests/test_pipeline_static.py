@@ -29,7 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import click
@@ -133,12 +133,12 @@ def _sections(body: str) -> dict[str, str]:
     return parts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(path: Path) -> str:
     return path.read_text()
 
 
-@lru_cache(maxsize=None)
+@cache
 def processes() -> dict[str, tuple[Path, dict[str, str]]]:
     """Every process defined under modules/: name -> (file, sections)."""
     found = {}
@@ -160,14 +160,15 @@ def _includes(path: Path) -> list[tuple[str, str, Path]]:
             words = clause.split()
             if not words:
                 continue
-            assert len(words) in (1, 3) and (len(words) == 1 or words[1] == "as"), f"{path}: odd include clause {clause!r}"
+            assert len(words) in (1, 3) and (len(words) == 1 or words[1] == "as"), \
+                f"{path}: odd include clause {clause!r}"
             result.append((words[0], words[-1], target))
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def aliases() -> dict[str, str]:
-    """alias (as used in workflows) -> process name, for every included process."""
+    """Alias (as used in workflows) -> process name, for every included process."""
     found = {}
     for path in WORKFLOW_FILES:
         for name, alias, _ in _includes(path):
@@ -356,7 +357,7 @@ def test_module_reports_its_version(process_name):
 
 def test_includes_resolve_to_defined_processes_and_workflows():
     for path in WORKFLOW_FILES:
-        for name, alias, target in _includes(path):
+        for name, _alias, target in _includes(path):
             assert target.exists(), f"{path}: include of {name} from a missing file {target}"
             text = _read(target)
             defined = set(_blocks(text, "process")) | set(_blocks(text, "workflow"))
@@ -442,7 +443,8 @@ def test_refine_is_a_recursion_with_one_state_in_and_out():
     assert [name for name, _ in recursions] == ["REFINE_STEP"], recursions
     name, path = recursions[0]
     code = _scan(_read(path))[0]
-    assert re.search(r"REFINE_STEP\s*\.recurse\(\s*\w+\s*\)\s*\.(times|until)\s*[({]", code), "recurse needs .times() or .until()"
+    assert re.search(r"REFINE_STEP\s*\.recurse\(\s*\w+\s*\)\s*\.(times|until)\s*[({]", code), \
+        "recurse needs .times() or .until()"
     assert re.search(r"^nextflow\.preview\.recursion\s*=\s*true\s*$", _scan(_read(ROOT / "main.nf"))[0], re.M)
     sections = _sections(_blocks(_read(path), "workflow")[name])
     takes = [w for w in sections["take"].split() if w]
@@ -458,7 +460,8 @@ def test_refine_is_a_recursion_with_one_state_in_and_out():
         assert "topic:" not in proc["output"], f"{alias} is in a recursion and cannot have topic: outputs"
         script = proc["script"]
         assert "--continue" in script and "--until-iter" in script, f"{alias}: one iteration per task"
-        assert re.search(r"cp -rL\s+\S+\s+refine_state", script), f"{alias}: must copy the staged state, not write into it"
+        assert re.search(r"cp -rL\s+\S+\s+refine_state", script), \
+            f"{alias}: must copy the staged state, not write into it"
 
 
 def test_recursion_check_catches_a_reduction():
@@ -485,7 +488,7 @@ def _literal(text: str):
         return float(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_params() -> dict[str, object]:
     code, masked = _scan(_read(ROOT / "nextflow.config"))
     m = re.search(r"^params\s*\{", masked, re.M)
@@ -501,7 +504,7 @@ def config_params() -> dict[str, object]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema() -> dict:
     return json.loads(_read(ROOT / "nextflow_schema.json"))
 
@@ -534,7 +537,8 @@ def test_params_defined_in_config_and_schema_match():
         f"only in nextflow.config: {sorted(set(config) - set(described))}; "
         f"only in nextflow_schema.json: {sorted(set(described) - set(config))}")
     for name, default in config.items():
-        assert described[name].get("default") == default, f"{name}: default {default!r} in nextflow.config, {described[name].get('default')!r} in the schema"
+        assert described[name].get("default") == default, \
+            f"{name}: default {default!r} in nextflow.config, {described[name].get('default')!r} in the schema"
 
 
 def test_every_param_used_is_defined_and_every_param_defined_is_used():
@@ -558,12 +562,14 @@ def test_schema_is_nf_schema_draft_2020_12():
             assert spec.get("description") and spec.get("help_text"), f"{param}: description and help_text"
             if "default" in spec:
                 kind = {"string": str, "boolean": bool, "integer": int, "number": (int, float)}[spec["type"]]
-                assert isinstance(spec["default"], kind) and not (spec["type"] != "boolean" and isinstance(spec["default"], bool)), param
+                bool_as_number = spec["type"] != "boolean" and isinstance(spec["default"], bool)
+                assert isinstance(spec["default"], kind) and not bool_as_number, param
             if "enum" in spec and "default" in spec:
                 assert spec["default"] in spec["enum"], param
     described = schema_params()
     assert described["pretrained_model"]["format"] == "file-path" and described["pretrained_model"]["exists"] is True
-    assert described["input"]["exists"] is True and described["input"]["format"] in ("path", "file-path", "directory-path")
+    assert described["input"]["exists"] is True
+    assert described["input"]["format"] in ("path", "file-path", "directory-path")
 
 
 def test_params_check_catches_a_missing_param():
@@ -606,11 +612,13 @@ def test_profiles_shell_env_and_reports():
             if hit:
                 names.add(hit.group(1))
         depth += line.count("{") - line.count("}")
-    wanted = {"docker", "podman", "apptainer", "singularity", "slurm", "awsbatch", "google", "k8s", "gpu", "test", "test_gpu"}
+    wanted = {"docker", "podman", "apptainer", "singularity", "slurm", "awsbatch", "google", "k8s", "gpu", "test",
+              "test_gpu"}
     assert wanted <= names, f"missing profiles: {sorted(wanted - names)}"
     assert body
     assert re.search(r"process\.executor\s*=\s*'google-batch'", code)
-    assert re.search(r"process\.executor\s*=\s*'awsbatch'", code) and re.search(r"process\.executor\s*=\s*'slurm'", code)
+    assert re.search(r"process\.executor\s*=\s*'awsbatch'", code)
+    assert re.search(r"process\.executor\s*=\s*'slurm'", code)
     assert re.search(r"process\.executor\s*=\s*'k8s'", code)
     shell = re.search(r"process\.shell\s*=\s*\[(.*)\]", code).group(1)
     assert "pipefail" in shell and ("-euo" in shell or ("'-e'" in shell and "'-u'" in shell))
@@ -650,7 +658,8 @@ def test_bin_has_an_executable_launcher_per_step():
         assert path.stat().st_mode & stat.S_IXUSR, f"bin/{name} is not executable (chmod +x)"
         assert _read(path).startswith("#!/usr/bin/env bash\n"), f"bin/{name}: bash shebang"
         if name != "isonet":
-            assert re.search(rf'/isonet" {name[len("isonet-"):]} "\$@"', _read(path)), f"bin/{name} must run `isonet {name[7:]}`"
+            assert re.search(rf'/isonet" {name[len("isonet-"):]} "\$@"', _read(path)), \
+                f"bin/{name} must run `isonet {name[7:]}`"
 
 
 def test_bin_launcher_runs_the_checkout_copy(tmp_path):
@@ -683,7 +692,8 @@ def _groovy(*files: str) -> subprocess.CompletedProcess:
 
 
 def _need_groovy():
-    probe = subprocess.run(["bash", "-c", f"source <(sed -n '/^find_jar()/,/^}}/p' {ROOT / '.ci' / 'groovy_parse.sh'}); "
+    probe = subprocess.run(["bash", "-c", f"source <(sed -n '/^find_jar()/,/^}}/p' "
+                                          f"{ROOT / '.ci' / 'groovy_parse.sh'}); "
                                           f"root={ROOT}; find_jar"],
                            capture_output=True, text=True)
     if (probe.returncode != 0 and not os.environ.get("GROOVY_JAR")) or not shutil.which("java"):

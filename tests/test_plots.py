@@ -1,5 +1,6 @@
 """Figures through matplotlib: the SVG keeps text and one path per curve, PNGs decode to real
-pictures, the FSC plot shows its thresholds, and a read-only home folder gets a private config."""
+pictures, the FSC plot shows its thresholds, and a read-only home folder gets a private config.
+"""
 
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def test_fsc_plot_with_a_read_only_home_prints_no_matplotlib_warning(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
     env["HOME"] = str(blocker / "home")
     plot = tmp_path / "tomo_fsc.png"
-    run = subprocess.run([sys.executable, "-m", "isonet_steps", "fsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"),
+    run = subprocess.run([sys.executable, "-m", "isonet_steps", "fsc",
+                          str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"),
                           "-o", str(tmp_path / "fsc.json"), "--plot", str(plot)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr

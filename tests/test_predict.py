@@ -53,7 +53,8 @@ def test_refused_sizes_name_the_rule(cube, crop, depth, words):
         assert word in str(info.value)
 
 
-@pytest.mark.parametrize(("cube", "crop", "margin", "overlap"), [(64, 80, 4, 8), (64, 96, 8, 16), (16, 24, 2, 4), (8, 64, 24, 8)])
+@pytest.mark.parametrize(("cube", "crop", "margin", "overlap"),
+                         [(64, 80, 4, 8), (64, 96, 8, 16), (16, 24, 2, 4), (8, 64, 24, 8)])
 def test_accepted_sizes_keep_a_margin_and_blend(cube, crop, margin, overlap):
     assert check_tiling(cube, crop, 3) == (margin, overlap)
     plan = plan_tiles((50, 60, 70), cube, crop)
@@ -321,7 +322,8 @@ def test_bfloat16_prediction_stays_close_and_sums_in_float32():
     for layer in model.layers:  # He-scaled weights so the correction is not negligibly small
         if isinstance(layer, (keras.layers.Conv3D, keras.layers.Conv3DTranspose)):
             kernel, bias = layer.get_weights()
-            fan_in = np.prod(kernel.shape[:3]) * kernel.shape[-1 if isinstance(layer, keras.layers.Conv3DTranspose) else -2]
+            in_axis = -1 if isinstance(layer, keras.layers.Conv3DTranspose) else -2
+            fan_in = np.prod(kernel.shape[:3]) * kernel.shape[in_axis]
             layer.set_weights([rng.normal(scale=np.sqrt(2.0 / fan_in), size=kernel.shape).astype(np.float32), bias])
     x = np.random.default_rng(6).normal(size=(2, 16, 16, 16, 1)).astype(np.float32)
     exact = model_predict_fn(model)(x)

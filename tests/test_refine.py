@@ -13,7 +13,8 @@ from isonet_steps.refine import RefineData, RefineSettings, refine
 
 def _data(n=6, crop=24, cube=16, seed=0):
     rng = np.random.default_rng(seed)
-    cubes = np.stack([ndimage.gaussian_filter(rng.standard_normal((crop,) * 3), 1.5) for _ in range(n)]).astype(np.float32)
+    cubes = np.stack([ndimage.gaussian_filter(rng.standard_normal((crop,) * 3), 1.5)
+                      for _ in range(n)]).astype(np.float32)
     tilts = np.array([[-60.0, 60.0]] * n)
     return RefineData(subtomos=cubes, tilts=tilts, names=[f"s{i}.mrc" for i in range(n)], cube=cube)
 
@@ -112,8 +113,8 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     after = residual(False).std()
     # with the initial moving variance of 1 the tiny N(0, 0.02) activations are crushed at inference
     assert after > 20 * before
-    drops = [l for l in all_layers(model) if isinstance(l, keras.layers.Dropout)]
-    assert all(l.rate == 0.3 for l in drops)  # restored
+    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    assert all(layer.rate == 0.3 for layer in drops)  # restored
     for layer in drops:
         layer.rate = 0.0
     train_mode = np.asarray(model(x, training=True)) - x
@@ -162,7 +163,8 @@ def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypa
 
 def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypatch):
     """The quick batch-norm calibration before each validation changes what validation reports,
-    not the model: the last epoch's calibration starts afresh and dropout draws nothing meanwhile."""
+    not the model: the last epoch's calibration starts afresh and dropout draws nothing meanwhile.
+    """
     import functools
 
     from isonet_steps import refine as refine_module

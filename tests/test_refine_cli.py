@@ -47,7 +47,8 @@ def _weights(path):
 
 
 def test_refine_cli_runs_and_halves(subtomo_star, tmp_path):
-    r = _isonet("refine", str(subtomo_star), "--result-dir", "res", "--iterations", "1", "--halves", *TINY, cwd=tmp_path)
+    r = _isonet("refine", str(subtomo_star), "--result-dir", "res", "--iterations", "1", "--halves", *TINY,
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for half in ("half1", "half2"):
         state = json.loads((tmp_path / "res" / half / "refine_state.json").read_text())
@@ -99,7 +100,7 @@ def test_kill_9_then_continue_gives_the_uninterrupted_model(subtomo_star, tmp_pa
     assert 2 <= done < 4, "the kill should land mid-run"
     again = _isonet("refine", str(subtomo_star), "--result-dir", "b", "--iterations", "4", *TINY, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert f"continuing" in again.stderr
+    assert "continuing" in again.stderr
     for wa, wb in zip(_weights(tmp_path / "a" / "model_final.keras"), _weights(tmp_path / "b" / "model_final.keras")):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
     leftovers = [p.name for p in (tmp_path / "b").rglob("*.part")]
@@ -107,7 +108,8 @@ def test_kill_9_then_continue_gives_the_uninterrupted_model(subtomo_star, tmp_pa
 
 
 def test_changed_setting_refused_on_continue(subtomo_star, tmp_path):
-    assert _isonet("refine", str(subtomo_star), "--result-dir", "c", "--iterations", "1", *TINY, cwd=tmp_path).returncode == 0
+    first = _isonet("refine", str(subtomo_star), "--result-dir", "c", "--iterations", "1", *TINY, cwd=tmp_path)
+    assert first.returncode == 0
     r = _isonet("refine", str(subtomo_star), "--result-dir", "c", "--iterations", "2", *TINY, "--learning-rate", "0.01",
                 cwd=tmp_path)
     assert r.returncode == 2 and "learning_rate" in r.stderr and "--no-continue" in r.stderr

@@ -91,10 +91,12 @@ def make_run(root: Path, *, halves: bool = True, truth: bool = True) -> Path:
         _json(out / "refine" / "refine_state.json", _refine_state(4, 3, 0.0))
         steps.append("predict")
     write_star(pd.DataFrame(corrected), out / "tomograms_corrected.star")
-    write_star(pd.DataFrame({"rlnSubtomoIndex": list(range(1, 25)), "rlnImageName": [f"subtomo/s{i}.mrc" for i in range(24)],
-                             "rlnCubeSize": 32, "rlnCropSize": 48, "rlnRandomSubset": [1 + i % 2 for i in range(24)]}),
+    write_star(pd.DataFrame({"rlnSubtomoIndex": list(range(1, 25)),
+                             "rlnImageName": [f"subtomo/s{i}.mrc" for i in range(24)], "rlnCubeSize": 32,
+                             "rlnCropSize": 48, "rlnRandomSubset": [1 + i % 2 for i in range(24)]}),
                out / "subtomo.star")
-    _json(out / ".isonet" / "run.json", {"input": str(data), "ground_truth": str(data / "ground_truth.mrc") if truth else None,
+    truth_path = str(data / "ground_truth.mrc") if truth else None
+    _json(out / ".isonet" / "run.json", {"input": str(data), "ground_truth": truth_path,
                                          "params": {"pixel_size": 10.0, "iterations": 4, "epochs": 3, "halves": halves,
                                                     "noise_level": [0.05], "noise_start_iter": [3], "gpus": "cpu"}})
     for k, name in enumerate(steps):
@@ -167,7 +169,7 @@ def _svgs(text: str) -> list[str]:
 
 def test_report_has_every_section_slices_as_png_and_plots_as_svg(demo_html):
     path, text = demo_html
-    for anchor, title in SECTIONS:
+    for anchor, _title in SECTIONS:
         assert f'<section id="{anchor}">' in text, f"section {anchor} missing"
         assert f'href="#{anchor}"' in text
     sources = _data_uris(text)
@@ -334,8 +336,7 @@ def test_read_parts_streams_the_same_slices_and_box():
 
 
 def test_kzkx_power_matches_a_direct_fft_and_sees_the_wedge():
-    from isonet_steps.report_figures import _taper, kzkx_log_power
-    from isonet_steps.report_figures import wedge_power_ratio
+    from isonet_steps.report_figures import _taper, kzkx_log_power, wedge_power_ratio
     from isonet_steps.wedge import measured_part
 
     rng = np.random.default_rng(1)

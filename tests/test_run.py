@@ -116,7 +116,8 @@ def test_run_bad_input_one_line(tmp_path):
 
 def test_run_refuses_predict_tiles_before_any_work(star_with_halves, tmp_path):
     out = tmp_path / "bad_tiles"
-    result = _run("--input", star_with_halves, "--outdir", out, "--predict-cube-size", "96", "--predict-crop-size", "64",
+    result = _run("--input", star_with_halves, "--outdir", out, "--predict-cube-size", "96",
+                  "--predict-crop-size", "64",
                   "--gpus", "cpu", cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]

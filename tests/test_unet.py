@@ -174,7 +174,8 @@ def test_inference_model_folds_batch_norm_exactly(kwargs):
     folded = inference_model(model)
     kinds = {type(layer).__name__ for layer in folded.layers}
     assert not kinds & {"BatchNormalization", "Dropout"}
-    n_removed = sum(isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout)) for layer in model.layers)
+    removed = (keras.layers.BatchNormalization, keras.layers.Dropout)
+    n_removed = sum(isinstance(layer, removed) for layer in model.layers)
     assert len(folded.layers) == len(model.layers) - n_removed
     assert np.abs(expected - x).std() > 0.1  # the network really changes its input
     np.testing.assert_allclose(folded.predict_on_batch(x), expected, atol=2e-5 * np.abs(expected).max())

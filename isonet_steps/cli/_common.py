@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -63,6 +64,12 @@ def log_level_option() -> Callable:
                   help="How much to log.")
 
 
+class _UsageLine(click.ClickException):
+    """A usage error shown as one line, with click's usage-error status (2) rather than 1."""
+
+    exit_code = 2
+
+
 class StepCommand(click.Command):
     """A step command whose usage errors (unknown option, bad value) are one line, like the rest."""
 
@@ -71,9 +78,7 @@ class StepCommand(click.Command):
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
             path = exc.ctx.command_path if exc.ctx is not None else info_name
-            error = click.ClickException(f"{' '.join(exc.format_message().split())} (see '{path} --help')")
-            error.exit_code = 2
-            raise error from None
+            raise _UsageLine(f"{' '.join(exc.format_message().split())} (see '{path} --help')") from None
 
 
 def step(name: str, **command_kwargs: Any) -> Callable:

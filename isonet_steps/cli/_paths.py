@@ -18,7 +18,8 @@ def check_writable_target(path: str | os.PathLike) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({probe} is not a writable folder); choose a writable location.")
+        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({probe} is not a writable "
+                         "folder); choose a writable location.")
 
 
 def make_output_folder(path: str | os.PathLike) -> Path:

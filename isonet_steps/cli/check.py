@@ -1,4 +1,4 @@
-"""isonet check: is this installation usable (versions, Keras backend, GPUs)?"""
+"""isonet check: tells whether this installation is usable (versions, Keras backend, GPUs)."""
 
 import sys
 

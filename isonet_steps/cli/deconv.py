@@ -16,7 +16,8 @@ def _all_cores() -> int:
 
 @step("deconv")
 @click.argument("star", type=click.Path(dir_okay=False, path_type=str))
-@option("--deconv-folder", default="deconv", help="Folder for the deconvolved tomograms (same file names as the inputs).")
+@option("--deconv-folder", default="deconv",
+        help="Folder for the deconvolved tomograms (same file names as the inputs).")
 @option("--voltage", type=float, default=300.0, help="Acceleration voltage in kV.")
 @option("--cs", type=float, default=2.7, help="Spherical aberration in mm.")
 @option("--snrfalloff", type=float, default=None,
@@ -25,7 +26,8 @@ def _all_cores() -> int:
         help="Strength (log10 of the modelled SNR).  [default: the STAR's rlnDeconvStrength, else 1.0]")
 @option("--highpassnyquist", type=float, default=0.02, help="High-pass width as a fraction of Nyquist.")
 @option("--chunk-size", type=int, default=None,
-        help="Deconvolve in cubic chunks of this many voxels per edge to bound memory (e.g. 256).  [default: whole tomogram at once]")
+        help="Deconvolve in cubic chunks of this many voxels per edge to bound memory (e.g. 256).  [default: whole "
+             "tomogram at once]")
 @option("--overlap-rate", type=float, default=0.25, help="Chunk overlap as a fraction of --chunk-size.")
 @option("--ncpu", type=int, default=None, help="FFT threads.  [default: all cores]")
 @tomo_idx_option()
@@ -79,9 +81,11 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
     plans = []
     for row in rows:
         name = table.at[row, "rlnMicrographName"]
-        defocus = float(table.at[row, "rlnDefocus"]) if "rlnDefocus" in table.columns and is_set(table.at[row, "rlnDefocus"]) else 0.0
+        has_defocus = "rlnDefocus" in table.columns and is_set(table.at[row, "rlnDefocus"])
+        defocus = float(table.at[row, "rlnDefocus"]) if has_defocus else 0.0
         if defocus < 0:
-            raise InputError(f"{star}: rlnDefocus {defocus:g} of {name} is negative; give the underfocus in Å as a positive number (0 = skip).")
+            raise InputError(f"{star}: rlnDefocus {defocus:g} of {name} is negative; give the underfocus in Å as a "
+                             "positive number (0 = skip).")
         path = resolve_path(name, star, "rlnMicrographName")
         header = read_header(path, "tomogram")
         if defocus == 0:
@@ -115,9 +119,13 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
             del volume
         else:
             with open_memmap(path, "tomogram") as src, new_memmap(out, header.shape, voxel) as dst:
+
+                def _release(src=src, dst=dst) -> None:
+                    release_pages(src.data)
+                    release_pages(dst)
+
                 deconv_chunked(src.data, dst, params, chunk_size=chunk_size, overlap_rate=overlap_rate,
-                               workers=workers, what=str(path),
-                               release=lambda: (release_pages(src.data), release_pages(dst)))
+                               workers=workers, what=str(path), release=_release)
         table.at[row, "rlnSnrFalloff"] = params.snrfalloff
         table.at[row, "rlnDeconvStrength"] = params.deconvstrength
         table.at[row, "rlnDeconvTomoName"] = str(out)

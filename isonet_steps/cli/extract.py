@@ -9,10 +9,13 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @step("extract")
 @click.argument("star", type=click.Path(dir_okay=False, path_type=str))
 @option("--subtomo-folder", default="subtomo",
-        help="Folder for the subtomogram MRCs. Existing files are kept, except stale <tomogram>_NNNNNN.mrc of this run's tomograms.")
-@option("--subtomo-star", default="subtomo.star", help="Subtomogram STAR file to write (last, when all MRCs are written).")
+        help="Folder for the subtomogram MRCs. Existing files are kept, except stale <tomogram>_NNNNNN.mrc of this "
+             "run's tomograms.")
+@option("--subtomo-star", default="subtomo.star",
+        help="Subtomogram STAR file to write (last, when all MRCs are written).")
 @option("--cube-size", type=int, default=64, help="Training cube edge in voxels; a multiple of 8.")
-@option("--crop-size", type=int, default=None, help="Edge of each extracted subtomogram in voxels.  [default: cube size + 16]")
+@option("--crop-size", type=int, default=None,
+        help="Edge of each extracted subtomogram in voxels.  [default: cube size + 16]")
 @option("--seed", type=int, default=0, help="Random seed for the positions and the two gold-standard halves.")
 @option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
         help="Cut from rlnDeconvTomoName where that file exists, else from rlnMicrographName.")
@@ -42,21 +45,6 @@ class _Plan:
         self.half_counts = half_counts  # slab split: valid centres per half, else None
 
 
-def _source(row, star, use_deconv_tomo, log):
-    """The tomogram to cut from: the deconvolved one when asked for and present (as IsoNet)."""
-    from pathlib import Path
-
-    from ..star import is_set, resolve_path
-
-    if use_deconv_tomo and is_set(row.get("rlnDeconvTomoName")):
-        try:
-            return resolve_path(row["rlnDeconvTomoName"], star, "rlnDeconvTomoName")
-        except Exception:
-            log.warning("%s: rlnDeconvTomoName %s not found; extracting from rlnMicrographName instead",
-                        star, row["rlnDeconvTomoName"])
-    return Path(resolve_path(row["rlnMicrographName"], star, "rlnMicrographName"))
-
-
 def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _Plan:
     from pathlib import Path
 
@@ -65,13 +53,14 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
     from ..errors import InputError
     from ..extract import check_fits, count_candidates, slab_counts, slab_width
     from ..mrc import open_memmap, release_pages
-    from ..star import is_set, resolve_path
+    from ..star import is_set, resolve_path, tomogram_source
 
     name = Path(str(row["rlnMicrographName"])).name
-    source = _source(row, star, use_deconv_tomo, log)
+    source, _ = tomogram_source(row, star, use_deconv_tomo)
     number = int(row["rlnNumberSubtomo"]) if "rlnNumberSubtomo" in row else 100
     if number < 0:
-        raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut (e.g. 100).")
+        raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut "
+                         "(e.g. 100).")
     with open_memmap(source, "tomogram") as vol:
         shape = tuple(int(s) for s in vol.data.shape)
         voxel_size = vol.voxel_size
@@ -99,7 +88,8 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
             release_pages(mask.data)
             if counts.sum() == 0:
                 if not any(np.any(mask.data[z]) for z in range(shape[0])):
-                    raise InputError(f"{mask_path}: mask is empty (no non-zero voxel); remake it with lower thresholds or fix rlnMaskName.")
+                    raise InputError(f"{mask_path}: mask is empty (no non-zero voxel); remake it with lower thresholds "
+                                     "or fix rlnMaskName.")
                 raise InputError(
                     f"{mask_path}: mask has no voxel at least {crop // 2} voxels from the tomogram's edges, so no "
                     f"{crop}-voxel box fits; use a smaller --cube-size/--crop-size or a looser mask."
@@ -116,7 +106,8 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
         if min(per_half.values()) < wanted:
             raise InputError(
                 f"{where}: --split-halves slabs leaves {per_half[1]} / {per_half[2]} valid centres for half 1 / 2, "
-                f"fewer than the {wanted} subtomograms each half needs (slabs are {slab_width(shape[2], crop)} voxels wide "
+                f"fewer than the {wanted} subtomograms each half needs "
+                f"(slabs are {slab_width(shape[2], crop)} voxels wide "
                 f"along X); "
                 f"ask for fewer subtomograms, use a looser mask, or --split-halves random."
             )
@@ -159,7 +150,8 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
         stem = Path(plan.name).stem
         if stem in stems:
             raise InputError(
-                f"{star}: tomograms {stems[stem]} and {plan.row['rlnMicrographName']} share the name {stem!r}, so their "
+                f"{star}: tomograms {stems[stem]} and {plan.row['rlnMicrographName']} share the name {stem!r}, "
+                f"so their "
                 f"subtomograms would overwrite each other; rename one of the files."
             )
         stems[stem] = str(plan.row["rlnMicrographName"])
@@ -169,7 +161,7 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
     check_writable_target(subtomo_star)
     folder = make_output_folder(subtomo_folder)
 
-    rows = []
+    rows: list[dict[str, object]] = []
     written: set[Path] = set()
     in_half = {1: 0, 2: 0}
     for plan in plans:
@@ -184,7 +176,8 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
             else:
                 centres = pick_centres(data, plan.shape, crop, plan.number, rng, counts=plan.counts)
                 halves = random_halves(len(centres), rng, first=first)
-        log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s", index, plan.name, len(centres), crop, plan.source)
+        log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
+                 index, plan.name, len(centres), crop, plan.source)
         with open_memmap(plan.source, "tomogram") as vol:
             for j in progress(range(len(centres)), total=len(centres), desc=f"extract {stem}", unit="subtomo"):
                 out = folder / f"{stem}_{j:06d}.mrc"

@@ -38,7 +38,8 @@ def _write_json(path, payload) -> None:
 @option("--mask", default=None, help="Mask MRC (same shape); both halves are multiplied by it, edge softened.")
 @option("--mask-sigma", type=float, default=2.0, help="Gaussian softening of the mask edge, voxels (0: as given).")
 @option("--pixel-size", type=float, default=None, help="Voxel size in Å  [default: from the MRC header]")
-@option("--cone-angle", type=float, default=20.0, help="Half-angle of the cones around X/Y/Z and slabs around the planes, degrees.")
+@option("--cone-angle", type=float, default=20.0,
+        help="Half-angle of the cones around X/Y/Z and slabs around the planes, degrees.")
 @option("--plot", default=None, help="Also draw the curves to this PNG file.")
 @log_level_option()
 def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot, log_level):

@@ -14,8 +14,10 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
 @option("--batch-size", type=int, default=None, help="Tiles per network call.")
 @option("--mask", default=None, help="FSC mask for every tomogram [default: the row's rlnMaskName, else none].")
 @option("--cone-angle", type=float, default=20.0, help="Half-angle of the directional cones, degrees.")
-@option("--average/--no-average", default=True, help="Also write the mean of the two corrected halves as rlnCorrectedTomoName.")
-@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True, help="Correct the deconvolved tomogram when there is one.")
+@option("--average/--no-average", default=True,
+        help="Also write the mean of the two corrected halves as rlnCorrectedTomoName.")
+@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
+        help="Correct the deconvolved tomogram when there is one.")
 @option("--output-star", default=None, help="STAR file to write [default: update TOMO_STAR in place].")
 @precision_option()
 @option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only.")
@@ -34,5 +36,5 @@ def command(tomo_star, result_dir, output_dir, cube_size, crop_size, batch_size,
 
     run_gold_standard(tomo_star, result_dir, output_dir, cube_size=cube_size, crop_size=crop_size,
                       batch_size=batch_size, mask=mask, cone_angle=cone_angle, average=average,
-                      use_deconv_tomo=use_deconv_tomo, output_star=output_star, precision=precision, gpus=gpus, tomo_idx=tomo_idx,
-                      log_level=log_level)
+                      use_deconv_tomo=use_deconv_tomo, output_star=output_star, precision=precision, gpus=gpus,
+                      tomo_idx=tomo_idx, log_level=log_level)

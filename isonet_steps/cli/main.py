@@ -38,9 +38,11 @@ class LazyGroup(click.Group):
     """Imports a step's module only when that step runs, so ``isonet --help`` stays fast."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Steps whose module is installed, found without importing them (Keras is slow to load)."""
         return [name for name, module in STEPS.items() if _available(module)]
 
     def get_command(self, ctx: click.Context, name: str):
+        """Import the one step asked for; underscores are accepted as users type them from params files."""
         module = STEPS.get(name) or STEPS.get(name.replace("_", "-"))
         if module is None or not _available(module):
             return None

@@ -9,9 +9,11 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @click.argument("star", type=click.Path(dir_okay=False, path_type=str))
 @option("--mask-folder", default="mask", help="Folder for the masks (<tomogram name>_mask.mrc, int8 0/1).")
 @option("--density-percentage", type=float, default=None,
-        help="Percent of voxels kept by the density criterion (100: off).  [default: the STAR's rlnMaskDensityPercentage, else 50]")
+        help="Percent of voxels kept by the density criterion (100: off).  [default: the STAR's "
+             "rlnMaskDensityPercentage, else 50]")
 @option("--std-percentage", type=float, default=None,
-        help="Percent of voxels kept by the local-std criterion (100: off).  [default: the STAR's rlnMaskStdPercentage, else 50]")
+        help="Percent of voxels kept by the local-std criterion (100: off).  [default: the STAR's "
+             "rlnMaskStdPercentage, else 50]")
 @option("--z-crop", type=float, default=None,
         help="Fraction of Z removed at the top and at the bottom, in [0, 0.5), e.g. 0.15.  [default: none]")
 @option("--patch-size", type=int, default=4,
@@ -40,7 +42,7 @@ def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch
     from ..log import get_logger
     from ..mask import check_mask_settings, make_mask, split_boundary
     from ..mrc import read_header, read_volume, write_volume
-    from ..star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+    from ..star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
     from ._paths import check_writable_target
 
     log = get_logger()
@@ -64,13 +66,7 @@ def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch
         return float(value)
 
     def _source(row):
-        deconv = table.at[row, "rlnDeconvTomoName"] if "rlnDeconvTomoName" in table.columns else None
-        if use_deconv_tomo and is_set(deconv):
-            try:
-                return resolve_path(deconv, star, "rlnDeconvTomoName")
-            except InputError:
-                log.warning("make-mask: %s: rlnDeconvTomoName %s not found; using rlnMicrographName", star, deconv)
-        return resolve_path(table.at[row, "rlnMicrographName"], star, "rlnMicrographName")
+        return tomogram_source(table.iloc[row].to_dict(), star, use_deconv_tomo)[0]
 
     def _boundary(row, shape):
         """The boundary model's points (None when unset), checked against the tomogram's shape."""

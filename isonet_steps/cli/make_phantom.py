@@ -60,6 +60,7 @@ def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, halves, pix
     write_volume(out / "ground_truth.mrc", phantom.ground_truth, phantom.pixel_size)
     write_volume(out / "labels.mrc", phantom.labels, phantom.pixel_size, dtype=np.int8)
     if halves:
+        assert phantom.half1 is not None and phantom.half2 is not None  # make_phantom(halves=True) made both
         write_volume(out / "tomo_half1.mrc", phantom.half1, phantom.pixel_size)
         write_volume(out / "tomo_half2.mrc", phantom.half2, phantom.pixel_size)
     log.info("wrote %s, %s, %s%s", out / "tomo.mrc", out / "ground_truth.mrc", out / "labels.mrc",

@@ -37,7 +37,7 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
     from ..log import get_logger
     from ..mrc import read_header, read_volume, write_volume
     from ..predict import check_tiling, corrected_file_name
-    from ..star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+    from ..star import read_tomogram_star, select_rows, tomogram_source, write_star
 
     log = get_logger()
     half = int(half) if half else None
@@ -50,24 +50,18 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
     jobs = []
     for i in rows:
         row = table.iloc[i]
-        source, path = "rlnMicrographName", None
-        if use_deconv_tomo and "rlnDeconvTomoName" in table.columns and is_set(row["rlnDeconvTomoName"]):
-            try:
-                path, source = resolve_path(row["rlnDeconvTomoName"], tomo_star, "rlnDeconvTomoName"), "rlnDeconvTomoName"
-            except InputError:
-                log.warning("rlnIndex %s: deconvolved tomogram %s not found; using rlnMicrographName",
-                            row["rlnIndex"], row["rlnDeconvTomoName"])
-        if path is None:
-            path = resolve_path(row["rlnMicrographName"], tomo_star, "rlnMicrographName")
+        path, source = tomogram_source(row.to_dict(), tomo_star, use_deconv_tomo)
         header = read_header(path, "tomogram")
         out = Path(output_dir) / corrected_file_name(path.name, half)
         jobs.append((i, path, source, header, out))
     outputs = [str(job[4]) for job in jobs]
     if len(set(outputs)) != len(outputs):
         twice = next(o for o in outputs if outputs.count(o) > 1)
-        raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; give them different file names.")
+        raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; "
+                         "give them different file names.")
     if not Path(model).is_file():
-        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. results/model_final.keras).")
+        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
 
     # === Devices first, then the framework and the network ===
     gpu_ids = devices.configure(gpus)

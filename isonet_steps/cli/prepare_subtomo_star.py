@@ -35,7 +35,9 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; give the folder that holds the subtomogram MRCs.")
     candidates = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
-    files, sizes, skipped = [], {}, []
+    files: list[Path] = []
+    sizes: dict[Path, int] = {}
+    skipped: list[str] = []
     for path in candidates:
         try:  # a memory map checks the data block is all there (a header alone would not)
             with open_memmap(path, "subtomogram") as vol:
@@ -55,12 +57,14 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
         sizes[path] = shape[0]
     if not files:
         why = f"; skipped {skipped[0]}" if skipped else ""
-        raise InputError(f"{root}: no readable cubic subtomogram MRC in this folder{why}; point to the folder of subtomograms.")
+        raise InputError(f"{root}: no readable cubic subtomogram MRC in this folder{why}; point to the folder of "
+                         "subtomograms.")
     first = files[0]
     for path in files[1:]:
         if sizes[path] != sizes[first]:
             raise InputError(
-                f"{root}: subtomograms differ in size ({first.name} is {sizes[first]}³, {path.name} is {sizes[path]}³); "
+                f"{root}: subtomograms differ in size ({first.name} is {sizes[first]}³, {path.name} is "
+                f"{sizes[path]}³); "
                 f"all must share one size — re-extract them or split them into separate folders."
             )
     table = subtomo_table(files, sizes[first], cube_size=cube_size, pixel_size=pixel_size, tilt_min=tilt_min,

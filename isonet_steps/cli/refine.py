@@ -38,15 +38,21 @@ _ints = _number_list(int, "11,16")
 @option("--dropout", "--drop-out", "dropout", type=float, default=0.3, help="Dropout rate.")
 @option("--batch-norm/--no-batch-norm", default=True, help="Batch normalisation in conv blocks.")
 @option("--learning-rate", type=float, default=4e-4, help="Adam learning rate (fresh optimiser each iteration).")
-@option("--noise-level", callback=_floats, default="0.05,0.1,0.15,0.2", help="Noise levels (ratio to data), comma-separated.")
+@option("--noise-level", callback=_floats, default="0.05,0.1,0.15,0.2",
+        help="Noise levels (ratio to data), comma-separated.")
 @option("--noise-start-iter", callback=_ints, default="11,16,21,26", help="Iteration where each noise level starts.")
-@option("--noise-mode", type=click.Choice(["noFilter", "ramp", "hamming"]), default="noFilter", help="Back-projection filter of the noise.")
-@option("--select-subtomo-number", type=int, default=None, help="Train on this many randomly chosen subtomograms per iteration.")
-@option("--pretrained-model", type=click.Path(dir_okay=False, path_type=str), default=None, help="Start from this .keras model.")
+@option("--noise-mode", type=click.Choice(["noFilter", "ramp", "hamming"]), default="noFilter",
+        help="Back-projection filter of the noise.")
+@option("--select-subtomo-number", type=int, default=None,
+        help="Train on this many randomly chosen subtomograms per iteration.")
+@option("--pretrained-model", type=click.Path(dir_okay=False, path_type=str), default=None,
+        help="Start from this .keras model.")
 @option("--continue/--no-continue", "resume", default=True,
-        help="Continue after the last finished iteration in --result-dir (--no-continue sets an old run aside as <dir>~).")
+        help="Continue after the last finished iteration in --result-dir "
+             "(--no-continue sets an old run aside as <dir>~).")
 @option("--until-iter", type=int, default=None, help="Stop after this iteration (one-iteration tasks in Nextflow).")
-@option("--halves/--no-halves", default=False, help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
+@option("--halves/--no-halves", default=False,
+        help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
 @option("--seed", type=int, default=0, help="Random seed: same seed, same result.")
 @precision_option()
 @option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only [default: every visible GPU].")
@@ -54,7 +60,8 @@ _ints = _number_list(int, "11,16")
 @log_level_option()
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
-            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus, log_level):
+            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus,
+            log_level):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..devices import configure
 

@@ -16,9 +16,9 @@ def command(run_dir, output, log_level):
     """
     from pathlib import Path
 
+    from ..atomic import write_text
     from ..errors import InputError
     from ..log import get_logger
-    from ..atomic import write_text
     from ..report import build_report
     from ._paths import check_writable_target
 
@@ -32,5 +32,6 @@ def command(run_dir, output, log_level):
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text(out, html)
     except OSError as exc:
-        raise InputError(f"{out}: cannot write the report ({exc.strerror}); choose a writable location with -o.") from None
+        raise InputError(f"{out}: cannot write the report ({exc.strerror}); "
+                         "choose a writable location with -o.") from None
     get_logger("report").info("wrote %s (%.1f MB)", out, len(html.encode()) / 1e6)

@@ -44,7 +44,8 @@ def command(star, pixel_size_out, out_folder, output_star, log_level):
     for row, path, pixel in plans:
         out = Path(out_folder) / path.name
         volume = read_volume(path, "tomogram")
-        log.info("resize: %s | %g Å -> %g Å | shape %s", path, pixel, pixel_size_out, "x".join(map(str, volume.data.shape)))
+        log.info("resize: %s | %g Å -> %g Å | shape %s",
+                 path, pixel, pixel_size_out, "x".join(map(str, volume.data.shape)))
         write_volume(out, rescale(volume.data, pixel, pixel_size_out), pixel_size_out)
         del volume
         table.at[row, "rlnMicrographName"] = str(out)

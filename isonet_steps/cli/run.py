@@ -1,7 +1,5 @@
 """isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
 
-import click
-
 from ..params import PARAMS
 from ._common import log_level_option, option, step
 
@@ -67,5 +65,6 @@ def command(input_, outdir, params_file, log_level, **given):
     source = input_ or places.get("input")
     out = outdir or places.get("outdir")
     if not source or not out:
-        raise InputError("give --input (a folder of tomograms or a tomograms.star) and --outdir, on the command line or in --params-file.")
+        raise InputError("give --input (a folder of tomograms or a tomograms.star) and --outdir, on the command line "
+                         "or in --params-file.")
     run_with_report(Pipeline(source, out, values, log_level=log_level), log_level)
