@@ -180,8 +180,11 @@ def test_apptainer_definition_matches_the_dockerfile():
     """Same apt pins, same user, same environment (cuda's only for cuda), same smoke test."""
     stages, sections = _stages(), _def_sections()
     post, environment = sections["post"], sections["environment"]
-    docker_apt = sorted(re.findall(r"\b([a-z0-9.+-]+=[0-9][\w.:+~-]*)", re.search(r"apt-get install[^\n]*", stages["runtime"]).group(0)))
-    def_apt = sorted(re.findall(r"\b([a-z0-9.+-]+=[0-9][\w.:+~-]*)", re.search(r"apt-get install[^\n]*", post).group(0)))
+    def apt_pins(text: str) -> list[str]:
+        install = re.search(r"apt-get install[^\n]*", text).group(0)
+        return sorted(re.findall(r"\b([a-z0-9.+-]+=[0-9][\w.:+~-]*)", install))
+
+    docker_apt, def_apt = apt_pins(stages["runtime"]), apt_pins(post)
     assert docker_apt and docker_apt == def_apt, f"apt pins differ: {docker_apt} (Dockerfile) vs {def_apt} (isonet.def)"
     useradd = re.search(r"useradd [^\n]*?isonet\b", stages["runtime"]).group(0)
     assert useradd in post, f"isonet.def does not create the Dockerfile's user: {useradd}"
@@ -208,7 +211,8 @@ def _podman_run_options() -> str:
 def test_podman_profile_run_options_fit_root_and_rootless(tmp_path, uid, wanted):
     """The podman profile's runOptions, expanded by bash as in a task's .command.run: the task
     runs as the caller's uid (the image's own user 1000 cannot write the task folder), and
-    rootless Podman maps that uid into the container; rootful Podman refuses --userns=keep-id."""
+    rootless Podman maps that uid into the container; rootful Podman refuses --userns=keep-id.
+    """
     fake = tmp_path / "id"
     fake.write_text(f"#!/bin/sh\necho {uid}\n")
     fake.chmod(0o755)
