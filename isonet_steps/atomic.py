@@ -83,18 +83,38 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
         raise
 
 
+def folder_problem(folder: str | os.PathLike, *, create: bool) -> str | None:
+    """Why files cannot be written in ``folder`` (None: they can): the one rule of every output check.
+
+    ``create``: make the folder (with parents) first; otherwise nothing is made and the nearest
+    existing ancestor must be a folder where it could be made (a check before any work starts).
+    """
+    folder = Path(folder)
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create this folder ({exc.strerror})"
+        probe = folder
+    else:
+        probe = folder.absolute()
+        while not probe.exists():
+            probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return "not writable" if probe == folder else f"{probe} is not writable"
+    return None
+
+
 def ensure_writable_folder(path: str | os.PathLike) -> None:
     """Create the folder that will hold ``path``; a one-line InputError when that is impossible."""
     from .errors import InputError
 
     parent = Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{parent}: cannot create output folder ({exc.strerror}); "
-                         "choose a writable location.") from None
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: output folder is not writable; choose a writable location or fix its permissions.")
+    problem = folder_problem(parent, create=True)
+    if problem:
+        raise InputError(f"{parent}: output folder {problem}; choose a writable location or fix its permissions.")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

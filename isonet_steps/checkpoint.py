@@ -72,13 +72,11 @@ class RefineStore:
     # --- state -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Fail before training (not after the first iteration) where the folder cannot be written."""
-        try:
-            (self.dir / "checkpoint").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{self.dir}: cannot create the result folder ({exc.strerror}); choose a writable "
-                             "--result-dir.") from None
-        if not os.access(self.dir, os.W_OK):
-            raise InputError(f"{self.dir}: result folder is not writable; choose a writable --result-dir.")
+        from .atomic import folder_problem
+
+        problem = folder_problem(self.dir / "checkpoint", create=True) or folder_problem(self.dir, create=False)
+        if problem:
+            raise InputError(f"{self.dir}: result folder: {problem}; choose a writable --result-dir.")
 
     def load_state(self) -> dict | None:
         """The earlier run's progress (None: none yet); refuses state it cannot continue from."""

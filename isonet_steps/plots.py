@@ -52,11 +52,9 @@ _svg_ids = itertools.count(1)
 
 def _writable(folder: Path) -> bool:
     """Whether ``folder`` exists (or can be made) and can be written to."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    from .atomic import folder_problem
+
+    return folder_problem(folder, create=True) is None
 
 
 def prepare_matplotlib() -> None:

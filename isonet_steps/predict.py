@@ -59,12 +59,15 @@ MIN_CONTEXT = 8
 
 
 def check_tiling(cube: int, crop: int, depth: int, *,
-                 names: tuple[str, str] = ("--cube-size", "--crop-size")) -> tuple[int, int]:
+                 names: tuple[str, str] = ("--cube-size", "--crop-size"),
+                 min_context: int = MIN_CONTEXT) -> tuple[int, int]:
     """Refuse cube/crop sizes that cannot tile a tomogram; returns ``(margin, overlap)``.
 
     Rules: both sizes divisible by ``2**depth`` (the network sees ``crop³`` tiles and halves them
-    ``depth`` times; ``cube`` is the stride), ``crop >= cube + 8`` and ``crop - cube`` even.
-    ``names`` are the options the user set them with (``isonet run`` has its own).
+    ``depth`` times; ``cube`` is the stride), ``crop >= cube + min_context`` and ``crop - cube``
+    even. ``names`` are the options the user set them with (``isonet run`` has its own). The
+    library's own tiling (:func:`predict_tomogram`, :func:`predict_cubes`) applies the same rules
+    with the smallest context that still blends (2 voxels); the commands ask for 8.
     """
     step = 2**depth
     cube_name, crop_name = names
@@ -77,11 +80,11 @@ def check_tiling(cube: int, crop: int, depth: int, *,
                 f"{option} {size}: must be divisible by {step} (2**depth for a network of depth {depth}); "
                 f"use {lower or upper} or {upper}."
             )
-    if crop < cube + MIN_CONTEXT:
+    if crop < cube + min_context:
         raise InputError(
-            f"{crop_name} {crop} with {cube_name} {cube}: crop must be at least cube + {MIN_CONTEXT} "
+            f"{crop_name} {crop} with {cube_name} {cube}: crop must be at least cube + {min_context} "
             f"(tiles need context to blend without seams); "
-            f"use {crop_name} {cube + max(MIN_CONTEXT, step, 16)} or larger."
+            f"use {crop_name} {cube + max(min_context, step, 16)} or larger."
         )
     if (crop - cube) % 2:
         raise InputError(
@@ -232,7 +235,7 @@ def predict_tiled(
     """
     if volume.ndim != 3:
         raise ValueError(f"volume must be 3D [Z, Y, X], got shape {volume.shape}")
-    _check_context(cube, crop)
+    check_tiling(cube, crop, 0, names=("cube", "crop"), min_context=2)
     plan = plan_tiles(volume.shape, cube, crop)
     return _blend_tiles(predict_fn, np.asarray(volume, dtype=np.float32), plan, batch_size, progress_bar, desc)
 
@@ -250,11 +253,6 @@ def tile_at(volume: np.ndarray, plan: TilePlan, origin: tuple[int, int, int]) ->
         t = (f + np.arange(plan.crop)) % (2 * n)
         index.append(np.where(t < n, t, 2 * n - 1 - t))
     return volume[np.ix_(*index)]
-
-
-def _check_context(cube: int, crop: int) -> None:
-    if cube < 2 or crop - cube < 2 or (crop - cube) % 2:
-        raise ValueError(f"need cube >= 2 and crop - cube even and >= 2, got cube {cube} crop {crop}")
 
 
 def _blend_tiles(predict_fn: PredictFn, volume: np.ndarray, plan: TilePlan, batch_size: int, progress_bar: bool,
@@ -345,7 +343,7 @@ def predict_tomogram(
     """
     if tomogram.ndim != 3:
         raise ValueError(f"tomogram must be 3D [Z, Y, X], got shape {tomogram.shape}")
-    _check_context(cube, crop)
+    check_tiling(cube, crop, 0, names=("cube", "crop"), min_context=2)
     plan = plan_tiles(tomogram.shape, cube, crop)
     # whole-volume percentiles: every tile shares one scale
     data = to_network(tomogram if overwrite_input else np.array(tomogram, dtype=np.float32), in_place=True)

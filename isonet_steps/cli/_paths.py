@@ -13,13 +13,12 @@ def check_writable_target(path: str | os.PathLike) -> None:
 
     Nothing is created: the nearest existing ancestor must be a writable folder.
     """
-    parent = Path(path).absolute().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({probe} is not a writable "
-                         "folder); choose a writable location.")
+    from ..atomic import folder_problem
+
+    problem = folder_problem(Path(path).parent, create=False)
+    if problem:
+        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({problem}); "
+                         "choose a writable location.")
 
 
 def make_output_folder(path: str | os.PathLike) -> Path:
