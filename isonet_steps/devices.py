@@ -27,6 +27,7 @@ __all__ = [
     "parse_gpus",
     "cpu_count",
     "visible_gpus",
+    "usable_gpus",
     "distribution_scope",
     "is_out_of_memory",
     "PRECISIONS",
@@ -199,6 +200,21 @@ def mirrored_strategy():
     Keras' private record of the scope a model was built in.
     """
     return _strategy
+
+
+def usable_gpus() -> int:
+    """:func:`visible_gpus`, refusing zero where the scheduler gave this task a GPU.
+
+    The pipeline's GPU tasks set ``ISONET_REQUIRE_GPU=1``: a container started without its GPU
+    option, or a node without a working driver, then fails in seconds instead of training for
+    days on the CPU.
+    """
+    count = visible_gpus()
+    if count == 0 and os.environ.get("ISONET_REQUIRE_GPU", "").strip().lower() in ("1", "true", "yes"):
+        raise InputError("this task was given a GPU (ISONET_REQUIRE_GPU=1) but the framework sees none; check the "
+                         "container's GPU option (--nv; --gpus all on Docker; --device nvidia.com/gpu=all on "
+                         "Podman) and the node's NVIDIA driver (nvidia-smi).")
+    return count
 
 
 def _gpu_capabilities() -> list[tuple[int, int]]:

@@ -53,7 +53,7 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
                log_level="info") -> list[dict]:
     """Refine one network (or one per half) into ``result_dir``; returns the state records."""
-    from .devices import visible_gpus
+    from .devices import usable_gpus
 
     states = []
     targets = [(None, Path(result_dir))] if not halves else [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]
@@ -72,7 +72,7 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
                      f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
             half_settings = (settings if half is None
                              else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half}))
-            states.append(refine(data, half_settings, store, n_gpus=visible_gpus(), until_iter=until_iter,
+            states.append(refine(data, half_settings, store, n_gpus=usable_gpus(), until_iter=until_iter,
                                  resume=resume))
         finally:
             detach_file_logs()

@@ -75,6 +75,20 @@ def test_bad_thread_count_is_refused(env):
         devices.configure("cpu", threads=0)
 
 
+def test_a_task_given_a_gpu_refuses_to_run_without_one(monkeypatch):
+    """ISONET_REQUIRE_GPU (set by the pipeline's GPU tasks): zero visible GPUs is an error, not a CPU run."""
+    from isonet_steps import devices
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 0)
+    monkeypatch.delenv("ISONET_REQUIRE_GPU", raising=False)
+    assert devices.usable_gpus() == 0  # a CPU run where nobody asked for a GPU
+    monkeypatch.setenv("ISONET_REQUIRE_GPU", "1")
+    with pytest.raises(InputError, match="given a GPU .* sees none"):
+        devices.usable_gpus()
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 2)
+    assert devices.usable_gpus() == 2
+
+
 def test_module_does_not_import_tensorflow_and_configuration_applies():
     code = (
         "import sys\n"

@@ -274,6 +274,10 @@ def test_real_run_interrupted_and_resumed(tmp_path):
         assert tasks_of(rows, step), step
     assert len(tasks_of(rows, "ISONET_REFINE_ITERATION")) == 3
 
+    # every step found its tomograms where the STAR names them (no 'found by name' fallback)
+    for row in rows:
+        log = Path(row["workdir"]) / ".command.log"
+        assert "found by name" not in log.read_text(errors="replace"), (row["name"], log)
     last = max(tasks_of(rows, "ISONET_REFINE_ITERATION"), key=lambda row: int(row["tag"].split()[-1]))
     for half in ("half1", "half2"):
         published = second / "refine" / half / "model_final.keras"

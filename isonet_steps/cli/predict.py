@@ -68,7 +68,7 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
     from ..predict import model_predict_fn, predict_tomogram
     from ..unet import load_model, unet_depth
 
-    n_gpus = devices.visible_gpus()
+    n_gpus = devices.usable_gpus()
     if gpu_ids and n_gpus == 0:
         log.warning("GPU %s requested but the framework sees none; predicting on the CPU", ",".join(gpu_ids))
     with devices.distribution_scope():

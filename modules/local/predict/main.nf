@@ -15,8 +15,11 @@ process ISONET_PREDICT {
     def args = task.ext.args ?: ''
     def source = meta.deconv ? '--use-deconv-tomo' : '--no-use-deconv-tomo'
     def gpus = task.accelerator ? '' : '--gpus cpu'
+    // a GPU task that sees no GPU fails at once instead of training on the CPU for days
+    def require_gpu = task.accelerator ? 'export ISONET_REQUIRE_GPU=1' : ''
     """
     export OMP_NUM_THREADS=${task.cpus}
+    ${require_gpu}
     export HOME="\${PWD}"
     cp -L ${star} tomograms.star
     isonet-predict tomograms.star ${model} --output-dir corrected_tomos ${source} ${gpus} ${args}

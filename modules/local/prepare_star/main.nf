@@ -1,8 +1,8 @@
 // ISONET_PREPARE_STAR: tomograms.star listing a folder of tomograms (IsoNet's prepare_star).
 //
-// Two STAR files from the same rows: tomograms.star names the staged copies (tomograms/<file>)
-// for the next tasks, published/tomograms.star names the tomograms where they live (`source`,
-// the input folder's path or URI), so the published STAR works outside the pipeline.
+// Two STAR files from the same rows: tomograms.star names the files by bare name (./<file>), as
+// the next tasks stage them beside it; published/tomograms.star names the tomograms where they
+// live (`source`, the input folder's path or URI), so the published STAR works outside the pipeline.
 process ISONET_PREPARE_STAR {
     tag "${meta.id}"
     label 'process_low'
@@ -18,7 +18,7 @@ process ISONET_PREPARE_STAR {
     script:
     def args = task.ext.args ?: ''
     """
-    isonet-prepare-star tomograms --output-star tomograms.star ${args}
+    isonet-prepare-star tomograms --output-star tomograms.star --named-in . ${args}
     mkdir -p published
     isonet-prepare-star tomograms --output-star published/tomograms.star --named-in '${source}' ${args}
     """

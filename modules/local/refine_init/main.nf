@@ -20,10 +20,13 @@ process ISONET_REFINE_INIT {
     script:
     def args = task.ext.args ?: ''
     def gpus = task.accelerator ? '' : '--gpus cpu'
+    // a GPU task that sees no GPU fails at once instead of training on the CPU for days
+    def require_gpu = task.accelerator ? 'export ISONET_REQUIRE_GPU=1' : ''
     def copy_model = pretrained ? "cp -L ${pretrained} refine_state/pretrained_model.keras" : ''
     def use_model = pretrained ? '--pretrained-model refine_state/pretrained_model.keras' : ''
     """
     export OMP_NUM_THREADS=${task.cpus}
+    ${require_gpu}
     export HOME="\${PWD}"
     mkdir -p refine_state
     ${copy_model}

@@ -28,8 +28,11 @@ process ISONET_REFINE_ITERATION {
     def args = task.ext.args ?: ''
     def next = done + 1
     def gpus = task.accelerator ? '' : '--gpus cpu'
+    // a GPU task that sees no GPU fails at once instead of training on the CPU for days
+    def require_gpu = task.accelerator ? 'export ISONET_REQUIRE_GPU=1' : ''
     """
     export OMP_NUM_THREADS=${task.cpus}
+    ${require_gpu}
     export HOME="\${PWD}"
 
     # a fresh copy of the previous state: the staged one is a link into another task
