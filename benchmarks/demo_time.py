@@ -3,10 +3,13 @@
 the refine iterations its time budget allowed, and its correction against the truth (target: the
 missing-wedge Fourier correlation at least 0.2 above the raw tomogram's), with the CPU's features.
 
-    python benchmarks/demo_time.py [--outdir DIR] [--quick] [--time-budget S]
+    python benchmarks/demo_time.py [--outdir DIR] [--quick] [--time-budget S] [--emulate-avx2]
 
-On an AVX-512 machine, ``ONEDNN_MAX_CPU_ISA=AVX2`` emulates an AVX2-only CPU's kernels
-(``TF_ENABLE_ONEDNN_OPTS=0`` its former Eigen ones).
+On an AVX-512 machine, ``--emulate-avx2`` (``ONEDNN_MAX_CPU_ISA=AVX2``) emulates an AVX2-only CPU's
+kernels (``TF_ENABLE_ONEDNN_OPTS=0`` its former Eigen ones); ``auto`` precision is then float32, as on
+that CPU. Besides wall time it prints the demo's CPU seconds (its processes' own accounting), which
+other work sharing the cores hardly changes: CPU seconds over the cores is the time the demo would
+take with the cores to itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +30,10 @@ def main() -> None:
     ap.add_argument("--outdir", type=Path, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--time-budget", default=None, help="the demo's --time-budget (seconds of refine)")
+    ap.add_argument("--emulate-avx2", action="store_true", help="ONEDNN_MAX_CPU_ISA=AVX2: an AVX2-only CPU's oneDNN kernels")
     args = ap.parse_args()
+    if args.emulate_avx2:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from isonet_steps import cpu
 
@@ -35,13 +42,26 @@ def main() -> None:
     cmd = [sys.executable, "-m", "isonet_steps", "demo", "--outdir", str(out)] + (["--quick"] if args.quick else []) \
         + (["--time-budget", args.time_budget] if args.time_budget else [])
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, env={**os.environ, "ISONET_NO_PROGRESS": "1"})
     total = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     print(f"\n{'step':16s} {'seconds':>8s}")
     for record in sorted((out / ".isonet" / "steps").glob("*.json"), key=lambda p: json.loads(p.read_text())["finished"]):
         r = json.loads(record.read_text())
         print(f"{r['step']:16s} {r['seconds']:8.1f}")
     print(f"{'total (demo)':16s} {total:8.1f}   ({os.cpu_count()} CPUs; report: {out / 'report.html'})")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"CPU seconds      {cpu_s:8.1f}   (/ {cores} cores = {cpu_s / cores:.1f} s with the cores to itself; "
+          f"load average at the end {os.getloadavg()[0]:.1f})")
+    for path in sorted(out.glob("**/refine_state.json")):
+        try:
+            iterations = json.loads(path.read_text()).get("iterations", [])
+        except ValueError:
+            continue
+        if iterations:
+            print("refine iteration seconds: " + " ".join(f"{r['seconds']:.0f}" for r in iterations))
     plan = out / ".isonet" / "demo_plan.json"
     if plan.exists():
         p = json.loads(plan.read_text())

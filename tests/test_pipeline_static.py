@@ -596,7 +596,9 @@ def test_base_config_labels_retries_and_gpu():
     gpu = labels["process_gpu"]
     assert re.search(r"accelerator\s*=", gpu) and "1" in gpu
     assert "'--nv'" in gpu and "'--gpus all'" in gpu and "containerOptions" in gpu
-    assert re.search(r"\['singularity',\s*'apptainer'\]", gpu) and re.search(r"\['docker',\s*'podman'\]", gpu)
+    assert re.search(r"\['singularity',\s*'apptainer'\]", gpu) and "== 'docker' ? '--gpus all'" in gpu
+    # Podman before 5.0 takes --gpus and passes no GPU: CDI's device name is the option that works
+    assert "== 'podman' ? '--device nvidia.com/gpu=all'" in gpu
 
 
 def test_profiles_shell_env_and_reports():

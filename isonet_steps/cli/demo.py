@@ -6,13 +6,19 @@ from ._common import log_level_option, option, step
 
 #: Small settings that finish in under 10 minutes on 2 CPU cores: the real method, scaled down
 #: (one network, so the budget goes into a visible correction; --quick adds the gold-standard halves).
-DEMO = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=3, steps_per_epoch=20, batch_size=8,
+#: The wedge is filled iteration by iteration, so the demo spends its time on iterations and
+#: on weight updates: one epoch of 80 steps of 2 cubes per iteration (160 of its 1920 pairs) gives
+#: a 2-core AVX2-only CPU time for all 8 iterations, and per CPU second corrects more than 40
+#: steps of 4 or 20 of 8 (emulated AVX2, missing-wedge correlation gain after 4 iterations: +0.23
+#: against +0.12). The former 3 epochs of 20 steps of 8 left that CPU time for 3-4 iterations.
+DEMO = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=1, steps_per_epoch=80, batch_size=2,
             filter_base=16, unet_depth=3, noise_level=(0.05,), noise_start_iter=(6,), halves=False,
             predict_cube_size=32, predict_crop_size=48, predict_batch_size=8, gpus="cpu")
 #: Seconds of refine the demo aims at: on a CPU where 8 iterations take longer, it runs fewer
-#: (3 at least; a 2-core AVX2-only CPU gets 3-4, an AVX-512 one all 8). 0 = always all 8.
-REFINE_BUDGET_S = 360
-MIN_ITERATIONS = 3
+#: (MIN_ITERATIONS at least). The 2-core AVX2-only CPU of issue #13 (about 0.42 s per step,
+#: projected) gets all 8; a CPU twice as slow gets 5. 0 = always all 8.
+REFINE_BUDGET_S = 400
+MIN_ITERATIONS = 5
 #: A one-minute smoke run through every step, the gold-standard halves and FSC included.
 QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, steps_per_epoch=4, filter_base=4,
              unet_depth=2, noise_start_iter=(2,), predict_cube_size=16, predict_crop_size=32, halves=True)
@@ -23,7 +29,7 @@ QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, ste
 @option("--quick/--no-quick", default=False, help="A tiny run (about a minute) that still goes through every step.")
 @option("--seed", type=int, default=0, help="Phantom and training seed.")
 @option("--time-budget", type=float, default=REFINE_BUDGET_S, show_default=True,
-        help="Seconds of refine to aim at: fewer iterations (at least 3) where a timed training step says 8 would take longer; 0 = all 8.")
+        help=f"Seconds of refine to aim at: fewer iterations (at least {MIN_ITERATIONS}) where a timed training step says 8 would take longer; 0 = all 8.")
 @log_level_option()
 def command(outdir, quick, seed, time_budget, log_level):
     """Make a phantom tomogram with known ground truth and run the whole pipeline on it."""
@@ -55,6 +61,14 @@ def command(outdir, quick, seed, time_budget, log_level):
     click.echo(f"Report: {report.resolve()}" if report.exists() else f"Results: {out.resolve()}")
 
 
+def plan_iterations(budget_s: float, step_s: float) -> int:
+    """Refine iterations of the demo that fit ``budget_s`` at ``step_s`` seconds per training step."""
+    from ..budget import iterations_within
+
+    return iterations_within(budget_s, step_s, DEMO["epochs"] * DEMO["steps_per_epoch"],
+                             least=MIN_ITERATIONS, most=DEMO["iterations"])
+
+
 def _planned_iterations(out, budget_s: float) -> int:
     """Iterations that fit ``budget_s`` here, measured once per demo folder and kept (a rerun
     continues the same run instead of re-timing and changing it)."""
@@ -74,15 +88,14 @@ def _planned_iterations(out, budget_s: float) -> int:
         iterations, step_s = DEMO["iterations"], None
     else:
         from .. import devices
-        from ..budget import iterations_within, seconds_per_step
+        from ..budget import seconds_per_step
         from ..unet import precision_policy
 
         devices.configure(DEMO["gpus"])
         with precision_policy(devices.resolve_precision("auto")):
             step_s = seconds_per_step(filter_base=DEMO["filter_base"], depth=DEMO["unet_depth"],
                                       batch_size=DEMO["batch_size"], cube=DEMO["cube_size"])
-        iterations = iterations_within(budget_s, step_s, DEMO["epochs"] * DEMO["steps_per_epoch"],
-                                       least=MIN_ITERATIONS, most=DEMO["iterations"])
+        iterations = plan_iterations(budget_s, step_s)
         get_logger().info("demo: a training step takes %.2f s here: %d refine iterations fit %.0f s",
                           step_s, iterations, budget_s)
     write_json(plan_path, {"budget_s": budget_s, "iterations": iterations, "seconds_per_step": step_s})
