@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--outdir", type=Path, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--time-budget", default=None, help="the demo's --time-budget (seconds of refine)")
-    ap.add_argument("--emulate-avx2", action="store_true", help="ONEDNN_MAX_CPU_ISA=AVX2: an AVX2-only CPU's oneDNN kernels")
+    ap.add_argument("--emulate-avx2", action="store_true",
+                    help="ONEDNN_MAX_CPU_ISA=AVX2: an AVX2-only CPU's oneDNN kernels")
     args = ap.parse_args()
     if args.emulate_avx2:
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
@@ -48,7 +49,8 @@ def main() -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     print(f"\n{'step':16s} {'seconds':>8s}")
-    for record in sorted((out / ".isonet" / "steps").glob("*.json"), key=lambda p: json.loads(p.read_text())["finished"]):
+    records = (out / ".isonet" / "steps").glob("*.json")
+    for record in sorted(records, key=lambda p: json.loads(p.read_text())["finished"]):
         r = json.loads(record.read_text())
         print(f"{r['step']:16s} {r['seconds']:8.1f}")
     print(f"{'total (demo)':16s} {total:8.1f}   ({os.cpu_count()} CPUs; report: {out / 'report.html'})")
@@ -65,7 +67,8 @@ def main() -> None:
     plan = out / ".isonet" / "demo_plan.json"
     if plan.exists():
         p = json.loads(plan.read_text())
-        print(f"refine iterations: {p['iterations']} (budget {p['budget_s']:g} s, timed step {p['seconds_per_step'] or 0:.2f} s)")
+        step_s = p["seconds_per_step"] or 0
+        print(f"refine iterations: {p['iterations']} (budget {p['budget_s']:g} s, timed step {step_s:.2f} s)")
     _quality(out)
 
 

@@ -26,7 +26,8 @@ def seconds_per_step(*, filter_base: int, depth: int, batch_size: int, cube: int
     """Seconds per training step of the refine network on this CPU when it has the cores to itself:
     the lesser of the median wall time and the process's CPU time over its cores (after one step to
     trace). Other work sharing the cores stretches the wall time, hardly the CPU time, so a busy
-    moment does not cut the demo's iterations on a fast CPU."""
+    moment does not cut the demo's iterations on a fast CPU.
+    """
     import keras
     import numpy as np
 
@@ -53,7 +54,8 @@ def seconds_per_step(*, filter_base: int, depth: int, batch_size: int, cube: int
 
 def iterations_within(budget_s: float, step_s: float, steps_per_iteration: int, *, least: int, most: int) -> int:
     """Iterations whose estimated refine time (steps x step time x :data:`OVERHEAD`) fits the budget,
-    clipped to ``least..most``."""
+    clipped to ``least..most``.
+    """
     per_iteration = steps_per_iteration * step_s * OVERHEAD
     fitting = math.floor(budget_s / per_iteration) if per_iteration > 0 else most
     return int(min(most, max(least, fitting)))

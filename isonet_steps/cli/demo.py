@@ -1,5 +1,7 @@
 """isonet demo: a synthetic tomogram through the whole pipeline, on a laptop CPU."""
 
+from typing import Any
+
 import click
 
 from ._common import log_level_option, option, step
@@ -11,9 +13,9 @@ from ._common import log_level_option, option, step
 #: a 2-core AVX2-only CPU time for all 8 iterations, and per CPU second corrects more than 40
 #: steps of 4 or 20 of 8 (emulated AVX2, missing-wedge correlation gain after 4 iterations: +0.23
 #: against +0.12). The former 3 epochs of 20 steps of 8 left that CPU time for 3-4 iterations.
-DEMO = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=1, steps_per_epoch=80, batch_size=2,
-            filter_base=16, unet_depth=3, noise_level=(0.05,), noise_start_iter=(6,), halves=False,
-            predict_cube_size=32, predict_crop_size=48, predict_batch_size=8, gpus="cpu")
+DEMO: dict[str, Any] = dict(number_subtomos=96, cube_size=32, iterations=8, epochs=1, steps_per_epoch=80, batch_size=2,
+                            filter_base=16, unet_depth=3, noise_level=(0.05,), noise_start_iter=(6,), halves=False,
+                            predict_cube_size=32, predict_crop_size=48, predict_batch_size=8, gpus="cpu")
 #: Seconds of refine the demo aims at: on a CPU where 8 iterations take longer, it runs fewer
 #: (MIN_ITERATIONS at least). The 2-core AVX2-only CPU of issue #13 (about 0.42 s per step,
 #: projected) gets all 8; a CPU twice as slow gets 5. 0 = always all 8.
@@ -29,7 +31,8 @@ QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, ste
 @option("--quick/--no-quick", default=False, help="A tiny run (about a minute) that still goes through every step.")
 @option("--seed", type=int, default=0, help="Phantom and training seed.")
 @option("--time-budget", type=float, default=REFINE_BUDGET_S, show_default=True,
-        help=f"Seconds of refine to aim at: fewer iterations (at least {MIN_ITERATIONS}) where a timed training step says 8 would take longer; 0 = all 8.")
+        help=f"Seconds of refine to aim at: fewer iterations (at least {MIN_ITERATIONS}) where a timed "
+             "training step says 8 would take longer; 0 = all 8.")
 @log_level_option()
 def command(outdir, quick, seed, time_budget, log_level):
     """Make a phantom tomogram with known ground truth and run the whole pipeline on it."""
@@ -71,7 +74,8 @@ def plan_iterations(budget_s: float, step_s: float) -> int:
 
 def _planned_iterations(out, budget_s: float) -> int:
     """Iterations that fit ``budget_s`` here, measured once per demo folder and kept (a rerun
-    continues the same run instead of re-timing and changing it)."""
+    continues the same run instead of re-timing and changing it).
+    """
     import json
 
     from ..atomic import write_json
