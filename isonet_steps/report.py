@@ -22,12 +22,11 @@ import numpy as np
 from .errors import InputError
 from .log import get_logger
 from .report_html import esc, page, section, table
+from .report_tables import STEP_ORDER
 
 __all__ = ["TomogramFiles", "RunData", "VolumeView", "collect_run", "read_parts", "load_view", "tomogram_views",
            "versions", "build_report", "STEP_ORDER", "SECTIONS"]
 
-#: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
-STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
 #: Section anchors and titles, in page order.
 SECTIONS = (
     ("slices", "Orthogonal slices"),
@@ -44,8 +43,6 @@ SECTIONS = (
 _STARS = ("tomograms_corrected.star", "tomograms_mask.star", "tomograms_deconv.star", "tomograms.star")
 #: At most this many tomograms get pictures (all are listed under the input files).
 MAX_PICTURED = 3
-#: Ground-truth figures need whole volumes in memory: only up to this many voxels.
-MAX_QUALITY_VOXELS = 64 * 1024 * 1024
 
 
 @dataclass

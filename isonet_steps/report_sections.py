@@ -14,6 +14,9 @@ import numpy as np
 from .errors import InputError
 from .report_html import esc, figure, fmt_seconds, not_run, section, table
 
+#: Ground-truth figures need whole volumes in memory: only up to this many voxels.
+MAX_QUALITY_VOXELS = 64 * 1024 * 1024
+
 _AXES = {"XY": ("z", 0), "XZ": ("y", 1), "YZ": ("x", 2)}
 
 
@@ -282,7 +285,6 @@ def quality_section(run, pictured) -> str:
     """Fourier correlation with the ground truth, where a phantom gives one (the demo, benchmarks)."""
     from .metrics import quality_report
     from .mrc import read_header, read_volume
-    from .report import MAX_QUALITY_VOXELS
 
     title = "Ground-truth quality"
     if run.ground_truth is None:

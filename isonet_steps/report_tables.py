@@ -13,6 +13,9 @@ import numpy as np
 from .errors import InputError
 from .report_html import esc, fmt_seconds, fmt_value, not_run, section, table
 
+#: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
+STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
+
 
 def _gold_resolution(run) -> tuple[float, float] | None:
     """Global resolution at 0.143 (Å) and Nyquist of the first gold-standard FSC, if any."""
@@ -122,8 +125,6 @@ def inputs_section(run) -> str:
 
 def timings_section(run) -> str:
     """Wall time per step and per refine iteration: where a run's hours went."""
-    from .report import STEP_ORDER
-
     title = "Timings"
     if not run.records and not run.refine:
         return section("timings", title, not_run("Not run: no step records (.isonet/steps) in this folder."))
