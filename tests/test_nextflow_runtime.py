@@ -245,7 +245,7 @@ def _wait_for_iteration(work: Path, proc: subprocess.Popen, timeout: float) -> N
 
 @pytest.mark.slow
 def test_real_run_interrupted_and_resumed(tmp_path):
-    """The test profile for real: interrupted after refine iteration 1, resumed into a fresh outdir.
+    """The test profile for real: stopped (SIGTERM) after refine iteration 1, resumed into a fresh outdir.
 
     Finished tasks come back CACHED, every step runs, the outdir holds the corrected tomograms
     (voxel size kept), the final model (the last iteration's, byte for byte) and report.html.
@@ -257,7 +257,9 @@ def test_real_run_interrupted_and_resumed(tmp_path):
                             cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_iteration(tmp_path / "work", proc, timeout=900)
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, as a scheduler's wall-time kill sends: SIGINT may be ignored (a job started in the
+        # background of a non-interactive shell inherits SIG_IGN, and the JVM then never sees it)
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
