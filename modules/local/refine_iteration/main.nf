@@ -4,8 +4,8 @@
 // refine folder after `done + 1`. The subtomograms are not emitted again as files: `sources`
 // (their original paths, a value) goes out as it came in, so every iteration stages extract's
 // own files (a re-emitted staged input would be a link to a link, 40 deep at iteration 40, and
-// would be uploaded again by every task on object-store work folders). The staged state is a link into the
-// previous task and is never written: the task copies it to refine_state/ and runs
+// would be uploaded again by every task on object-store work folders). The staged state is a
+// link into the previous task and is never written: the task copies it to refine_state/ and runs
 // `isonet-refine --continue --until-iter done+1` on the copy, so every iteration is its own
 // cached task and `-resume` restarts at the first unfinished one.
 //
