@@ -62,15 +62,36 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+#: Folders this process has swept of dead writers' leftovers (once each: a folder of thousands of
+#: subtomograms would otherwise be listed again for every file written into it).
+_SWEPT: set[str] = set()
+
+
+def _sweep_folder_once(folder: Path) -> None:
+    """On this process's first write into ``folder``, delete every leftover of a dead writer there."""
+    key = os.path.realpath(folder)
+    if key in _SWEPT:
+        return
+    _SWEPT.add(key)
+    marker = f".{_owner_tag().rsplit('-', 1)[0]}-"
+    try:
+        names = {entry.name for entry in os.scandir(folder) if entry.name.startswith(".") and marker in entry.name}
+    except OSError:
+        return
+    for name in {n[1:n.index(marker)] for n in names}:  # the files those leftovers were for
+        remove_stale_parts(folder / name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
-    Leftovers of killed earlier writers of ``path`` are removed first (they can be tomogram-sized).
+    Leftovers of killed earlier writers in the folder are removed by the process's first write
+    there (they can be tomogram-sized).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(path)
+    _sweep_folder_once(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

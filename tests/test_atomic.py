@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
-from isonet_steps.atomic import atomic_path, remove_stale_parts, write_text
+from isonet_steps.atomic import atomic_path, remove_stale_parts
 
 
 def test_live_writers_keep_their_temporary_file_and_dead_ones_lose_it(tmp_path):
@@ -22,7 +24,9 @@ def test_live_writers_keep_their_temporary_file_and_dead_ones_lose_it(tmp_path):
             p.write_text("x")
     assert target.read_text() == "half" and not mine.exists()
     assert dead.exists()
-    write_text(target, "whole")  # the next write of the same file sweeps the dead writer's leftover
+    # the next run's write of the same file (a new process) sweeps the dead writer's leftover
+    subprocess.run([sys.executable, "-c", "import sys; from isonet_steps.atomic import write_text; "
+                    "write_text(sys.argv[1], 'whole')", str(target)], check=True)
     assert target.read_text() == "whole" and not dead.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".out.txt.elsewhere-{os.getpid() + 1}.abc.part",
                                                                  ".out.txt2.part", "out.txt"])
