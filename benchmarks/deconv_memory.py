@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from isonet_steps.mrc import new_memmap, open_memmap, release_pages  # noqa: E402
+from isonet_steps.io.mrc import new_memmap, open_memmap, release_pages  # noqa: E402
 
 
 def make_tomogram(path: Path, shape: tuple[int, int, int], seed: int = 0) -> None:

@@ -36,7 +36,7 @@ def main() -> None:
     if args.emulate_avx2:
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from isonet_steps import cpu
+    from isonet_steps.network import cpu
 
     print(cpu.describe(), flush=True)
     out = args.outdir or Path(tempfile.mkdtemp(prefix="isonet-demo-")) / "demo"
@@ -73,9 +73,9 @@ def main() -> None:
 
 
 def _quality(out: Path) -> None:
-    from isonet_steps.metrics import quality_report
-    from isonet_steps.mrc import read_volume
-    from isonet_steps.star import read_tomogram_star, resolve_path
+    from isonet_steps.core.metrics import quality_report
+    from isonet_steps.io.mrc import read_volume
+    from isonet_steps.io.star import read_tomogram_star, resolve_path
 
     star = out / "tomograms_corrected.star"
     table = read_tomogram_star(star)

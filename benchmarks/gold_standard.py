@@ -29,10 +29,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from isonet_steps.metrics import quality_report  # noqa: E402
-from isonet_steps.mrc import read_volume, write_volume  # noqa: E402
-from isonet_steps.phantom import make_phantom  # noqa: E402
-from isonet_steps.star import read_star, write_star  # noqa: E402
+from isonet_steps.core.metrics import quality_report  # noqa: E402
+from isonet_steps.core.phantom import make_phantom  # noqa: E402
+from isonet_steps.io.mrc import read_volume, write_volume  # noqa: E402
+from isonet_steps.io.star import read_star, write_star  # noqa: E402
 
 
 def main() -> None:

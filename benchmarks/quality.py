@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from isonet_steps.metrics import quality_report  # noqa: E402
+from isonet_steps.core.metrics import quality_report  # noqa: E402
 
 
 def run(step: str, *args: str, cwd: Path, times: dict) -> None:
@@ -87,7 +87,7 @@ def main() -> None:
     refine_steps = sum(r["steps_per_epoch"] * len(r["loss"]) for r in state["iterations"])
 
     print(f"\nworkdir: {work}")
-    from isonet_steps import cpu
+    from isonet_steps.network import cpu
 
     print(cpu.describe())
     print(f"{'figure':34s} {'raw':>10s} {'corrected':>10s}")

@@ -63,21 +63,21 @@ def main() -> None:
                     help="a trained .keras model (e.g. from benchmarks/quality.py) instead of a random one")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from isonet_steps.devices import configure
+    from isonet_steps.network.devices import configure
 
     configure("cpu")
     import keras
 
-    from isonet_steps.normalize import to_network
-    from isonet_steps.phantom import make_phantom
-    from isonet_steps.predict import model_predict_fn, plan_tiles, predict_tiled
-    from isonet_steps.refine import recalibrate_batch_norm
-    from isonet_steps.unet import build_unet
+    from isonet_steps.core.normalize import to_network
+    from isonet_steps.core.phantom import make_phantom
+    from isonet_steps.network.inference import model_predict_fn, plan_tiles, predict_tiled
+    from isonet_steps.network.refine import recalibrate_batch_norm
+    from isonet_steps.network.unet import build_unet
 
     shape = tuple(int(v) for v in args.shape.split(","))
     volume = to_network(make_phantom(shape, seed=3).tomogram)
     if args.model:
-        from isonet_steps.unet import load_model
+        from isonet_steps.network.unet import load_model
 
         model = load_model(args.model)
     else:

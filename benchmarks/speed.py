@@ -58,8 +58,8 @@ def conv_flops_per_voxel(depth: int, filter_base: int, convs_per_depth: int = 3,
 def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats=1):
     import numpy as np
 
-    from isonet_steps.predict import model_predict_fn, plan_tiles, predict_tomogram
-    from isonet_steps.unet import build_unet
+    from isonet_steps.network.inference import model_predict_fn, plan_tiles, predict_tomogram
+    from isonet_steps.network.unet import build_unet
 
     model = build_unet(filter_base=filter_base)
     fn = model_predict_fn(model, precision=precision)  # the inference network: BN folded, no dropout
@@ -101,7 +101,7 @@ def bench_train(filter_base, batch, side, jit, steps):
     import keras
     import numpy as np
 
-    from isonet_steps.unet import build_unet, compile_unet
+    from isonet_steps.network.unet import build_unet, compile_unet
 
     model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=jit)
     rng = np.random.default_rng(0)
@@ -126,7 +126,7 @@ def bench_pairs(batch, crop, cube, noise_level, repeats):
     """Pairs per second made by the data pipeline (rotation, wedge filter, crop, noise) on one thread."""
     import numpy as np
 
-    from isonet_steps.pairs import make_batch
+    from isonet_steps.network.pairs import make_batch
 
     rng = np.random.default_rng(0)
     merged = rng.normal(size=(batch * 2, crop, crop, crop)).astype(np.float32)
@@ -148,8 +148,8 @@ def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     """
     import numpy as np
 
-    from isonet_steps.pairs import BatchStream, PairPlan
-    from isonet_steps.unet import build_unet, compile_unet, precision_policy
+    from isonet_steps.network.pairs import BatchStream, PairPlan
+    from isonet_steps.network.unet import build_unet, compile_unet, precision_policy
 
     with precision_policy(precision):
         model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=False)
@@ -187,12 +187,12 @@ def main() -> None:
     args = parser.parse_args()
     precisions = ["float32", "mixed"] if args.precision == "both" else [args.precision]
 
-    from isonet_steps import devices
+    from isonet_steps.network import devices
 
     devices.configure(None if args.gpu else "cpu", threads=args.threads)
     import keras
 
-    from isonet_steps import cpu
+    from isonet_steps.network import cpu
 
     print(cpu.describe(), flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

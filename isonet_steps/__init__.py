@@ -1,26 +1,20 @@
 """isonet-nf: IsoNet missing-wedge correction and denoising of cryo-ET tomograms.
 
-The science lives here as plain functions on numpy arrays, one module per concept:
+The package is layered; each subpackage imports only those above it in this list:
 
-- ``mrc``, ``star``, ``imod``, ``checkpoint``, ``atomic``: the modules that touch files (MRC volumes,
-  STAR tables, IMOD mask-boundary models, refine's result folder, atomic writes).
-- ``tomostar``: IsoNet's STAR tables from folders; ``ctf``: the CTF deconvolution filter, applied by
-  ``deconv_whole`` (one FFT) and ``deconv_chunked`` (bounded memory); ``mask``: sample
-  masks; ``extract``: subtomogram picking and the gold-standard halves; ``resample``: rescaling;
-  ``phantom``: synthetic tomograms with ground truth; ``metrics``: quality against it.
-- ``wedge``, ``rotations``, ``normalize``, ``noise``, ``pairs``, ``unet``, ``devices``, ``refine``,
-  ``predict``: the self-supervised missing-wedge correction; ``cpu``: vector units and kernels.
-- ``fsc``, ``gold_standard``: directional gold-standard resolution from two half networks.
-- ``params``, ``pipeline``, ``report``: ``isonet run``/``demo`` and the HTML report; ``plots``: figures
-  (matplotlib, imported only when a figure is drawn).
-
-The command-line layer (``isonet_steps.cli``) is thin: it parses, reads, calls one function here,
-and writes.
+- ``io``: files (MRC, STAR, IsoNet's tomogram tables, IMOD models, refine's folder, atomic writes).
+- ``core``: the science on numpy arrays (wedge, rotations, noise, masks, boxes, CTF, FSC, metrics,
+  phantoms).
+- ``network``: the Keras 3 U-Net, devices and precision, training pairs, refine, tiled inference.
+- ``steps``: one library function per step (STAR in, files out).
+- ``workflow``: the parameter table and ``isonet run``'s resumable pipeline.
+- ``report``: the HTML report, its figures (matplotlib) and ``isonet check``.
+- ``cli``: thin Click commands that parse, call one library function and exit.
 """
 
 __version__ = "0.1.0"
 
-from . import cpu as _cpu
+from .network import cpu as _cpu
 
 _cpu.prefer_onednn()  # before anything imports TensorFlow: oneDNN's kernels on AVX2-only CPUs too
 

@@ -9,7 +9,7 @@ import pandas as pd
 import starfile
 from scipy import ndimage
 
-from isonet_steps.mrc import write_volume
+from isonet_steps.io.mrc import write_volume
 
 
 def blobs_and_sheets(shape=(32, 64, 64), seed: int = 0, noise: float = 0.5):

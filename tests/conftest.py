@@ -41,7 +41,7 @@ class PhantomFiles:
     ground_truth: Path
     labels: Path
     mask: Path
-    phantom: object  # isonet_steps.phantom.Phantom
+    phantom: object  # isonet_steps.core.phantom.Phantom
     mask_array: np.ndarray
     pixel_size: float = PIXEL_SIZE
 
@@ -49,8 +49,8 @@ class PhantomFiles:
 @pytest.fixture(scope="session")
 def phantom_small(tmp_path_factory) -> PhantomFiles:
     """A 48x96x96 simulated tomogram (±60°, 3° step, SNR 0.5) written as MRCs."""
-    from isonet_steps.mrc import write_volume
-    from isonet_steps.phantom import make_phantom
+    from isonet_steps.core.phantom import make_phantom
+    from isonet_steps.io.mrc import write_volume
 
     phantom = make_phantom(SMALL_SHAPE, seed=SMALL_SEED, pixel_size=PIXEL_SIZE)
     root = tmp_path_factory.mktemp("phantom")
@@ -150,7 +150,7 @@ def _bfloat16_cannot_run() -> str:
     AVX-512 CPU emulates an AVX2-only one, but TensorFlow still sees AVX-512 and hands bfloat16 to
     oneDNN, which then has no kernel (AbortedError). A real AVX2 CPU runs it on Eigen instead.
     """
-    from isonet_steps import cpu
+    from isonet_steps.network import cpu
 
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
     if isa in cpu._ISA_WITHOUT_BF16 and cpu.onednn_enabled() and "avx512f" in cpu.cpu_flags():

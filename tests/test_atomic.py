@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from isonet_steps.atomic import atomic_path, remove_stale_parts
+from isonet_steps.io.atomic import atomic_path, remove_stale_parts
 
 
 def test_live_writers_keep_their_temporary_file_and_dead_ones_lose_it(tmp_path):
@@ -25,7 +25,7 @@ def test_live_writers_keep_their_temporary_file_and_dead_ones_lose_it(tmp_path):
     assert target.read_text() == "half" and not mine.exists()
     assert dead.exists()
     # the next run's write of the same file (a new process) sweeps the dead writer's leftover
-    subprocess.run([sys.executable, "-c", "import sys; from isonet_steps.atomic import write_text; "
+    subprocess.run([sys.executable, "-c", "import sys; from isonet_steps.io.atomic import write_text; "
                     "write_text(sys.argv[1], 'whole')", str(target)], check=True)
     assert target.read_text() == "whole" and not dead.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".out.txt.elsewhere-{os.getpid() + 1}.abc.part",

@@ -13,7 +13,7 @@ import pytest
 import starfile
 
 from conftest import check_bad_input
-from isonet_steps.mrc import write_volume
+from isonet_steps.io.mrc import write_volume
 
 
 @pytest.fixture

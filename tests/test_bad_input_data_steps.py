@@ -124,7 +124,7 @@ def test_mask_percentage_out_of_range_in_star(case):
     ("tomos/two.mod", [[1, 1, 0], [9, 9, 1]], ["two.mod", "2 polygon point", "at least 3"]),
 ])
 def test_mask_boundary_bad(case, name, content, words):
-    from isonet_steps.imod import write_imod_model
+    from isonet_steps.io.imod import write_imod_model
 
     path = case.root / name
     if isinstance(content, bytes):

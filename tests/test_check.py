@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from isonet_steps import __version__
-from isonet_steps.environment import EnvironmentReport
+from isonet_steps.report.environment import EnvironmentReport
 
 ISONET = [sys.executable, "-c", "import sys; from isonet_steps.cli.main import cli; sys.exit(cli())"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import check_bad_input, check_ok
 from isonet_steps.cli.main import STEPS, cli
-from isonet_steps.star import read_subtomo_star
+from isonet_steps.io.star import read_subtomo_star
 
 ROOT = Path(__file__).resolve().parents[1]
 MINE = ["prepare-subtomo-star", "extract", "make-phantom", "check"]

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from isonet_steps import cpu
+from isonet_steps.network import cpu
 
 _AVX2_EPYC = "fpu sse sse2 avx avx2 fma"
 _ZEN4 = "fpu avx avx2 avx512f avx512_vnni avx512_bf16"

@@ -10,9 +10,9 @@ import pytest
 
 from _data_steps import read_star, write_star, write_tomo
 from conftest import check_ok, invoke
-from isonet_steps import ctf, deconv_chunked, deconv_whole
-from isonet_steps.errors import InputError
-from isonet_steps.mrc import new_memmap, open_memmap, release_pages
+from isonet_steps.core import ctf, deconv_chunked, deconv_whole
+from isonet_steps.io.errors import InputError
+from isonet_steps.io.mrc import new_memmap, open_memmap, release_pages
 
 PARAMS = ctf.CtfParams(pixel_size=10.0, defocus=30000.0)
 
@@ -219,7 +219,7 @@ def test_a_chunk_as_large_as_the_tomogram_is_the_tomogram_itself():
 
 _KILLED_WRITER = """
 import os, signal, sys
-from isonet_steps.mrc import new_memmap
+from isonet_steps.io.mrc import new_memmap
 with new_memmap(sys.argv[1], (16, 40, 48), 10.0) as dst:
     dst[:8] = 1.0
     os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or kill -9 would

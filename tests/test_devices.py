@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from isonet_steps import devices
-from isonet_steps.errors import InputError
+from isonet_steps.io.errors import InputError
+from isonet_steps.network import devices
 
 _VARS = ("CUDA_VISIBLE_DEVICES", "TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KERAS_BACKEND",
          "TF_FORCE_GPU_ALLOW_GROWTH", "TF_CPP_MIN_LOG_LEVEL", "CUDA_DEVICE_ORDER")
@@ -77,7 +77,7 @@ def test_bad_thread_count_is_refused(env):
 
 def test_a_task_given_a_gpu_refuses_to_run_without_one(monkeypatch):
     """ISONET_REQUIRE_GPU (set by the pipeline's GPU tasks): zero visible GPUs is an error, not a CPU run."""
-    from isonet_steps import devices
+    from isonet_steps.network import devices
 
     monkeypatch.setattr(devices, "visible_gpus", lambda: 0)
     monkeypatch.delenv("ISONET_REQUIRE_GPU", raising=False)
@@ -92,7 +92,7 @@ def test_a_task_given_a_gpu_refuses_to_run_without_one(monkeypatch):
 def test_module_does_not_import_tensorflow_and_configuration_applies():
     code = (
         "import sys\n"
-        "from isonet_steps import devices\n"
+        "from isonet_steps.network import devices\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
         "devices.configure('cpu', threads=1)\n"
         "assert 'tensorflow' not in sys.modules\n"

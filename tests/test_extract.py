@@ -10,15 +10,15 @@ import pytest
 import starfile
 
 from conftest import check_bad_input, check_ok
-from isonet_steps.errors import InputError
-from isonet_steps.extract import (
+from isonet_steps.core.extract import (
     centre_range,
     check_box_sizes,
     count_candidates,
     pick_centres,
     random_halves,
 )
-from isonet_steps.star import read_subtomo_star
+from isonet_steps.io.errors import InputError
+from isonet_steps.io.star import read_subtomo_star
 
 CUBE, CROP = 24, 32
 
@@ -235,7 +235,7 @@ def test_slab_split_refuses_a_mask_that_leaves_one_half_nothing(phantom_small, t
 
 
 def test_slab_columns_and_half_mask():
-    from isonet_steps.extract import HalfMask, slab_columns, slab_width
+    from isonet_steps.core.extract import HalfMask, slab_columns, slab_width
 
     assert slab_width(1000, 96) == 192 and slab_width(96, 32) == 48 and slab_width(40, 32) == 32
     one, two = slab_columns(100, 10, 1), slab_columns(100, 10, 2)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from isonet_steps.errors import InputError
-from isonet_steps.fsc import (
+from isonet_steps.core.fsc import (
     DIRECTIONS,
     crossing_resolution,
     fourier_shell_correlation,
-    fsc_figure,
     soft_mask,
 )
+from isonet_steps.io.errors import InputError
+from isonet_steps.report.figures import fsc_figure
 
 PIXEL = 10.0  # Å
 SHAPES = [(64, 64, 64), (48, 64, 64), (40, 56, 63)]
@@ -220,7 +220,7 @@ def test_matches_full_spectrum_brute_force(shape):
 
 
 def test_small_chunks_give_the_same_sums(monkeypatch):
-    import isonet_steps.fsc as fsc
+    import isonet_steps.core.fsc as fsc
 
     rng = np.random.default_rng(7)
     a = rng.standard_normal((24, 32, 30))
@@ -290,7 +290,7 @@ def test_to_dict_and_plot():
     assert len(d["frequency_per_A"]) == len(d["fsc"]["z"]) == 16
     from PIL import Image
 
-    from isonet_steps.plots import figure_png
+    from isonet_steps.report.plots import figure_png
 
     img = np.asarray(Image.open(io.BytesIO(figure_png(fsc_figure(result)))).convert("RGB"))
     assert img.shape == (400, 640, 3) and img.dtype == np.uint8

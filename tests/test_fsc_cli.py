@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from isonet_steps.cli.fsc import command
 from isonet_steps.cli.main import cli
-from isonet_steps.mrc import write_volume
+from isonet_steps.io.mrc import write_volume
 
 DIRECTIONS = ("global", "x", "y", "z", "xy", "xz", "yz")
 SHAPE = (24, 32, 32)

@@ -10,9 +10,9 @@ import pytest
 
 from _data_steps import blobs_and_sheets, read_star, write_star, write_tomo
 from conftest import check_ok, invoke
-from isonet_steps.errors import InputError
-from isonet_steps.imod import FLAG_Z_FROM_MINUS_HALF, read_imod, read_imod_points, write_imod_model
-from isonet_steps.mask import boundary_mask, make_mask, polygon_inside, split_boundary
+from isonet_steps.core.mask import boundary_mask, make_mask, polygon_inside, split_boundary
+from isonet_steps.io.errors import InputError
+from isonet_steps.io.imod import FLAG_Z_FROM_MINUS_HALF, read_imod, read_imod_points, write_imod_model
 
 SQUARE = np.array([[4, 6, 3], [12, 6, 3], [12, 14, 3], [4, 14, 3]], np.float32)  # x 4..12, y 6..14
 

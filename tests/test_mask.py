@@ -9,8 +9,8 @@ from scipy import ndimage
 
 from _data_steps import blobs_and_sheets, read_star, write_star, write_tomo
 from conftest import check_ok, invoke
-from isonet_steps.errors import InputError
-from isonet_steps.mask import bin2, density_criterion, local_std, make_mask, upsample_nearest
+from isonet_steps.core.mask import bin2, density_criterion, local_std, make_mask, upsample_nearest
+from isonet_steps.io.errors import InputError
 
 
 def test_bin2_shapes_and_pair_means():

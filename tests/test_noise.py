@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from isonet_steps.errors import InputError
-from isonet_steps.noise import make_noise_cubes, noise_schedule
-from isonet_steps.wedge import wedge_mask_2d
+from isonet_steps.core.noise import make_noise_cubes, noise_schedule
+from isonet_steps.core.wedge import wedge_mask_2d
+from isonet_steps.io.errors import InputError
 
 
 def test_schedule_matches_isonet_defaults():

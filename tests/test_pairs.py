@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from isonet_steps.normalize import percentile_normalize
-from isonet_steps.pairs import BatchStream, PairPlan, center_crop, make_batch, merge_with_prediction
-from isonet_steps.rotations import rotate
-from isonet_steps.wedge import measured_part, missing_part
+from isonet_steps.core.normalize import percentile_normalize
+from isonet_steps.core.rotations import rotate
+from isonet_steps.core.wedge import measured_part, missing_part
+from isonet_steps.network.pairs import BatchStream, PairPlan, center_crop, make_batch, merge_with_prediction
 
 
 def _corr(a, b):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from isonet_steps.cli.run import collect_params
-from isonet_steps.errors import InputError
-from isonet_steps.params import BY_NAME, read_params_file
+from isonet_steps.io.errors import InputError
+from isonet_steps.workflow.params import BY_NAME, read_params_file
 
 
 def test_yaml_and_json_params_are_typed(tmp_path):

@@ -1,6 +1,6 @@
 """One source of parameters: every field of ``params.PARAMS`` agrees with the places that repeat it.
 
-``isonet_steps.params.PARAMS`` gives each parameter's name, kind and default once. The step
+``isonet_steps.workflow.params.PARAMS`` gives each parameter's name, kind and default once. The step
 commands' Click options, ``RefineSettings``, ``nextflow.config`` and ``nextflow_schema.json``
 repeat them; these tests compare every field (type, default, choices), not only the names, and
 each has a control that shows the comparison catches a difference.
@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 
-from isonet_steps.params import PARAMS, Param
+from isonet_steps.workflow.params import PARAMS, Param
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_TYPES = {"float": "number", "int": "integer", "str": "string", "bool": "boolean", "floats": "string",
@@ -107,7 +107,7 @@ def test_step_option_defaults_are_the_params_table_defaults(name):
 
 
 def test_refine_settings_defaults_are_the_params_table_defaults():
-    from isonet_steps.refine import RefineSettings
+    from isonet_steps.network.refine import RefineSettings
 
     fields = {f.name: f.default for f in dataclasses.fields(RefineSettings)}
     shared = [p for p in PARAMS if p.name in fields]
@@ -119,8 +119,8 @@ def test_refine_settings_defaults_are_the_params_table_defaults():
 
 
 def test_choices_agree_with_the_schema_enums():
-    from isonet_steps.devices import PRECISIONS
-    from isonet_steps.refine import NOISE_MODES
+    from isonet_steps.network.devices import PRECISIONS
+    from isonet_steps.network.refine import NOISE_MODES
 
     schema = _schema_params()
     assert list(schema["precision"]["enum"]) == list(PRECISIONS)

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from conftest import check_ok
-from isonet_steps.phantom import LABELS, add_noise, ground_truth_volume, make_phantom, project, tilt_angles
+from isonet_steps.core.phantom import LABELS, add_noise, ground_truth_volume, make_phantom, project, tilt_angles
 
 TINY = (32, 64, 64)
 

@@ -735,7 +735,7 @@ def test_run_parameters_are_pipeline_parameters():
     """`isonet run` and its params files use the Nextflow params names (gpus is one-machine only)."""
     import re
 
-    from isonet_steps.params import PARAMS
+    from isonet_steps.workflow.params import PARAMS
 
     config = (ROOT / "nextflow.config").read_text()
     block = config[config.index("params {"):]

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isonet_steps.fsc import fourier_shell_correlation, fsc_figure
-from isonet_steps.mrc import write_volume
-from isonet_steps.plots import figure_png, figure_svg, gray_png, line_axes, new_figure, prepare_matplotlib
-from isonet_steps.report_figures import kzkx_log_power, loss_plot, noise_plot, power_figure, power_window
+from isonet_steps.core.fsc import fourier_shell_correlation
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.report.figures import fsc_figure, kzkx_log_power, loss_plot, noise_plot, power_figure, power_window
+from isonet_steps.report.plots import figure_png, figure_svg, gray_png, line_axes, new_figure, prepare_matplotlib
 
 
 def _png_pixels(data: bytes) -> np.ndarray:
@@ -174,8 +174,9 @@ def test_fsc_plot_with_a_read_only_home_prints_no_matplotlib_warning(tmp_path):
 
 
 def test_commands_start_without_matplotlib():
-    code = ("import sys, isonet_steps.cli.main, isonet_steps.cli.fsc, isonet_steps.fsc, isonet_steps.report, "
-            "isonet_steps.report_figures, isonet_steps.plots; "
+    code = ("import sys, isonet_steps.cli.main, isonet_steps.cli.fsc, isonet_steps.core.fsc, "
+            "isonet_steps.report.build, "
+            "isonet_steps.report.figures, isonet_steps.report.plots; "
             "print(sorted(m for m in ('matplotlib', 'PIL') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from isonet_steps.errors import InputError
-from isonet_steps.normalize import from_network, to_network
-from isonet_steps.predict import (
+from isonet_steps.core.normalize import from_network, to_network
+from isonet_steps.io.errors import InputError
+from isonet_steps.network.inference import (
     blend_ramp,
     check_tiling,
     corrected_file_name,
@@ -195,7 +195,7 @@ keras = pytest.importorskip("keras")
 @pytest.fixture(scope="module")
 def identity_model(tmp_path_factory):
     """A tiny depth-2 U-Net whose convolutions are all zero: the residual makes it the identity."""
-    from isonet_steps.unet import build_unet, save_model
+    from isonet_steps.network.unet import build_unet, save_model
 
     model = build_unet(depth=2, filter_base=4)
     for layer in model.layers:
@@ -218,7 +218,7 @@ def project(tmp_path, monkeypatch):
     with mrcfile.new(tmp_path / "tomos" / "TS_01.rec.mrc") as mrc:
         mrc.set_data(tomo)
         mrc.voxel_size = 7.5
-    from isonet_steps.star import write_star
+    from isonet_steps.io.star import write_star
 
     table = pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["tomos/TS_01.rec.mrc"], "rlnPixelSize": [7.5],
                           "rlnDeconvTomoName": ["deconv/missing.mrc"]})
@@ -245,7 +245,7 @@ def test_command_writes_corrected_tomogram_and_star(project, identity_model):
         assert float(mrc.voxel_size.x) == pytest.approx(7.5)
     assert data.shape == tomo.shape
     assert np.corrcoef(data.ravel(), tomo.ravel())[0, 1] > 0.99  # identity network: same picture, protein dark
-    from isonet_steps.star import read_tomogram_star
+    from isonet_steps.io.star import read_tomogram_star
 
     table = read_tomogram_star(root / "tomograms.star")
     assert table["rlnCorrectedTomoName"].iloc[0] == "corrected/TS_01.rec_corrected.mrc"
@@ -259,7 +259,7 @@ def test_command_half_and_output_star(project, identity_model):
                    "--half", 1, "--output-star", "out.star", "--gpus", "", "--batch-size", 2, "--tomo-idx", "1"])
     assert result.exit_code == 0, result.output
     assert (root / "halves" / "TS_01.rec_half1_corrected.mrc").exists()
-    from isonet_steps.star import read_tomogram_star
+    from isonet_steps.io.star import read_tomogram_star
 
     table = read_tomogram_star(root / "out.star")
     assert table["rlnCorrectedTomoHalf1"].iloc[0] == "halves/TS_01.rec_half1_corrected.mrc"
@@ -313,9 +313,9 @@ def test_command_missing_tomogram(project, identity_model):
 
 @pytest.mark.bfloat16
 def test_bfloat16_prediction_stays_close_and_sums_in_float32():
-    from isonet_steps.errors import InputError
-    from isonet_steps.predict import model_predict_fn
-    from isonet_steps.unet import build_unet
+    from isonet_steps.io.errors import InputError
+    from isonet_steps.network.inference import model_predict_fn
+    from isonet_steps.network.unet import build_unet
 
     model = build_unet(depth=2, filter_base=4)
     rng = np.random.default_rng(7)
@@ -341,7 +341,7 @@ def test_bfloat16_prediction_stays_close_and_sums_in_float32():
 
 @pytest.mark.parametrize(("shape", "cube", "crop"), [((7, 20, 33), 16, 32), ((40, 9, 64), 8, 24), ((3, 5, 2), 16, 48)])
 def test_tiles_read_the_volume_as_if_mirror_padded(shape, cube, crop):
-    from isonet_steps.predict import plan_tiles, tile_at
+    from isonet_steps.network.inference import plan_tiles, tile_at
 
     volume = np.random.default_rng(2).normal(size=shape).astype(np.float32)
     plan = plan_tiles(shape, cube, crop)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import check_ok
-from isonet_steps.mrc import write_volume
-from isonet_steps.star import read_subtomo_star, read_tomogram_star
-from isonet_steps.tomostar import default_cube_size
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.star import read_subtomo_star, read_tomogram_star
+from isonet_steps.io.tomostar import default_cube_size
 
 
 def _cube(path, n, voxel=10.0, seed=0):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from isonet_steps.checkpoint import RefineStore
-from isonet_steps.errors import InputError
-from isonet_steps.refine import RefineData, RefineSettings, refine
+from isonet_steps.io.checkpoint import RefineStore
+from isonet_steps.io.errors import InputError
+from isonet_steps.network.refine import RefineData, RefineSettings, refine
 
 
 def _data(n=6, crop=24, cube=16, seed=0):
@@ -27,7 +27,7 @@ def _settings(**kw):
 
 
 def _weights(path):
-    from isonet_steps.unet import load_model
+    from isonet_steps.network.unet import load_model
 
     return load_model(path).get_weights()
 
@@ -60,7 +60,7 @@ def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_pat
     assert json.loads(store_b.state_path.read_text())["completed"] == 1
     assert not store_b.model_path(2).exists()
     # a crash in the middle of iteration 2 leaves iteration 1 committed
-    import isonet_steps.refine as refine_module
+    import isonet_steps.network.refine as refine_module
 
     original = refine_module._train
 
@@ -99,8 +99,8 @@ def test_bad_sizes_are_refused(tmp_path):
 def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
     import keras
 
-    from isonet_steps.refine import recalibrate_batch_norm
-    from isonet_steps.unet import all_layers, build_unet
+    from isonet_steps.network.refine import recalibrate_batch_norm
+    from isonet_steps.network.unet import all_layers, build_unet
 
     keras.utils.set_random_seed(0)
     model = build_unet(depth=2, filter_base=4, convs_per_depth=2, dropout=0.3)
@@ -125,7 +125,7 @@ def test_recalibrated_batch_norm_makes_inference_match_training_statistics():
 def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
     import keras
 
-    from isonet_steps.unet import load_model
+    from isonet_steps.network.unet import load_model
 
     store = RefineStore(tmp_path / "mixed")
     state = refine(_data(), _settings(iterations=1, precision="mixed"), store)
@@ -143,7 +143,7 @@ def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
 
 @pytest.mark.bfloat16
 def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypatch):
-    from isonet_steps import devices
+    from isonet_steps.network import devices
 
     store = RefineStore(tmp_path / "auto")
     monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: False)
@@ -167,8 +167,8 @@ def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypat
     """
     import functools
 
-    from isonet_steps import refine as refine_module
-    from isonet_steps.unet import load_model
+    from isonet_steps.network import refine as refine_module
+    from isonet_steps.network.unet import load_model
 
     original = refine_module._train
     states, weights = [], []

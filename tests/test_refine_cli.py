@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from isonet_steps.mrc import write_volume
-from isonet_steps.star import write_star
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.star import write_star
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--filter_base", "4", "--unet-depth", "2",
         "--convs-per-depth", "2", "--noise-level", "0.1", "--noise-start-iter", "2", "--seed", "1", "--gpus", "cpu"]
@@ -41,7 +41,7 @@ def _isonet(*args, cwd, **kw):
 
 
 def _weights(path):
-    from isonet_steps.unet import load_model
+    from isonet_steps.network.unet import load_model
 
     return load_model(path).get_weights()
 

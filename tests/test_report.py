@@ -2,7 +2,7 @@
 
 The run folder is synthetic but laid out exactly as ``isonet run``/``isonet demo`` write it: a
 small phantom as the raw tomogram, its ground truth plus a little noise as the "corrected" one,
-two noisy halves with their FSC JSON (from isonet_steps.fsc), refine states, step records.
+two noisy halves with their FSC JSON (from isonet_steps.core.fsc), refine states, step records.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from click.testing import CliRunner
 
 from isonet_steps.cli.report import command as report_command
-from isonet_steps.fsc import fourier_shell_correlation
-from isonet_steps.mrc import write_volume
-from isonet_steps.phantom import make_phantom
-from isonet_steps.report import SECTIONS
-from isonet_steps.star import write_star
+from isonet_steps.core.fsc import fourier_shell_correlation
+from isonet_steps.core.phantom import make_phantom
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.star import write_star
+from isonet_steps.report.build import SECTIONS
 
 SHAPE = (32, 80, 96)
 PIXEL = 10.0
@@ -323,8 +323,8 @@ def test_chromium_renders_the_report(demo_html, tmp_path):
 
 
 def test_read_parts_streams_the_same_slices_and_box():
-    from isonet_steps.report import read_parts
-    from isonet_steps.report_figures import central_box
+    from isonet_steps.report.build import read_parts
+    from isonet_steps.report.figures import central_box
 
     vol = np.random.default_rng(0).standard_normal((37, 300, 290)).astype(np.float32)
     slices, box = read_parts(vol, chunk_bytes=3 * 300 * 290 * 4)  # 3 planes per step: many steps
@@ -336,8 +336,8 @@ def test_read_parts_streams_the_same_slices_and_box():
 
 
 def test_kzkx_power_matches_a_direct_fft_and_sees_the_wedge():
-    from isonet_steps.report_figures import _taper, kzkx_log_power, wedge_power_ratio
-    from isonet_steps.wedge import measured_part
+    from isonet_steps.core.wedge import measured_part
+    from isonet_steps.report.figures import _taper, kzkx_log_power, wedge_power_ratio
 
     rng = np.random.default_rng(1)
     noise = rng.standard_normal((40, 12, 48)).astype(np.float32)

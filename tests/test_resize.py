@@ -8,8 +8,8 @@ import pytest
 
 from _data_steps import read_star, write_star, write_tomo
 from conftest import check_ok, invoke
-from isonet_steps.errors import InputError
-from isonet_steps.resample import rescale, rescaled_shape
+from isonet_steps.core.resample import rescale, rescaled_shape
+from isonet_steps.io.errors import InputError
 
 
 def _smooth_field(shape, scale):

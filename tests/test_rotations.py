@@ -4,8 +4,8 @@ import itertools
 
 import numpy as np
 
-from isonet_steps.rotations import ROTATIONS, rotate, rotation_matrix
-from isonet_steps.wedge import wedge_mask_3d
+from isonet_steps.core.rotations import ROTATIONS, rotate, rotation_matrix
+from isonet_steps.core.wedge import wedge_mask_3d
 
 
 def _all_cube_rotations():

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from isonet_steps.mrc import write_volume
-from isonet_steps.phantom import make_phantom
-from isonet_steps.star import read_star, write_star
+from isonet_steps.core.phantom import make_phantom
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.star import read_star, write_star
 
 TINY = ["--number-subtomos", "12", "--cube-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
         "--filter-base", "4", "--unet-depth", "2", "--convs-per-depth", "2", "--noise-level", "0.05",

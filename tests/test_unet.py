@@ -13,8 +13,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from isonet_steps.errors import InputError  # noqa: E402
-from isonet_steps.unet import (  # noqa: E402
+from isonet_steps.io.errors import InputError  # noqa: E402
+from isonet_steps.network.unet import (  # noqa: E402
     build_unet,
     compile_unet,
     copy_inference_weights,
@@ -207,7 +207,7 @@ def test_inference_weights_follow_the_trained_model_and_the_precision():
 _TORCH_SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras
-    from isonet_steps.unet import build_unet, compile_unet, inference_model, save_model, load_model
+    from isonet_steps.network.unet import build_unet, compile_unet, inference_model, save_model, load_model
     assert keras.backend.backend() == "torch", keras.backend.backend()
     model = build_unet(depth=2, filter_base=4)
     x = np.random.default_rng(0).normal(size=(2, 12, 16, 20, 1)).astype("float32")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from isonet_steps.wedge import apply_wedge, measured_part, missing_part, wedge_mask_2d, wedge_mask_3d
+from isonet_steps.core.wedge import apply_wedge, measured_part, missing_part, wedge_mask_2d, wedge_mask_3d
 
 
 def _angles(n):
@@ -82,7 +82,7 @@ def test_batched_equals_single():
 
 
 def test_mask_matches_the_phantom_projector_for_an_asymmetric_tilt_range():
-    from isonet_steps.phantom import make_phantom
+    from isonet_steps.core.phantom import make_phantom
 
     p = make_phantom((32, 48, 64), tilt_min=-30, tilt_max=60, snr=100, seed=1)
     power = np.abs(np.fft.rfftn(p.tomogram)) ** 2

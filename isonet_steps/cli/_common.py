@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import InputError
+from ..io.errors import InputError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -51,7 +51,7 @@ def tomo_idx_option() -> Callable:
 
 
 def precision_option() -> Callable:
-    from ..devices import PRECISIONS  # stdlib only: --help stays fast
+    from ..network.devices import PRECISIONS  # stdlib only: --help stays fast
 
     return option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
                   help="Network arithmetic: mixed = bfloat16 compute with float32 weights and output; auto = mixed "
@@ -95,7 +95,7 @@ def step(name: str, **command_kwargs: Any) -> Callable:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any):
-            from ..log import setup_logging
+            from ..io.log import setup_logging
 
             setup_logging(kwargs.get("log_level") or "info")
             if not takes_log_level:

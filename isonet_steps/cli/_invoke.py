@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from ..log import get_logger
+from ..io.log import get_logger
 
 
 def call_step(name: str, args: Sequence[object]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import InputError
+from ..io.errors import InputError
 
 
 def check_writable_target(path: str | os.PathLike) -> None:
@@ -13,7 +13,7 @@ def check_writable_target(path: str | os.PathLike) -> None:
 
     Nothing is created: the nearest existing ancestor must be a writable folder.
     """
-    from ..atomic import folder_problem
+    from ..io.atomic import folder_problem
 
     problem = folder_problem(Path(path).parent, create=False)
     if problem:
@@ -23,7 +23,7 @@ def check_writable_target(path: str | os.PathLike) -> None:
 
 def make_output_folder(path: str | os.PathLike) -> Path:
     """Create an output folder (with parents); one-line error when impossible."""
-    from ..atomic import ensure_writable_folder
+    from ..io.atomic import ensure_writable_folder
 
     path = Path(path)
     ensure_writable_folder(path / "probe")  # creates ``path`` itself and checks it is writable

@@ -13,7 +13,7 @@ def command(log_level):
     """Print the versions of isonet-nf and its dependencies, the Keras backend (KERAS_BACKEND,
     default tensorflow) and the GPUs it sees; exit 0 if the install works, 1 with the reason if not.
     """
-    from ..environment import check_environment
+    from ..report.environment import check_environment
 
     report = check_environment()
     for line in report.lines():

@@ -44,13 +44,13 @@ def command(star, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpa
     import time
     from pathlib import Path
 
-    from ..ctf import CtfParams
-    from ..deconv_chunked import chunk_layout, deconv_chunked
-    from ..deconv_whole import deconv_volume
-    from ..errors import InputError
-    from ..log import get_logger
-    from ..mrc import new_memmap, open_memmap, read_header, read_volume, release_pages, write_volume
-    from ..star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+    from ..core.ctf import CtfParams
+    from ..core.deconv_chunked import chunk_layout, deconv_chunked
+    from ..core.deconv_whole import deconv_volume
+    from ..io.errors import InputError
+    from ..io.log import get_logger
+    from ..io.mrc import new_memmap, open_memmap, read_header, read_volume, release_pages, write_volume
+    from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
     from ._paths import check_writable_target
 
     log = get_logger()

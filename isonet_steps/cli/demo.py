@@ -38,8 +38,8 @@ def command(outdir, quick, seed, time_budget, log_level):
     """Make a phantom tomogram with known ground truth and run the whole pipeline on it."""
     from pathlib import Path
 
-    from ..log import get_logger
-    from ..pipeline import Pipeline
+    from ..io.log import get_logger
+    from ..workflow.pipeline import Pipeline
     from ._invoke import call_step
     from .run import run_with_report
 
@@ -66,7 +66,7 @@ def command(outdir, quick, seed, time_budget, log_level):
 
 def plan_iterations(budget_s: float, step_s: float) -> int:
     """Refine iterations of the demo that fit ``budget_s`` at ``step_s`` seconds per training step."""
-    from ..budget import iterations_within
+    from ..network.budget import iterations_within
 
     return iterations_within(budget_s, step_s, DEMO["epochs"] * DEMO["steps_per_epoch"],
                              least=MIN_ITERATIONS, most=DEMO["iterations"])
@@ -78,8 +78,8 @@ def _planned_iterations(out, budget_s: float) -> int:
     """
     import json
 
-    from ..atomic import write_json
-    from ..log import get_logger
+    from ..io.atomic import write_json
+    from ..io.log import get_logger
 
     plan_path = out / ".isonet" / "demo_plan.json"
     try:
@@ -91,9 +91,9 @@ def _planned_iterations(out, budget_s: float) -> int:
     if budget_s <= 0:
         iterations, step_s = DEMO["iterations"], None
     else:
-        from .. import devices
-        from ..budget import seconds_per_step
-        from ..unet import precision_policy
+        from ..network import devices
+        from ..network.budget import seconds_per_step
+        from ..network.unet import precision_policy
 
         devices.configure(DEMO["gpus"])
         with precision_policy(devices.resolve_precision("auto")):

@@ -2,7 +2,7 @@
 
 import click
 
-from ..extract import SPLITS
+from ..core.extract import SPLITS
 from ._common import log_level_option, option, step, tomo_idx_option
 
 
@@ -50,10 +50,10 @@ def _plan_row(row, star, crop, cube, use_deconv_tomo, log, split="random") -> _P
 
     import numpy as np
 
-    from ..errors import InputError
-    from ..extract import check_fits, count_candidates, slab_counts, slab_width
-    from ..mrc import open_memmap, release_pages
-    from ..star import is_set, resolve_path, tomogram_source
+    from ..core.extract import check_fits, count_candidates, slab_counts, slab_width
+    from ..io.errors import InputError
+    from ..io.mrc import open_memmap, release_pages
+    from ..io.star import is_set, resolve_path, tomogram_source
 
     name = Path(str(row["rlnMicrographName"])).name
     source, _ = tomogram_source(row, star, use_deconv_tomo)
@@ -129,11 +129,11 @@ def _extract(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use
 
     import pandas as pd
 
-    from ..errors import InputError
-    from ..extract import check_box_sizes, crop_box, pick_centres, pick_slab_halves, random_halves, tomogram_rng
-    from ..log import get_logger, progress
-    from ..mrc import open_memmap, release_pages, write_volume
-    from ..star import read_tomogram_star, select_rows, write_star
+    from ..core.extract import check_box_sizes, crop_box, pick_centres, pick_slab_halves, random_halves, tomogram_rng
+    from ..io.errors import InputError
+    from ..io.log import get_logger, progress
+    from ..io.mrc import open_memmap, release_pages, write_volume
+    from ..io.star import read_tomogram_star, select_rows, write_star
     from ._paths import check_writable_target, make_output_folder
 
     log = get_logger("extract")

@@ -7,7 +7,7 @@ from ._common import log_level_option, option, step
 
 def _voxel_size(h1, h2, path1: str, path2: str, pixel_size):
     """The voxel size in Å: --pixel-size, else the headers (which must agree)."""
-    from ..errors import InputError
+    from ..io.errors import InputError
 
     known = [v for v in (h1.voxel_size, h2.voxel_size) if v > 0]
     if pixel_size is not None:
@@ -26,7 +26,7 @@ def _voxel_size(h1, h2, path1: str, path2: str, pixel_size):
 
 def _write_json(path, payload) -> None:
     """Write JSON atomically (NaN refused: it is not JSON)."""
-    from ..atomic import write_json
+    from ..io.atomic import write_json
 
     write_json(path, payload, indent=1)
 
@@ -51,10 +51,11 @@ def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot
     """
     import numpy as np
 
-    from ..errors import InputError
-    from ..fsc import DIRECTIONS, fourier_shell_correlation, fsc_figure
-    from ..log import get_logger, progress
-    from ..mrc import read_header, read_volume
+    from ..core.fsc import DIRECTIONS, fourier_shell_correlation
+    from ..io.errors import InputError
+    from ..io.log import get_logger, progress
+    from ..io.mrc import read_header, read_volume
+    from ..report.figures import fsc_figure
 
     log = get_logger()
     if mask_sigma < 0:
@@ -110,8 +111,8 @@ def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot
             f"{d} {per[d]:.1f} Å" if np.isfinite(per[d]) else f"{d} n/a" for d in DIRECTIONS))
     log.info("wrote %s", output)
     if plot:
-        from ..atomic import write_bytes
-        from ..plots import figure_png
+        from ..io.atomic import write_bytes
+        from ..report.plots import figure_png
 
         try:
             write_bytes(plot, figure_png(fsc_figure(result)))

@@ -32,7 +32,7 @@ def command(tomo_star, result_dir, output_dir, cube_size, crop_size, batch_size,
     even/odd half tomograms, between the raw halves and between their corrected versions), and
     records rlnCorrectedTomoHalf1/2 and rlnGoldStandardFsc in the STAR file.
     """
-    from ..gold_standard import run_gold_standard
+    from ..steps.gold_standard import run_gold_standard
 
     run_gold_standard(tomo_star, result_dir, output_dir, cube_size=cube_size, crop_size=crop_size,
                       batch_size=batch_size, mask=mask, cone_angle=cone_angle, average=average,

@@ -37,12 +37,12 @@ def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch
     """
     from pathlib import Path
 
-    from ..errors import InputError
-    from ..imod import read_imod
-    from ..log import get_logger
-    from ..mask import check_mask_settings, make_mask, split_boundary
-    from ..mrc import read_header, read_volume, write_volume
-    from ..star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+    from ..core.mask import check_mask_settings, make_mask, split_boundary
+    from ..io.errors import InputError
+    from ..io.imod import read_imod
+    from ..io.log import get_logger
+    from ..io.mrc import read_header, read_volume, write_volume
+    from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
     from ._paths import check_writable_target
 
     log = get_logger()

@@ -38,10 +38,10 @@ def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, halves, pix
 
     import numpy as np
 
-    from ..errors import InputError
-    from ..log import get_logger
-    from ..mrc import write_volume
-    from ..phantom import make_phantom
+    from ..core.phantom import make_phantom
+    from ..io.errors import InputError
+    from ..io.log import get_logger
+    from ..io.mrc import write_volume
     from ._paths import check_writable_target
 
     log = get_logger("make-phantom")

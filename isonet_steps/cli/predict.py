@@ -32,12 +32,12 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
     import time
     from pathlib import Path
 
-    from .. import devices
-    from ..errors import InputError
-    from ..log import get_logger
-    from ..mrc import read_header, read_volume, write_volume
-    from ..predict import check_tiling, corrected_file_name
-    from ..star import read_tomogram_star, select_rows, tomogram_source, write_star
+    from ..io.errors import InputError
+    from ..io.log import get_logger
+    from ..io.mrc import read_header, read_volume, write_volume
+    from ..io.star import read_tomogram_star, select_rows, tomogram_source, write_star
+    from ..network import devices
+    from ..network.inference import check_tiling, corrected_file_name
 
     log = get_logger()
     half = int(half) if half else None
@@ -65,8 +65,8 @@ def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo
 
     # === Devices first, then the framework and the network ===
     gpu_ids = devices.configure(gpus)
-    from ..predict import model_predict_fn, predict_tomogram
-    from ..unet import load_model, unet_depth
+    from ..network.inference import model_predict_fn, predict_tomogram
+    from ..network.unet import load_model, unet_depth
 
     n_gpus = devices.usable_gpus()
     if gpu_ids and n_gpus == 0:

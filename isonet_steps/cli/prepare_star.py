@@ -18,9 +18,9 @@ from ._common import option, step
              "for a STAR naming tomograms where they live when FOLDER is a staged copy.")
 def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in):
     """Write a tomograms.star listing every .mrc/.rec tomogram in FOLDER."""
-    from ..log import get_logger
-    from ..star import write_star
-    from ..tomostar import list_tomograms, tomogram_table
+    from ..io.log import get_logger
+    from ..io.star import write_star
+    from ..io.tomostar import list_tomograms, tomogram_table
 
     table = tomogram_table(
         list_tomograms(folder),

@@ -22,11 +22,11 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
     """
     from pathlib import Path
 
-    from ..errors import InputError
-    from ..log import get_logger
-    from ..mrc import open_memmap
-    from ..star import write_star
-    from ..tomostar import check_pixel_size, check_tilt_range, subtomo_table
+    from ..io.errors import InputError
+    from ..io.log import get_logger
+    from ..io.mrc import open_memmap
+    from ..io.star import write_star
+    from ..io.tomostar import check_pixel_size, check_tilt_range, subtomo_table
 
     log = get_logger("prepare-subtomo-star")
     check_pixel_size(pixel_size)

@@ -63,12 +63,12 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
             select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus,
             log_level):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
-    from ..devices import configure
+    from ..network.devices import configure
 
     configure(gpus, threads=ncpus)
 
-    from ..refine import RefineSettings
-    from ..refine_io import run_refine
+    from ..network.refine import RefineSettings
+    from ..steps.refine import run_refine
 
     settings = RefineSettings(
         iterations=iterations, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,

@@ -16,10 +16,10 @@ def command(run_dir, output, log_level):
     """
     from pathlib import Path
 
-    from ..atomic import write_text
-    from ..errors import InputError
-    from ..log import get_logger
-    from ..report import build_report
+    from ..io.atomic import write_text
+    from ..io.errors import InputError
+    from ..io.log import get_logger
+    from ..report.build import build_report
     from ._paths import check_writable_target
 
     out = Path(output) if output else Path(run_dir) / "report.html"

@@ -20,10 +20,10 @@ def command(star, pixel_size_out, out_folder, output_star, log_level):
     """
     from pathlib import Path
 
-    from ..log import get_logger
-    from ..mrc import read_header, read_volume, write_volume
-    from ..resample import rescale, rescaled_shape, zoom_factor
-    from ..star import is_set, read_tomogram_star, resolve_path, write_star
+    from ..core.resample import rescale, rescaled_shape, zoom_factor
+    from ..io.log import get_logger
+    from ..io.mrc import read_header, read_volume, write_volume
+    from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
     from ._paths import check_writable_target
 
     log = get_logger()

@@ -1,6 +1,6 @@
 """isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
 
-from ..params import PARAMS
+from ..workflow.params import PARAMS
 from ._common import log_level_option, option, step
 
 _TYPES = {"float": float, "int": int, "str": str, "floats": str, "ints": str}
@@ -22,7 +22,7 @@ def _param_options(func):
 
 def collect_params(params_file, given: dict) -> tuple[dict, dict]:
     """Params file values, overridden by options given on the command line; plus input/outdir."""
-    from ..params import BY_NAME, coerce, read_params_file
+    from ..workflow.params import BY_NAME, coerce, read_params_file
 
     values = read_params_file(params_file) if params_file else {}
     places = {k: values.pop(k) for k in ("input", "outdir") if k in values}
@@ -58,8 +58,8 @@ def command(input_, outdir, params_file, log_level, **given):
     steps, continues refine after its last finished iteration, and reruns exactly the steps a
     changed setting affects.
     """
-    from ..errors import InputError
-    from ..pipeline import Pipeline
+    from ..io.errors import InputError
+    from ..workflow.pipeline import Pipeline
 
     values, places = collect_params(params_file, given)
     source = input_ or places.get("input")

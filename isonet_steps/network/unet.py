@@ -23,8 +23,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from .atomic import atomic_path
-from .errors import InputError
+from ..io.atomic import atomic_path
+from ..io.errors import InputError
 
 __all__ = [
     "LEAKY_SLOPE",

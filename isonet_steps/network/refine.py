@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checkpoint import RefineStore
+from ..core.noise import NOISE_MODES, noise_schedule
+from ..core.normalize import percentile_normalize, to_network
+from ..core.wedge import measured_part
+from ..io.checkpoint import RefineStore
+from ..io.errors import InputError
+from ..io.log import get_logger, progress
 from .devices import PRECISIONS
-from .errors import InputError
-from .log import get_logger, progress
-from .noise import NOISE_MODES, noise_schedule
-from .normalize import percentile_normalize, to_network
 from .pairs import BatchStream, PairPlan, merge_with_prediction
-from .wedge import measured_part
 
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
-    from .predict import InferenceFunction
+    from .inference import InferenceFunction
 
 __all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
 
@@ -153,7 +153,7 @@ def _fresh_optimizer_state(model) -> None:
 
 class _SubtomoPredictor:
     """Predicts every subtomogram after each iteration with one inference network (batch norm
-    folded, dropout gone; :func:`~isonet_steps.unet.inference_model`), built once and given the
+    folded, dropout gone; :func:`~isonet_steps.network.unet.inference_model`), built once and given the
     newly trained weights each iteration, so its compiled graph is reused.
     """
 
@@ -162,7 +162,7 @@ class _SubtomoPredictor:
         self._fn: InferenceFunction | None = None
 
     def __call__(self, model, originals: np.ndarray, batch_size: int) -> np.ndarray:
-        from .predict import model_predict_fn, predict_cubes
+        from .inference import model_predict_fn, predict_cubes
         from .unet import copy_inference_weights
 
         if self._fn is None:

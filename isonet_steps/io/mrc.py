@@ -1,7 +1,7 @@
 """MRC volume I/O: careful reading, atomic writing, voxel size kept.
 
 Every volume is a float32 numpy array indexed ``[Z, Y, X]`` (Z = beam, Y = tilt axis). Problems
-with a file raise :class:`~isonet_steps.errors.InputError` with one line naming the file, the
+with a file raise :class:`~isonet_steps.io.errors.InputError` with one line naming the file, the
 problem and the fix. Writes go to a temporary name in the destination folder and are renamed in
 place, so a crash never leaves a half-written MRC behind.
 """

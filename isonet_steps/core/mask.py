@@ -4,7 +4,7 @@ Training cubes drawn from empty ice or vacuum teach the network nothing, so IsoN
 that are both *dense* (dark after smoothing, or near something dark) and *structured* (high
 local standard deviation). Both criteria are evaluated on a 2×-binned copy for speed and the
 result is blown back up to the tomogram's shape. An optional boundary model (rlnMaskBoundary, an
-IMOD polygon read by :mod:`isonet_steps.imod`) then limits the mask in XY and Z; unlike IsoNet,
+IMOD polygon read by :mod:`isonet_steps.io.imod`) then limits the mask in XY and Z; unlike IsoNet,
 which applied it on the binned copy, it is applied at full resolution (exact to the voxel).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
+from ..io.errors import InputError
 
 __all__ = ["bin2", "density_criterion", "local_std", "std_criterion", "upsample_nearest", "make_mask",
            "check_mask_settings", "split_boundary", "polygon_inside", "apply_boundary", "boundary_mask"]

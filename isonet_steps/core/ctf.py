@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..io.errors import InputError
 
 __all__ = [
     "AMPLITUDE_CONTRAST",

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft
 
+from ..io.errors import InputError
+from ..io.log import get_logger, progress
 from .ctf import (
     EDGE_PAD,
     MIN_CHUNK_SIZE,
@@ -41,8 +43,6 @@ from .ctf import (
     wiener_profile,
 )
 from .deconv_whole import deconv_volume
-from .errors import InputError
-from .log import get_logger, progress
 
 
 def chunk_layout(shape: tuple[int, ...], chunk_size: int, overlap_rate: float) -> tuple[int, int, list[int]]:

@@ -2,7 +2,7 @@
 
 Geometry (arrays ``[Z, Y, X]``, tilt axis Y): by the projection-slice theorem a projection at tilt
 angle θ measures the central line of the (kz, kx) plane along ``(kz, kx) = k·(sin θ, cos θ)``, the
-line at angle θ from the kx axis (the convention of :mod:`isonet_steps.phantom`'s projector). A
+line at angle θ from the kx axis (the convention of :mod:`isonet_steps.core.phantom`'s projector). A
 tilt range [θmin, θmax] therefore measures the double wedge of lines at angles [θmin, θmax] from kx;
 everything else (around kz) is the missing wedge. For a reconstruction of the opposite handedness,
 an asymmetric range is given as (−θmax, −θmin). As in IsoNet the mask is 2D

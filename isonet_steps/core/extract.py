@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..io.errors import InputError
 
 __all__ = [
     "check_box_sizes",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .report_html import esc, fmt_seconds, fmt_value, not_run, section, table
+from ..io.errors import InputError
+from .html import esc, fmt_seconds, fmt_value, not_run, section, table
 
 #: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
 STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
@@ -70,7 +70,7 @@ def header_html(run, stamp: str) -> str:
 
 def inputs_section(run) -> str:
     """The tomograms and subtomograms the run used, with the voxel sizes from both sources."""
-    from .mrc import read_header
+    from ..io.mrc import read_header
 
     title = "Input files"
     parts = []
@@ -104,7 +104,7 @@ def inputs_section(run) -> str:
                             "outputs"], rows, numeric=[0, 3, 4]))
     if run.subtomo_star is not None:
         try:
-            from .star import read_subtomo_star
+            from ..io.star import read_subtomo_star
 
             sub = read_subtomo_star(run.subtomo_star)
             text = f"{len(sub)} subtomograms"
@@ -156,7 +156,7 @@ def timings_section(run) -> str:
 
 def settings_section(run) -> str:
     """The run's parameters, those changed from their defaults first."""
-    from .params import BY_NAME
+    from ..workflow.params import BY_NAME
 
     title = "Settings"
     params = (run.run_json or {}).get("params")

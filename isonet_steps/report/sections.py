@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .report_html import esc, figure, fmt_seconds, not_run, section, table
+from ..io.errors import InputError
+from .html import esc, figure, fmt_seconds, not_run, section, table
 
 #: Ground-truth figures need whole volumes in memory: only up to this many voxels.
 MAX_QUALITY_VOXELS = 64 * 1024 * 1024
@@ -29,7 +29,7 @@ def _title(t) -> str:
 
 def slices_block(t, vs) -> str:
     """Raw, corrected (and true) XY/XZ/YZ panels of one tomogram, one grey window for all."""
-    from .report_figures import contrast_window, display_factor, slice_panel
+    from .figures import contrast_window, display_factor, slice_panel
 
     parts = [f"<h3>{esc(_title(t))}</h3>"]
     if not vs:
@@ -79,8 +79,8 @@ def slices_section(run, blocks: list[str]) -> str:
 
 def power_block(t, vs) -> str:
     """kz–kx log-power maps of one tomogram's volumes on one colour scale, wedge edges dashed."""
-    from .report_figures import kzkx_log_power, power_figure, power_window, wedge_power_ratio
-    from .report_html import plot_figure
+    from .figures import kzkx_log_power, power_figure, power_window, wedge_power_ratio
+    from .html import plot_figure
 
     if not vs:
         return ""
@@ -125,8 +125,8 @@ def power_section(blocks: list[str]) -> str:
 
 def training_section(run) -> str:
     """Losses and noise per iteration, so a user sees whether training converged."""
-    from .report_figures import loss_plot, noise_plot
-    from .report_html import plot_figure
+    from .figures import loss_plot, noise_plot
+    from .html import plot_figure
 
     title = "Training"
     if not run.refine:
@@ -195,7 +195,7 @@ def training_section(run) -> str:
 
 def fsc_result_from_dict(data: dict):
     """An :class:`fsc.FSCResult` from the JSON ``isonet fsc`` writes (null -> NaN)."""
-    from .fsc import FSCResult
+    from ..core.fsc import FSCResult
 
     def arr(values) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
@@ -216,8 +216,9 @@ def fsc_result_from_dict(data: dict):
 
 
 def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
-    from .fsc import DIRECTIONS, fsc_figure
-    from .report_html import plot_figure
+    from ..core.fsc import DIRECTIONS
+    from .figures import fsc_figure
+    from .html import plot_figure
 
     try:
         data = json.loads(path.read_text())
@@ -283,8 +284,8 @@ _QUALITY_ROWS = (
 
 def quality_section(run, pictured) -> str:
     """Fourier correlation with the ground truth, where a phantom gives one (the demo, benchmarks)."""
-    from .metrics import quality_report
-    from .mrc import read_header, read_volume
+    from ..core.metrics import quality_report
+    from ..io.mrc import read_header, read_volume
 
     title = "Ground-truth quality"
     if run.ground_truth is None:

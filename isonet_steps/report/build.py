@@ -2,7 +2,7 @@
 
 :func:`collect_run` gathers what a run folder holds — ``.isonet/run.json`` and the step records,
 the tomogram STAR tables, refine states, FSC JSON files, and the demo's ground truth — reading
-volumes through :mod:`isonet_steps.mrc` memory maps (three slices and a central box of at most
+volumes through :mod:`isonet_steps.io.mrc` memory maps (three slices and a central box of at most
 256³ voxels each, so a 2 GB tomogram reports in seconds). :func:`build_report` turns that into
 HTML with the slices embedded as PNG data URIs and the plots as inline SVG. A section whose inputs are missing says so
 instead of failing, so a bare refine folder or a half-finished run gets a report too.
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .log import get_logger
-from .report_html import esc, page, section, table
-from .report_tables import STEP_ORDER
+from ..io.errors import InputError
+from ..io.log import get_logger
+from .html import esc, page, section, table
+from .tables import STEP_ORDER
 
 __all__ = ["TomogramFiles", "RunData", "VolumeView", "collect_run", "read_parts", "load_view", "tomogram_views",
            "versions", "build_report", "STEP_ORDER", "SECTIONS"]
@@ -97,7 +97,7 @@ def _read_json(path: Path, notes: list[str]) -> Any:
 
 
 def _cell_path(row, column: str, star: Path, notes: list[str]) -> Path | None:
-    from .star import is_set, resolve_path
+    from ..io.star import is_set, resolve_path
 
     if column not in row.index or not is_set(row[column]):
         return None
@@ -110,7 +110,7 @@ def _cell_path(row, column: str, star: Path, notes: list[str]) -> Path | None:
 
 def _pick_star(run_dir: Path, notes: list[str]):
     """The most complete tomogram STAR in ``run_dir`` and its table (None, None if there is none)."""
-    from .star import read_tomogram_star
+    from ..io.star import read_tomogram_star
 
     names = list(_STARS) + sorted(p.name for p in run_dir.glob("*.star") if p.name not in _STARS)
     for name in names:
@@ -166,7 +166,7 @@ def collect_run(run_dir: str | Path) -> RunData:
 
     run.star, table_ = _pick_star(run_dir, notes)
     if table_ is not None:
-        from .star import is_set
+        from ..io.star import is_set
 
         for _, row in table_.iterrows():
             t = TomogramFiles(
@@ -234,8 +234,8 @@ def read_parts(data: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[dict[str,
     planes at a time, and the mapped pages are dropped after each step: the resident memory
     stays small however large the tomogram, and the reads are sequential (kind to file shares).
     """
-    from .mrc import release_pages
-    from .report_figures import central_box
+    from ..io.mrc import release_pages
+    from .figures import central_box
 
     nz, ny, nx = (int(s) for s in data.shape)
     box_z, box_y, box_x = central_box(data.shape)
@@ -259,8 +259,8 @@ def read_parts(data: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[dict[str,
 
 def load_view(label: str, path: Path) -> VolumeView:
     """Three central slices and the central box of ``path`` (standardised), read through a memory map."""
-    from .mrc import open_memmap
-    from .report_figures import mean_std, standardise
+    from ..io.mrc import open_memmap
+    from .figures import mean_std, standardise
 
     with open_memmap(path, label) as vol:
         slices, box = read_parts(vol.data)
@@ -290,7 +290,7 @@ def tomogram_views(run: RunData, t: TomogramFiles) -> list[VolumeView]:
             run.notes.append(str(exc))
     if run.ground_truth is not None and views:
         try:
-            from .mrc import read_header
+            from ..io.mrc import read_header
 
             if read_header(run.ground_truth, "ground truth").shape == views[0].shape:
                 views.append(load_view("ground truth", run.ground_truth))
@@ -306,7 +306,7 @@ def versions() -> dict[str, str]:
     """Versions of the software that built the report (package metadata only: nothing heavy is imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from .. import __version__
 
     out = {"isonet-nf": __version__, "Python": platform.python_version()}
     for dist in ("numpy", "scipy", "mrcfile", "starfile", "click", "keras", "tensorflow", "matplotlib"):
@@ -320,8 +320,8 @@ def versions() -> dict[str, str]:
 
 def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of ``run_dir`` (see the module docstring)."""
-    from . import report_sections as rs
-    from . import report_tables as rt
+    from . import sections as rs
+    from . import tables as rt
 
     log = get_logger("report")
     started = time.perf_counter()

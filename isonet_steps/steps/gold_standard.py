@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InputError
-from .log import get_logger
-from .mrc import read_volume, write_volume
-from .star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+from ..io.errors import InputError
+from ..io.log import get_logger
+from ..io.mrc import read_volume, write_volume
+from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 _PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName", *RAW_HALF_COLUMNS)
@@ -44,7 +44,7 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_s
                       cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, precision="auto",
                       gpus=None, tomo_idx=None, log_level="info") -> Path:
     """Predict with both half networks, FSC, record in the STAR; returns the STAR written."""
-    from .cli._invoke import call_step
+    from ..cli._invoke import call_step
 
     log = get_logger("gold-standard")
     result_dir, output_dir = Path(result_dir), Path(output_dir)

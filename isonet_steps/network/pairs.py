@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .noise import make_noise_cubes
-from .normalize import percentile_normalize
-from .rotations import ROTATIONS, rotate
-from .wedge import measured_part, missing_part
+from ..core.noise import make_noise_cubes
+from ..core.normalize import percentile_normalize
+from ..core.rotations import ROTATIONS, rotate
+from ..core.wedge import measured_part, missing_part
 
 __all__ = ["merge_with_prediction", "center_crop", "PairPlan", "make_batch", "BatchStream"]
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from .errors import InputError
+from ..io.errors import InputError
 from .wedge import wedge_mask_2d
 
 NOISE_MODES = ("noFilter", "ramp", "hamming")

@@ -52,7 +52,7 @@ _svg_ids = itertools.count(1)
 
 def _writable(folder: Path) -> bool:
     """Whether ``folder`` exists (or can be made) and can be written to."""
-    from .atomic import folder_problem
+    from ..io.atomic import folder_problem
 
     return folder_problem(folder, create=True) is None
 

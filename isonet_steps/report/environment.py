@@ -102,7 +102,7 @@ def _draw_a_plot() -> None:
 
 def check_environment() -> EnvironmentReport:
     """Import the stack, record versions, and run a tiny Keras computation on the chosen backend."""
-    from . import __version__
+    from .. import __version__
 
     report = EnvironmentReport()
     report.versions["isonet-nf"] = __version__

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
+from ..io.errors import InputError
 
 __all__ = ["zoom_factor", "rescaled_shape", "rescale"]
 

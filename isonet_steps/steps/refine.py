@@ -1,4 +1,4 @@
-"""Glue between files and :func:`isonet_steps.refine.refine`: read subtomo.star, run, log.
+"""Glue between files and :func:`isonet_steps.network.refine.refine`: read subtomo.star, run, log.
 
 Shared by ``isonet refine`` and ``isonet run`` so both do exactly the same thing.
 """
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import RefineStore
-from .errors import InputError
-from .log import detach_file_logs, get_logger, progress, setup_logging
-from .mrc import read_volume
-from .refine import RefineData, RefineSettings, refine
-from .star import read_subtomo_star, resolve_path
+from ..io.checkpoint import RefineStore
+from ..io.errors import InputError
+from ..io.log import detach_file_logs, get_logger, progress, setup_logging
+from ..io.mrc import read_volume
+from ..io.star import read_subtomo_star, resolve_path
+from ..network.refine import RefineData, RefineSettings, refine
 
 
 def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> RefineData:
@@ -53,7 +53,7 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
                log_level="info") -> list[dict]:
     """Refine one network (or one per half) into ``result_dir``; returns the state records."""
-    from .devices import usable_gpus
+    from ..network.devices import usable_gpus
 
     states = []
     targets = [(None, Path(result_dir))] if not halves else [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]

@@ -18,9 +18,9 @@ import re
 import sys
 from pathlib import Path
 
+from ..io.errors import InputError
+from ..io.log import get_logger
 from . import cpu
-from .errors import InputError
-from .log import get_logger
 
 __all__ = [
     "configure",
@@ -240,7 +240,7 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
 def bfloat16_is_fast(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True where bfloat16 arithmetic is done by hardware: every visible GPU of compute capability
     8.0 or later (A100, H100, RTX 30xx on), or, on the CPU, AMX or AVX512-BF16 (Sapphire Rapids,
-    Zen 4 on) with kernels allowed to use them (:func:`isonet_steps.cpu.bfloat16_units`).
+    Zen 4 on) with kernels allowed to use them (:func:`isonet_steps.network.cpu.bfloat16_units`).
     Elsewhere bfloat16 is emulated and slower than float32.
     """
     gpus = _gpu_capabilities()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, sparse
 
-from .errors import InputError
+from ..io.errors import InputError
 
 __all__ = [
     "Phantom",

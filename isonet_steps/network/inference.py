@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.normalize import from_network, to_network
+from ..io.errors import InputError
+from ..io.log import get_logger, progress
 from .devices import is_out_of_memory
-from .errors import InputError
-from .log import get_logger, progress
-from .normalize import from_network, to_network
 
 if TYPE_CHECKING:  # Keras takes seconds to import; the steps import it only when they run a network
     import keras
@@ -399,7 +399,7 @@ class InferenceFunction:
 def model_predict_fn(model, *, precision: str = "float32") -> InferenceFunction:
     """A fast inference callable for a Keras model (compiled graph, ``training=False``, float32 out).
 
-    The network is first rebuilt for inference (:func:`~isonet_steps.unet.inference_model`: batch
+    The network is first rebuilt for inference (:func:`~isonet_steps.network.unet.inference_model`: batch
     normalisation folded into the convolutions, dropout removed). ``predict_on_batch`` then reuses
     one traced function per input shape and runs under a multi-GPU strategy when the model was built
     in one. ``precision="mixed"`` computes in bfloat16 (about 3x faster on CPUs with AMX and on

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text
-from .checkpoint import atomic_write_json
-from .errors import InputError
-from .log import get_logger
+from ..io.atomic import write_text
+from ..io.checkpoint import atomic_write_json
+from ..io.errors import InputError
+from ..io.log import get_logger
 from .params import BY_NAME, PARAMS
 
 RECORD_DIR = Path(".isonet") / "steps"
@@ -52,7 +52,7 @@ def fingerprints(paths: list[Path]) -> dict[str, str | None]:
 
 def _star_files(star: Path, columns: tuple[str, ...]) -> list[Path]:
     """The files a STAR table names in ``columns`` (resolved like the steps resolve them)."""
-    from .star import is_set, read_star, resolve_path
+    from ..io.star import is_set, read_star, resolve_path
 
     if not star.is_file():
         return []
@@ -92,7 +92,7 @@ class Pipeline:
             raise InputError(f"{self.source}: input not found; give a folder of tomograms or a tomograms.star.")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"{self.out}: exists and is not a folder; choose another --outdir.")
-        from .predict import check_tiling
+        from ..network.inference import check_tiling
 
         # predict's tiles are checked now, not after hours of refine
         check_tiling(int(self.p("predict_cube_size")), int(self.p("predict_crop_size")), int(self.p("unet_depth")),
@@ -132,14 +132,14 @@ class Pipeline:
         return {p.name: self.params[p.name] for p in PARAMS if step in p.steps}
 
     def _call(self, name: str, args: list[Any]) -> None:
-        from .cli._invoke import call_step
+        from ..cli._invoke import call_step
 
         call_step(name, [*map(str, args), "--log-level", self.log_level])
 
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
         """The steps in run order: deconv only with a defocus to correct; gold-standard replaces predict with halves."""
-        from .tomostar import TOMOGRAM_SUFFIXES
+        from ..io.tomostar import TOMOGRAM_SUFFIXES
 
         star = self.path("tomograms.star")
         tomogram_columns = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")
@@ -179,7 +179,7 @@ class Pipeline:
     def _needs_deconv(self) -> bool:
         if self.source.is_dir():
             return bool(self.p("defocus"))
-        from .star import read_tomogram_star
+        from ..io.star import read_tomogram_star
 
         table = read_tomogram_star(self.source)
         return "rlnDefocus" in table.columns and bool((table["rlnDefocus"] > 0).any())
@@ -191,7 +191,7 @@ class Pipeline:
                 "pixel_size": "--pixel-size", "defocus": "--defocus", "number_subtomos": "--number-subtomos",
                 "tilt_min": "--tilt-min", "tilt_max": "--tilt-max"})])
             return
-        from .star import is_set, read_tomogram_star, resolve_path, write_star
+        from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
 
         table = read_tomogram_star(self.source)  # a STAR as input: its own values, paths made absolute
         for column in ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",

@@ -1,8 +1,8 @@
 """Pictures for the run report, from numpy arrays: slices, kz–kx power spectra, training curves.
 
 Slices are grey ``uint8`` arrays (the report embeds them as PNG); spectra and curves are
-matplotlib figures (:mod:`isonet_steps.plots`; the report embeds them as SVG).
-:mod:`isonet_steps.report` reads the files and assembles the HTML. Arrays are ``[Z, Y, X]``; the
+matplotlib figures (:mod:`isonet_steps.report.plots`; the report embeds them as SVG).
+:mod:`isonet_steps.report.build` reads the files and assembles the HTML. Arrays are ``[Z, Y, X]``; the
 missing wedge lies around kz in the (kz, kx) plane, so that is the plane whose power shows it.
 """
 
@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from ..core.fsc import DIRECTIONS, FSCResult, threshold_key
 
 __all__ = [
     "CENTRAL_EDGE",
@@ -281,4 +283,70 @@ def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: i
     ax = line_axes(fig, series, styles=styles, title="Noise level per iteration", xlabel="iteration",
                    ylabel="noise level", xlim=(0.0, max(1.0, float(last))), ylim=(0.0, max(0.05, top * 1.25)))
     _whole_ticks(ax)
+    return fig
+
+
+# --- FSC curves -----------------------------------------------------------------------------------
+#: Line styles of the FSC plot (``Axes.plot`` keywords): axes solid, planes dashed, global black and thicker.
+PLOT_STYLES: dict[str, dict] = {
+    "global": {"color": "#000000", "linewidth": 2.2},
+    "x": {"color": "#d62728", "linewidth": 1.5},
+    "y": {"color": "#2ca02c", "linewidth": 1.5},
+    "z": {"color": "#1f77b4", "linewidth": 1.5},
+    "xy": {"color": "#ff7f0e", "linewidth": 1.3, "linestyle": (0, (5, 3))},
+    "xz": {"color": "#9467bd", "linewidth": 1.3, "linestyle": (0, (5, 3))},
+    "yz": {"color": "#17becf", "linewidth": 1.3, "linestyle": (0, (5, 3))},
+}
+_NICE_RESOLUTIONS = (1000, 500, 300, 200, 150, 100, 80, 60, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3, 2.5, 2,
+                     1.5, 1)
+
+
+def _resolution_ticks(nyquist_frequency: float, min_gap: float = 0.08) -> list[tuple[float, str]]:
+    """(frequency, "Å") ticks of the top axis: round resolutions, finest first, none closer than
+    ``min_gap`` of the axis width (to each other or to zero), so the crowded low frequencies do
+    not overprint.
+    """
+    ticks: list[tuple[float, str]] = []
+    for r in reversed(_NICE_RESOLUTIONS):
+        f = 1.0 / r
+        if f > nyquist_frequency * (1 + 1e-9) or f / nyquist_frequency < min_gap:
+            continue
+        if ticks and (ticks[-1][0] - f) / nyquist_frequency < min_gap:
+            continue
+        ticks.append((f, f"{r:g}"))
+    return ticks
+
+
+def fsc_figure(result: FSCResult, *, title: str = "Fourier shell correlation", width: int = 640,
+               height: int = 400, dpi: float = 100.0):
+    """The FSC curves as a matplotlib figure of ``width x height`` pixels at ``dpi``: frequency
+    (Å⁻¹) below, resolution (Å) on top, each threshold a dashed grey line labelled at its left end.
+    """
+    from .plots import REFERENCE, line_axes, new_figure, style
+
+    nyq = 1.0 / result.nyquist
+    keys = [threshold_key(t) for t in result.thresholds]
+    series = {}
+    styles = {}
+    for name in DIRECTIONS:
+        label = name if name == "global" else (name.upper() if len(name) == 1 else name.upper() + " plane")
+        values = [result.resolution.get(k, {}).get(name, float("nan")) for k in keys]
+        label += " " + " / ".join(f"{v:.1f}" if np.isfinite(v) else "–" for v in values)
+        series[label] = (result.frequency, result.curves[name])
+        styles[label] = PLOT_STYLES[name]
+    fig = new_figure(width, height, dpi=dpi)
+    with style():
+        ax = line_axes(fig, series, styles=styles, title=title, xlabel="spatial frequency (Å⁻¹)", ylabel="FSC",
+                       xlim=(0.0, nyq), ylim=(-0.2, 1.05))
+        # the legend beside the axes: inside it would hide curves or a threshold line
+        ax.legend(title="resolution (Å)\nat FSC " + " / ".join(keys), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize=7.5, title_fontsize=7.5)
+        for t in result.thresholds:
+            ax.axhline(t, color=REFERENCE, linewidth=1.2, linestyle=(0, (6, 4)), zorder=1.5)
+            ax.annotate(f"{t:g}", (0.0, t), xycoords=("axes fraction", "data"), xytext=(4, 2),
+                        textcoords="offset points", ha="left", va="bottom", color=REFERENCE, fontsize=8)
+        top = ax.secondary_xaxis("top")
+        ticks = _resolution_ticks(nyq)
+        top.set_xticks([f for f, _ in ticks], [s for _, s in ticks])
+        top.set_xlabel("resolution (Å)")
     return fig

@@ -1,0 +1,1 @@
+"""The parameter table and ``isonet run``'s resumable pipeline over the steps."""
