@@ -136,8 +136,8 @@ def _find_project_dir(star_path: Path, table: pd.DataFrame) -> Path:
     for folder in tried:
         if (folder / relative[0]).is_file():
             return folder
-    raise InputError(f"{star_path}: rlnTomoTiltSeriesStarFile {relative[0]} is not found below {start} or any folder "
-                     "above it; give the RELION project folder (where RELION was run) explicitly.")
+    raise InputError(f"{star_path}: rlnTomoTiltSeriesStarFile {relative[0]} is not found under {start} nor under any "
+                     "folder above it (the project folders tried); give the RELION project folder (where RELION ran).")
 
 
 def _resolve(value: object, project_dir: Path, star_path: Path, column: str, tomo: str, what: str) -> Path:
@@ -149,7 +149,7 @@ def _resolve(value: object, project_dir: Path, star_path: Path, column: str, tom
     path = Path(text) if Path(text).is_absolute() else project_dir / text
     if not path.is_file():
         raise InputError(f"{star_path}: {column} of {tomo} names {text}, which is not in the project folder "
-                         f"{project_dir}; check the project folder or rerun the job that writes the {what}.")
+                         f"{project_dir}; give the right project folder or rerun the job that writes the {what}.")
     return path
 
 
@@ -198,7 +198,8 @@ def _check_voxel(tomogram: Path, header_voxel: float, voxel: float, pixel: float
     if abs(header_voxel - voxel) > VOXEL_TOLERANCE * voxel:
         raise InputError(f"{tomogram}: header voxel size {header_voxel:.4g} Å disagrees with {star_path}'s "
                          f"rlnTomoTiltSeriesPixelSize {pixel:.4g} × rlnTomoTomogramBinning {binning:.4g} = {voxel:.4g} "
-                         "Å; fix rlnTomoTomogramBinning or the header (e.g. 'alterheader -del').")
+                         f"Å; fix rlnTomoTomogramBinning, or the header (IMOD: alterheader -del "
+                         f"{voxel:.4g},{voxel:.4g},{voxel:.4g} {tomogram.name}).")
 
 
 def _halves(row: pd.Series, project_dir: Path, star_path: Path, tomo: str) -> tuple[Path | None, Path | None]:
@@ -272,7 +273,7 @@ def read_relion5_project(tomograms_star: str | os.PathLike,
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated or "None" in names:
         raise InputError(f"{star_path}: rlnTomoName must name each tomogram once, but "
-                         f"{', '.join(repeated) or 'a row has none'}; fix data_global.")
+                         f"{', '.join(repeated) + ' repeats' if repeated else 'a row has none'}; fix data_global.")
     table = table.assign(rlnTomoName=names)
     folder = Path(project_dir).absolute() if project_dir is not None else _find_project_dir(star_path, table)
     if not folder.is_dir():
