@@ -58,6 +58,12 @@ TOMOGRAM_COLUMNS: dict[str, type] = {
     "rlnGoldStandardFsc": str,
     "rlnRawHalvesFsc": str,
     "rlnCorrectedHalvesFsc": str,
+    # from a RELION 5 project (io/relion5.py): its optics, its tomo name, the .tlt of its tilt angles
+    "rlnVoltage": float,
+    "rlnSphericalAberration": float,
+    "rlnAmplitudeContrast": float,
+    "rlnTomoName": str,
+    "rlnTiltAngleFile": str,
 }
 
 #: Column types of IsoNet's subtomo.star (plus the tilt range and the random half, 1 or 2).
