@@ -122,3 +122,24 @@ def test_apply_wedge_with_a_gapped_wedge_keeps_exactly_its_fourier_components():
     out = apply_wedge(v, 1.0, 0.0, wedge=w)
     expected = np.fft.ifftn(np.fft.fftn(v) * wedge_mask_3d(v.shape, wedge=w)).real
     assert np.allclose(out, expected, atol=1e-5)
+
+
+def test_noise_and_metrics_take_a_wedge_and_keep_the_gap_empty():
+    from isonet_steps.core.metrics import fourier_regions
+    from isonet_steps.core.noise import make_noise_cubes, noise_amplitude_2d
+
+    gapped = Wedge.from_angles([a for a in np.arange(-60, 61, 3.0) if not 10 < a < 40])
+    plain = Wedge.from_range(-60, 60)
+    assert np.array_equal(noise_amplitude_2d(32, 32, -60, 60, "ramp", wedge=plain),
+                          noise_amplitude_2d(32, 32, -60, 60, "ramp"))
+    amplitude = noise_amplitude_2d(32, 32, -60, 60, "noFilter", wedge=gapped)
+    not_dc = np.ones_like(amplitude, dtype=bool)
+    not_dc[0, 0] = False
+    assert np.array_equal(amplitude > 0, (gapped.mask_2d(32, 32, rfft=True) > 0) & not_dc)
+    cubes = make_noise_cubes(2, 32, mode="ramp", rng=np.random.default_rng(0), wedge=gapped)
+    power = (np.abs(np.fft.rfftn(cubes, axes=(1, 3))) ** 2).sum(axis=(0, 2))
+    outside = gapped.mask_2d(32, 32, rfft=True) == 0
+    assert power[outside].max() < 1e-6 * power.max()
+    missing, measured = fourier_regions((32, 16, 32), -60, 60, wedge=gapped)
+    missing_plain, _ = fourier_regions((32, 16, 32), -60, 60)
+    assert missing.sum() > missing_plain.sum() and not (missing & measured).any()
