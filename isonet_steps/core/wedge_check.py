@@ -92,7 +92,7 @@ def estimate_angular_profile(volume: np.ndarray, *, low: float = 0.06, high: flo
     ``low``/``high``: the band of radii in cycles per voxel (DC and corners out). Returns bin
     centres from −90 to 90° and, per bin, the mean of log power minus its radius ring's median.
     """
-    v = _central_crop(np.asarray(volume, dtype=np.float32), max_size)
+    v = np.asarray(_central_crop(volume, max_size), dtype=np.float32)  # crop first: a memmap stays on disk
     nz, _, nx = v.shape
     v = (v - v.mean()) * (_taper(nz)[:, None, None] * _taper(nx)[None, None, :]).astype(np.float32)
     power = (np.abs(scipy.fft.rfftn(v, axes=(0, 2))) ** 2).sum(axis=1)  # (kz, kx >= 0)
