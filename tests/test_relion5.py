@@ -16,9 +16,9 @@ from isonet_steps.io.relion5 import (
     read_relion5_project,
     tomogram_table,
     write_relion5_tomograms,
-    write_tilt_angles,
 )
 from isonet_steps.io.star import read_tomogram_star, write_star
+from isonet_steps.io.tilt_angles import write_tilt_angles
 
 SHAPE = (8, 12, 16)  # Z, Y, X of every tiny tomogram
 TS_PIXEL, BINNING = 1.35, 8.0
@@ -168,14 +168,6 @@ def test_explicit_project_dir_for_a_star_outside_the_project(tmp_path):
     assert str(moved) in message and str(moved.parent.absolute()) in message and "project folder" in message
     project = read_relion5_project(moved, project_dir=root)
     assert project.tomograms[0].tomogram.is_file()
-
-
-def test_tilt_angles_file_is_imod_style(tmp_path):
-    path = write_tilt_angles(tmp_path / "a.tlt", (-60.0, -1.5, 0.25, 58.0))
-    lines = path.read_text().splitlines()
-    assert len(lines) == 4 and [float(v) for v in lines] == [-60.0, -1.5, 0.25, 58.0]
-    with pytest.raises(ValueError):
-        write_tilt_angles(tmp_path / "b.tlt", [])
 
 
 def _edit_global(star: Path, old: str, new: str) -> None:

@@ -9,7 +9,7 @@ where the first tomogram's tilt-series STAR exists (absolute paths are used as w
 What is read (see ``docs/relion5.md``): from ``data_global`` the tomogram, its two halves, the
 optics, the tilt-series pixel size and the binning; from each tilt-series STAR (the block named
 after the tomogram) the tilt angles and the defocus of the zero-tilt image. Reading writes
-nothing: the caller writes the angles with :func:`write_tilt_angles` and names the file in
+nothing: the caller writes the angles with :func:`isonet_steps.io.tilt_angles.write_tilt_angles` and names the file in
 ``rlnTiltAngleFile``.
 """
 
@@ -25,17 +25,17 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from .atomic import atomic_path, ensure_writable_folder, write_text
+from .atomic import atomic_path, ensure_writable_folder
 from .errors import InputError
 from .log import get_logger
 from .mrc import read_header
+from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
     "Relion5Tomogram",
     "Relion5Project",
     "read_relion5_project",
     "tomogram_table",
-    "write_tilt_angles",
     "write_relion5_tomograms",
 ]
 
@@ -84,7 +84,7 @@ class Relion5Tomogram:
         row.update({"rlnVoltage": self.voltage, "rlnSphericalAberration": self.cs,
                     "rlnAmplitudeContrast": self.amplitude_contrast, "rlnTomoName": self.tomo_name})
         if tilt_angle_file is not None:
-            row["rlnTiltAngleFile"] = tilt_angle_file
+            row[TILT_ANGLE_COLUMN] = tilt_angle_file
         return row
 
 
@@ -287,25 +287,17 @@ def tomogram_table(project: Relion5Project, *, number_subtomos: int = 100,
     """isonet-nf's tomograms.star rows for a RELION 5 project (rlnIndex 1..N in RELION's order).
 
     ``tilt_angle_files``: tomo name -> the ``.tlt`` file the caller wrote with
-    :func:`write_tilt_angles`, named in ``rlnTiltAngleFile``.
+    :func:`isonet_steps.io.tilt_angles.write_tilt_angles`, named in ``rlnTiltAngleFile``.
     """
     files = dict(tilt_angle_files or {})
     rows = [t.star_row(i, number_subtomos=number_subtomos,
                        tilt_angle_file=str(files[t.tomo_name]) if t.tomo_name in files else None)
             for i, t in enumerate(project.tomograms, start=1)]
     table = pd.DataFrame(rows)
-    for column in (*HALVES, "rlnTiltAngleFile"):
+    for column in (*HALVES, TILT_ANGLE_COLUMN):
         if column in table.columns:
             table[column] = table[column].fillna("None")
     return table
-
-
-def write_tilt_angles(path: str | os.PathLike, angles) -> Path:
-    """Tilt angles in degrees, one per line (IMOD's ``.tlt``), written atomically."""
-    values = [float(a) for a in angles]
-    if not values or not all(np.isfinite(values)):
-        raise ValueError(f"{path}: tilt angles must be a non-empty list of finite numbers")
-    return write_text(path, "".join(f"{a:.4f}\n" for a in values))
 
 
 def _project_path(path: Path, project_dir: Path) -> str:
