@@ -173,8 +173,8 @@ def test_report_has_every_section_slices_as_png_and_plots_as_svg(demo_html):
         assert f'<section id="{anchor}">' in text, f"section {anchor} missing"
         assert f'href="#{anchor}"' in text
     sources = _data_uris(text)
-    # 3 planes x (raw, corrected, truth)
-    assert len(sources) == 9, len(sources)
+    # 3 planes x (raw, corrected, truth); where the halves disagree: 3 sections x (corrected, agreement map)
+    assert len(sources) == 9 + 6, len(sources)
     assert text.count("<img") == len(sources)
     for src in sources:
         assert src.startswith("data:image/png;base64,")
@@ -182,9 +182,9 @@ def test_report_has_every_section_slices_as_png_and_plots_as_svg(demo_html):
         image = decode_png(png)
         assert image.shape[0] >= 32 and image.shape[1] >= 32
         assert image.std() > 1.0, "blank picture"
-    # the power maps of one tomogram, loss, noise, FSC: inline SVG whose text is text
+    # the power maps of one tomogram, loss, noise, FSC, the agreement maps' colour bar: inline SVG whose text is text
     svgs = _svgs(text)
-    assert len(svgs) == 4, len(svgs)
+    assert len(svgs) == 5, len(svgs)
     for svg, label in zip(svgs, ("kx (Å⁻¹)", "loss (mean absolute error)", "noise level", "spatial frequency (Å⁻¹)")):
         assert f">{label}</text>" in svg
     assert len(re.findall(r"<image ", svgs[0])) >= 3  # raw, corrected, truth spectra

@@ -33,6 +33,7 @@ SECTIONS = (
     ("power", "Fourier power (kz–kx)"),
     ("training", "Training"),
     ("fsc", "Gold-standard FSC"),
+    ("halves", "Where the halves disagree"),
     ("quality", "Ground-truth quality"),
     ("inputs", "Input files"),
     ("settings", "Settings"),
@@ -322,23 +323,27 @@ def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of ``run_dir`` (see the module docstring)."""
     from . import sections as rs
     from . import tables as rt
+    from .halves import halves_block, halves_section
+    from .wedge_section import raw_wedge_check
 
     log = get_logger("report")
     started = time.perf_counter()
     run = collect_run(run_dir)
     pictured = run.tomograms[:MAX_PICTURED]
-    slices, powers = [], []
+    slices, powers, halves = [], [], []
     for t in pictured:  # one tomogram's volumes in memory at a time
         log.info("reading tomogram %d", t.index)
         views = tomogram_views(run, t)
         slices.append(rs.slices_block(t, views))
-        powers.append(rs.power_block(t, views))
+        powers.append(rs.power_block(t, views, raw_wedge_check(run, t, views), run.star))
+        halves.append(halves_block(run, t))
         del views
     body = [
         rs.slices_section(run, slices),
         rs.power_section(powers),
         rs.training_section(run),
         rs.fsc_section(run),
+        halves_section(run, halves),
         rs.quality_section(run, pictured),
         rt.inputs_section(run),
         rt.settings_section(run),

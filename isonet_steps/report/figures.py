@@ -42,6 +42,8 @@ PLANES: dict[str, tuple[str, str]] = {"XY": ("Y", "X"), "XZ": ("Z", "X"), "YZ": 
 POWER_CMAP = "inferno"
 #: Colour of the dashed tilt-range edges on the spectra: light cyan, apart from every inferno colour.
 _WEDGE_EDGE = "#78e6ff"
+#: Colour of the measured range estimated from the data (wedge check): a green apart from cyan and inferno.
+_ESTIMATED_EDGE = "#7dff5a"
 
 
 def central_box(shape: Sequence[int], edge: int = CENTRAL_EDGE) -> tuple[slice, slice, slice]:
@@ -143,19 +145,24 @@ def _pixel_extent(n: int) -> tuple[float, float]:
 
 
 def power_figure(maps: Sequence[np.ndarray], labels: Sequence[str], window: tuple[float, float], *,
-                 voxel_size: float = 0.0, tilt_range: tuple[float, float] | None = None, panel: int = 250):
+                 voxel_size: float = 0.0, tilt_range: tuple[float, float] | None = None, panel: int = 250,
+                 intervals: Sequence[tuple[float, float]] | None = None,
+                 estimated: tuple[float, float] | None = None):
     """kz–kx log-power maps (from :func:`kzkx_log_power`) side by side, on one colour scale with
     one colour bar; the tilt range's edges dashed. Frequencies in Å⁻¹ when ``voxel_size`` > 0.
 
     Both axes span ±Nyquist at the same scale, so angles in the picture are true angles in the
-    (kz, kx) plane, whatever the box's shape.
+    (kz, kx) plane, whatever the box's shape. ``intervals`` (a wedge's measured intervals, e.g. an
+    angle list with gaps) replaces ``tilt_range``'s lines by the wedge's outline; ``estimated`` (the
+    measured range read off the first map's data) is drawn on the first panel; both add a legend.
     """
     from .plots import new_figure, style
 
     scale = 1.0 / voxel_size if voxel_size > 0 else 1.0
     unit = "Å⁻¹" if voxel_size > 0 else "cycles/voxel"
     nyquist = 0.5 * scale
-    fig = new_figure(panel * len(maps) + 110, panel + 70)
+    legend = intervals is not None or estimated is not None
+    fig = new_figure(panel * len(maps) + 110, panel + 70 + 28 * legend)
     with style():
         axes = fig.subplots(1, len(maps), sharex=True, sharey=True, squeeze=False)[0]
         image = None
@@ -165,7 +172,9 @@ def power_figure(maps: Sequence[np.ndarray], labels: Sequence[str], window: tupl
             extent = (x0 * scale, x1 * scale, z0 * scale, z1 * scale)
             image = ax.imshow(log_power, cmap=POWER_CMAP, vmin=window[0], vmax=window[1], interpolation="none",
                               origin="upper", extent=extent, aspect="auto")
-            if tilt_range is not None:
+            if intervals is not None:
+                _wedge_outline(ax, intervals, nyquist, labelled=ax is axes[0])
+            elif tilt_range is not None:
                 for angle in tilt_range:
                     c, s = math.cos(math.radians(float(angle))), math.sin(math.radians(float(angle)))
                     ax.plot([-nyquist * c, nyquist * c], [-nyquist * s, nyquist * s], color=_WEDGE_EDGE,
@@ -179,7 +188,41 @@ def power_figure(maps: Sequence[np.ndarray], labels: Sequence[str], window: tupl
         axes[0].set_ylabel(f"kz ({unit})")
         assert image is not None  # at least one spectrum was drawn
         fig.colorbar(image, ax=list(axes), label="log₁₀ power", shrink=0.92, pad=0.02)
+        if estimated is not None:
+            _estimated_edges(axes[0], estimated, nyquist)
+        if legend:
+            fig.legend(loc="outside lower center", ncols=2, frameon=False)
     return fig
+
+
+def _edge_line(ax, angle: float, nyquist: float, **kwargs) -> None:
+    """The line through the origin at ``angle`` degrees from kx, to ±Nyquist."""
+    c, s = math.cos(math.radians(float(angle))), math.sin(math.radians(float(angle)))
+    ax.plot([-nyquist * c, nyquist * c], [-nyquist * s, nyquist * s], **kwargs)
+
+
+def _wedge_outline(ax, intervals: Sequence[tuple[float, float]], nyquist: float, *, labelled: bool = False) -> None:
+    """Dashed edges of every measured interval; with gaps, an arc near ±Nyquist across each interval.
+
+    The arcs make the gaps of an angle list read as unmeasured sectors between measured ones.
+    """
+    for k, (lo, hi) in enumerate(intervals):
+        for angle in (lo, hi):
+            _edge_line(ax, angle, nyquist, color=_WEDGE_EDGE, linewidth=1.0, linestyle=(0, (4, 3)),
+                       label="given wedge" if labelled and (k, angle) == (0, lo) else "_nolegend_")
+        if len(intervals) < 2:
+            continue  # one range: its two edges say it all
+        theta = np.radians(np.linspace(lo, hi, 64))
+        for sign in (1.0, -1.0):
+            ax.plot(sign * 0.94 * nyquist * np.cos(theta), sign * 0.94 * nyquist * np.sin(theta), color=_WEDGE_EDGE,
+                    linewidth=1.6, solid_capstyle="butt")
+
+
+def _estimated_edges(ax, edges: tuple[float, float], nyquist: float) -> None:
+    """The measured range estimated from the data (wedge_check.estimate_edges): solid, in green."""
+    for k, angle in enumerate(edges):
+        _edge_line(ax, angle, nyquist, color=_ESTIMATED_EDGE, linewidth=1.3,
+                   label="estimated from the raw data" if k == 0 else "_nolegend_")
 
 
 def power_window(maps: Sequence[np.ndarray], low: float = 1.0, high: float = 99.8) -> tuple[float, float]:

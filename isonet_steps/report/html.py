@@ -39,6 +39,9 @@ section { background:var(--card); border:1px solid var(--line); border-radius:10
 section h2 { margin:0 0 8px; font-size:20px; font-weight:650; }
 section h3 { margin:18px 0 8px; font-size:16px; font-weight:600; color:#2b3440; }
 p.caption, .note { color:var(--muted); font-size:13.5px; margin:6px 0 10px; max-width:1060px; }
+.warnbox { color:#6e1a10; background:#fdecea; border:1px solid #f0b4ab; border-left:6px solid #c0392b;
+  border-radius:6px; padding:10px 14px; margin:8px 0 10px; font-size:14px; max-width:1060px; }
+p.summary { font-size:14.5px; margin:4px 0 8px; }
 p.notrun { color:#8a5a00; background:#fff7e6; border:1px solid #f3dca6; border-radius:6px; padding:8px 12px;
   margin:6px 0; }
 .panels { display:grid; gap:10px 14px; align-items:start; margin:8px 0 6px; }

@@ -77,10 +77,15 @@ def slices_section(run, blocks: list[str]) -> str:
 # ---------------------------------------------------------------------------------------- power
 
 
-def power_block(t, vs) -> str:
-    """kz–kx log-power maps of one tomogram's volumes on one colour scale, wedge edges dashed."""
+def power_block(t, vs, wedge_check=None, star: Path | None = None) -> str:
+    """kz–kx log-power maps of one tomogram's volumes on one colour scale, wedge edges dashed.
+
+    ``wedge_check`` (:class:`report.wedge_section.RawWedgeCheck`) adds the wedge's outline, the
+    measured range estimated from the raw data and the verdict under the figure.
+    """
     from .figures import kzkx_log_power, power_figure, power_window, wedge_power_ratio
     from .html import plot_figure
+    from .wedge_section import wedge_check_html
 
     if not vs:
         return ""
@@ -95,9 +100,11 @@ def power_block(t, vs) -> str:
         if math.isfinite(ratio):
             shares.append(f"{v.label} · wedge/measured power {ratio:.2f}")
     fig = power_figure(maps, [v.label for v in vs], window, voxel_size=vs[0].voxel_size or t.pixel_size,
-                       tilt_range=t.tilt_range)
+                       tilt_range=t.tilt_range, intervals=wedge_check.wedge.intervals if wedge_check else None,
+                       estimated=wedge_check.check.edges if wedge_check else None)
     parts.append(plot_figure(fig, "; ".join(shares) or "log power in the kz–kx plane",
                              alt=f"log power kz-kx of {', '.join(v.label for v in vs)}", cls="plot power"))
+    parts.append(wedge_check_html(wedge_check, t, star))
     bz, by, bx = vs[0].box.shape
     parts.append(
         f'<p class="caption">log₁₀ of the Fourier power of the central {bx} × {by} × {bz} voxels (X × Y × Z, '
