@@ -155,8 +155,11 @@ def _sections(h1, h2, corrected, mask) -> list[_Section]:
     return out
 
 
-def _read_sections(t) -> list[_Section]:
-    """Open the halves (and the corrected tomogram and mask) as memory maps; the drawn sections."""
+def _read_sections(t) -> tuple[list[_Section], bool]:
+    """The drawn sections from memory maps of the halves (and corrected tomogram and mask).
+
+    Also whether the grey panels are the corrected tomogram's (False: the mean of the halves).
+    """
     from contextlib import ExitStack
 
     from ..io.mrc import open_memmap
@@ -174,7 +177,7 @@ def _read_sections(t) -> list[_Section]:
         if t.mask is not None:
             m = stack.enter_context(open_memmap(t.mask, "mask")).data
             mask = m if m.shape == h1.shape else None
-        return _sections(h1, h2, corrected, mask)
+        return _sections(h1, h2, corrected, mask), corrected is not None
 
 
 def _summary(sections: list[_Section]) -> tuple[str, dict[str, float]]:
@@ -198,12 +201,12 @@ def halves_block(run, t) -> str:
         return ""
     title = f"<h3>Tomogram {t.index}: {esc(Path(t.raw_name).name or '(unnamed)')}</h3>"
     try:
-        sections = _read_sections(t)
+        sections, has_corrected = _read_sections(t)
     except InputError as exc:
         run.notes.append(str(exc))
         return title + not_run("The corrected halves could not be read (see Notes).")
     summary, _ = _summary(sections)
-    grey = "corrected" if t.corrected is not None else "mean of the halves"
+    grey = "corrected" if has_corrected else "mean of the halves"
     window = contrast_window(np.concatenate([s.corrected.ravel() for s in sections]))
     shape = (sections[-1].corrected.shape[0], *sections[0].corrected.shape)
     factor = display_factor(shape)
