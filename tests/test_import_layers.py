@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "isonet_steps"
 
 
@@ -121,7 +119,6 @@ def test_every_module_lies_in_a_layer():
     assert loose == []
 
 
-@pytest.mark.xfail(strict=True, reason="#12: pipeline and gold_standard still call the steps through cli._invoke")
 def test_imports_go_only_downwards():
     assert upward_imports(import_graph()) == []
 

@@ -39,16 +39,15 @@ def command(outdir, quick, seed, time_budget, log_level):
     from pathlib import Path
 
     from ..io.log import get_logger
+    from ..steps.make_phantom import run_make_phantom
     from ..workflow.pipeline import Pipeline
-    from ._invoke import call_step
+    from .fsc import draw_fsc_png
     from .run import run_with_report
 
     out = Path(outdir)
     data = out / "data"
-    shape = "32,96,96" if quick else "64,128,128"
     if not (data / "tomo.mrc").exists():
-        call_step("make-phantom", [data, "--shape", shape, "--seed", seed, "--snr", 0.5, "--pixel-size", 10,
-                                   "--log-level", log_level])
+        run_make_phantom(data, shape=(32, 96, 96) if quick else (64, 128, 128), seed=seed, snr=0.5, pixel_size=10.0)
     tomos = out / "tomograms"
     tomos.mkdir(parents=True, exist_ok=True)
     link = tomos / "phantom.mrc"
@@ -57,8 +56,9 @@ def command(outdir, quick, seed, time_budget, log_level):
     params = dict(QUICK if quick else DEMO, seed=seed, pixel_size=10.0)
     if not quick:
         params["iterations"] = _planned_iterations(out, time_budget)
-    pipeline = Pipeline(str(tomos), out, params, log_level=log_level, ground_truth=str(data / "ground_truth.mrc"))
-    run_with_report(pipeline, log_level)
+    pipeline = Pipeline(str(tomos), out, params, log_level=log_level, ground_truth=str(data / "ground_truth.mrc"),
+                        draw_fsc=draw_fsc_png)
+    run_with_report(pipeline)
     report = out / "report.html"
     get_logger().info("demo finished")
     click.echo(f"Report: {report.resolve()}" if report.exists() else f"Results: {out.resolve()}")

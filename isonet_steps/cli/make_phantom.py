@@ -33,35 +33,7 @@ def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, halves, pix
     OUTDIR/ground_truth.mrc (noise-free density, protein dark) and OUTDIR/labels.mrc
     (0 ice, 1 membrane, 2 vesicle, 3 filament, 4 particle, 5 gold bead).
     """
-    import time
-    from pathlib import Path
+    from ..steps.make_phantom import run_make_phantom
 
-    import numpy as np
-
-    from ..core.phantom import make_phantom
-    from ..io.errors import InputError
-    from ..io.log import get_logger
-    from ..io.mrc import write_volume
-    from ._paths import check_writable_target
-
-    log = get_logger("make-phantom")
-    if seed < 0:
-        raise InputError(f"--seed {seed} must be >= 0.")
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; give a folder for the phantom files.")
-    check_writable_target(out / "tomo.mrc")
-    start = time.perf_counter()
-    phantom = make_phantom(shape, tilt_min=tilt_min, tilt_max=tilt_max, tilt_step=tilt_step, snr=snr, seed=seed,
-                           pixel_size=pixel_size, halves=halves)
-    log.info("simulated %s phantom (tilts %g..%g step %g, SNR %g) in %.1f s", "x".join(map(str, shape)),
-             tilt_min, tilt_max, tilt_step, snr, time.perf_counter() - start)
-    write_volume(out / "tomo.mrc", phantom.tomogram, phantom.pixel_size)
-    write_volume(out / "ground_truth.mrc", phantom.ground_truth, phantom.pixel_size)
-    write_volume(out / "labels.mrc", phantom.labels, phantom.pixel_size, dtype=np.int8)
-    if halves:
-        assert phantom.half1 is not None and phantom.half2 is not None  # make_phantom(halves=True) made both
-        write_volume(out / "tomo_half1.mrc", phantom.half1, phantom.pixel_size)
-        write_volume(out / "tomo_half2.mrc", phantom.half2, phantom.pixel_size)
-    log.info("wrote %s, %s, %s%s", out / "tomo.mrc", out / "ground_truth.mrc", out / "labels.mrc",
-             " and the two half tomograms" if halves else "")
+    run_make_phantom(outdir, shape=shape, tilt_min=tilt_min, tilt_max=tilt_max, tilt_step=tilt_step, snr=snr,
+                     seed=seed, halves=halves, pixel_size=pixel_size)

@@ -29,78 +29,8 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
 def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo_idx, use_deconv_tomo, half,
             output_star, precision, gpus, log_level):
     """Correct the tomograms of TOMO_STAR with the network in MODEL (.keras) and record them in the STAR file."""
-    import time
-    from pathlib import Path
+    from ..steps.predict import run_predict
 
-    from ..io.errors import InputError
-    from ..io.log import get_logger
-    from ..io.mrc import read_header, read_volume, write_volume
-    from ..io.star import read_tomogram_star, select_rows, tomogram_source, write_star
-    from ..network import devices
-    from ..network.inference import check_tiling, corrected_file_name
-
-    log = get_logger()
-    half = int(half) if half else None
-    column = f"rlnCorrectedTomoHalf{half}" if half else "rlnCorrectedTomoName"
-    check_tiling(cube_size, crop_size, 0)  # the size rules that do not depend on the network
-
-    # === Inputs, checked before the network is loaded ===
-    table = read_tomogram_star(tomo_star)
-    rows = select_rows(table, tomo_idx, tomo_star)
-    jobs = []
-    for i in rows:
-        row = table.iloc[i]
-        path, source = tomogram_source(row.to_dict(), tomo_star, use_deconv_tomo)
-        header = read_header(path, "tomogram")
-        out = Path(output_dir) / corrected_file_name(path.name, half)
-        jobs.append((i, path, source, header, out))
-    outputs = [str(job[4]) for job in jobs]
-    if len(set(outputs)) != len(outputs):
-        twice = next(o for o in outputs if outputs.count(o) > 1)
-        raise InputError(f"{tomo_star}: two tomograms would both be written to {twice}; "
-                         "give them different file names.")
-    if not Path(model).is_file():
-        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
-                         "results/model_final.keras).")
-
-    # === Devices first, then the framework and the network ===
-    gpu_ids = devices.configure(gpus)
-    from ..network.inference import model_predict_fn, predict_tomogram
-    from ..network.unet import load_model, unet_depth
-
-    n_gpus = devices.usable_gpus()
-    if gpu_ids and n_gpus == 0:
-        log.warning("GPU %s requested but the framework sees none; predicting on the CPU", ",".join(gpu_ids))
-    with devices.distribution_scope():
-        network = load_model(model)
-    check_tiling(cube_size, crop_size, unet_depth(network))
-    if batch_size is None:
-        batch_size = 4 * max(1, n_gpus)
-    precision = devices.resolve_precision(precision)
-    predict_fn = model_predict_fn(network, precision=precision)
-    import keras
-
-    log.info("predicting %d tomogram(s) on %s (%s, %s), batch size %d, cube %d, crop %d", len(jobs),
-             f"{n_gpus} GPU(s)" if n_gpus else "the CPU", keras.backend.backend(), precision, batch_size,
-             cube_size, crop_size)
-
-    # === One tomogram at a time; the STAR file is rewritten after each ===
-    if column not in table.columns:
-        table[column] = "None"
-    star_out = output_star or tomo_star
-    for i, path, source, header, out in jobs:
-        log.info("rlnIndex %s: %s (%s, %s) -> %s", table.at[i, "rlnIndex"], path, source,
-                 "×".join(map(str, header.shape[::-1])), out)
-        start = time.perf_counter()
-        volume = read_volume(path, "tomogram")
-        corrected = predict_tomogram(predict_fn, volume.data, cube=cube_size, crop=crop_size, batch_size=batch_size,
-                                     overwrite_input=True)  # read_volume's own copy
-        voxel_size = volume.voxel_size or float(table.at[i, "rlnPixelSize"])
-        del volume
-        write_volume(out, corrected, voxel_size)
-        seconds = time.perf_counter() - start
-        log.info("done %s in %.1f s (%.2f M voxels/s)", out.name, seconds, corrected.size / seconds / 1e6)
-        del corrected
-        table.at[i, column] = str(out)
-        write_star(table, star_out)
-    log.info("wrote %s", star_out)
+    run_predict(tomo_star, model, output_dir=output_dir, cube_size=cube_size, crop_size=crop_size,
+                batch_size=batch_size, tomo_idx=tomo_idx, use_deconv_tomo=use_deconv_tomo,
+                half=int(half) if half else None, output_star=output_star, precision=precision, gpus=gpus)

@@ -18,18 +18,7 @@ from ._common import option, step
              "for a STAR naming tomograms where they live when FOLDER is a staged copy.")
 def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in):
     """Write a tomograms.star listing every .mrc/.rec tomogram in FOLDER."""
-    from ..io.log import get_logger
-    from ..io.star import write_star
-    from ..io.tomostar import list_tomograms, tomogram_table
+    from ..steps.prepare_star import run_prepare_star
 
-    table = tomogram_table(
-        list_tomograms(folder),
-        pixel_size=pixel_size,
-        defocus=defocus,
-        number_subtomos=number_subtomos,
-        tilt_min=tilt_min,
-        tilt_max=tilt_max,
-        named_in=named_in,
-    )
-    write_star(table, output_star)
-    get_logger().info("wrote %s with %d tomograms", output_star, len(table))
+    run_prepare_star(folder, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
+                     tilt_min=tilt_min, tilt_max=tilt_max, named_in=named_in)

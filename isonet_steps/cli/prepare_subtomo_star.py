@@ -20,55 +20,7 @@ def command(folder, output_star, pixel_size, cube_size, tilt_min, tilt_max, log_
 
     Unreadable or non-cubic files are skipped with a warning; all subtomograms must share one size.
     """
-    from pathlib import Path
+    from ..steps.prepare_subtomo_star import run_prepare_subtomo_star
 
-    from ..io.errors import InputError
-    from ..io.log import get_logger
-    from ..io.mrc import open_memmap
-    from ..io.star import write_star
-    from ..io.tomostar import check_pixel_size, check_tilt_range, subtomo_table
-
-    log = get_logger("prepare-subtomo-star")
-    check_pixel_size(pixel_size)
-    check_tilt_range(tilt_min, tilt_max)
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{root}: folder not found; give the folder that holds the subtomogram MRCs.")
-    candidates = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
-    files: list[Path] = []
-    sizes: dict[Path, int] = {}
-    skipped: list[str] = []
-    for path in candidates:
-        try:  # a memory map checks the data block is all there (a header alone would not)
-            with open_memmap(path, "subtomogram") as vol:
-                shape, voxel_size = tuple(int(s) for s in vol.data.shape), vol.voxel_size
-        except InputError as exc:
-            skipped.append(f"{path.name} ({exc})")
-            log.warning("skipping %s: %s", path, exc)
-            continue
-        if len(set(shape)) != 1:
-            reason = f"not cubic: {'x'.join(map(str, shape))}"
-            skipped.append(f"{path.name} ({reason})")
-            log.warning("skipping %s: %s", path, reason)
-            continue
-        if voxel_size > 0 and abs(voxel_size - pixel_size) > 0.01 * pixel_size and not sizes:
-            log.warning("%s: header voxel size %.3f Å differs from --pixel-size %.3f Å", path, voxel_size, pixel_size)
-        files.append(path)
-        sizes[path] = shape[0]
-    if not files:
-        why = f"; skipped {skipped[0]}" if skipped else ""
-        raise InputError(f"{root}: no readable cubic subtomogram MRC in this folder{why}; point to the folder of "
-                         "subtomograms.")
-    first = files[0]
-    for path in files[1:]:
-        if sizes[path] != sizes[first]:
-            raise InputError(
-                f"{root}: subtomograms differ in size ({first.name} is {sizes[first]}³, {path.name} is "
-                f"{sizes[path]}³); "
-                f"all must share one size — re-extract them or split them into separate folders."
-            )
-    table = subtomo_table(files, sizes[first], cube_size=cube_size, pixel_size=pixel_size, tilt_min=tilt_min,
-                          tilt_max=tilt_max)
-    write_star(table, output_star)
-    log.info("wrote %s: %d subtomograms of %d³ voxels, cube %d", output_star, len(table), sizes[first],
-             int(table["rlnCubeSize"].iloc[0]))
+    run_prepare_subtomo_star(folder, output_star, pixel_size=pixel_size, cube_size=cube_size, tilt_min=tilt_min,
+                             tilt_max=tilt_max)

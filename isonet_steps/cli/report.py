@@ -14,13 +14,17 @@ def command(run_dir, output, log_level):
     or a refine --result-dir): slices before and after, the kz–kx power spectrum, training curves,
     the gold-standard FSC, settings, versions and timings. The page needs no network access.
     """
+    write_report(run_dir, output)
+
+
+def write_report(run_dir, output=None):
+    """Build the report of ``run_dir`` and write it atomically (default RUN_DIR/report.html); returns its path."""
     from pathlib import Path
 
-    from ..io.atomic import write_text
+    from ..io.atomic import check_writable_target, write_text
     from ..io.errors import InputError
     from ..io.log import get_logger
     from ..report.build import build_report
-    from ._paths import check_writable_target
 
     out = Path(output) if output else Path(run_dir) / "report.html"
     if out.is_dir():
@@ -35,3 +39,4 @@ def command(run_dir, output, log_level):
         raise InputError(f"{out}: cannot write the report ({exc.strerror}); "
                          "choose a writable location with -o.") from None
     get_logger("report").info("wrote %s (%.1f MB)", out, len(html.encode()) / 1e6)
+    return out

@@ -32,17 +32,11 @@ def collect_params(params_file, given: dict) -> tuple[dict, dict]:
     return values, places
 
 
-def run_with_report(pipeline, log_level: str) -> None:
-    """Run the pipeline, then write <outdir>/report.html when the report step is installed."""
-    import importlib.util
+def run_with_report(pipeline) -> None:
+    """Run the pipeline, then write <outdir>/report.html."""
+    from .report import write_report
 
-    from ._invoke import call_step
-
-    def report():
-        if importlib.util.find_spec("isonet_steps.cli.report") is not None:
-            call_step("report", [pipeline.out, "-o", pipeline.out / "report.html", "--log-level", log_level])
-
-    pipeline.run(report=report)
+    pipeline.run(report=lambda: write_report(pipeline.out, pipeline.out / "report.html"))
 
 
 @step("run")
@@ -67,4 +61,6 @@ def command(input_, outdir, params_file, log_level, **given):
     if not source or not out:
         raise InputError("give --input (a folder of tomograms or a tomograms.star) and --outdir, on the command line "
                          "or in --params-file.")
-    run_with_report(Pipeline(source, out, values, log_level=log_level), log_level)
+    from .fsc import draw_fsc_png
+
+    run_with_report(Pipeline(source, out, values, log_level=log_level, draw_fsc=draw_fsc_png))

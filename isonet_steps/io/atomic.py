@@ -138,6 +138,27 @@ def ensure_writable_folder(path: str | os.PathLike) -> None:
         raise InputError(f"{parent}: output folder {problem}; choose a writable location or fix its permissions.")
 
 
+def check_writable_target(path: str | os.PathLike) -> None:
+    """Fail at once (one line) if the folder that will hold ``path`` cannot be created or written.
+
+    Nothing is created: the nearest existing ancestor must be a writable folder (a step checks
+    this before any work, so it does not fail after hours).
+    """
+    from .errors import InputError
+
+    problem = folder_problem(Path(path).parent, create=False)
+    if problem:
+        raise InputError(f"{Path(path).parent}: cannot create or write this output folder ({problem}); "
+                         "choose a writable location.")
+
+
+def make_output_folder(path: str | os.PathLike) -> Path:
+    """Create an output folder (with parents); one-line error when impossible."""
+    path = Path(path)
+    ensure_writable_folder(path / "probe")  # creates ``path`` itself and checks it is writable
+    return path
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Whole file or none: a reader (or a killed run) never sees a half-written file."""
     with atomic_path(path) as tmp:

@@ -10,16 +10,18 @@ on phantoms the benchmark also compares with the ground truth.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_volume, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+from ..io.star import is_set, read_tomogram_star, select_rows, write_star
+from .fsc import DrawPlot, run_fsc
+from .predict import run_predict
+from .prepare_star import PATH_COLUMNS, absolute_paths
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
-_PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName", *RAW_HALF_COLUMNS)
 
 
 def _models(result_dir: Path) -> tuple[Path, Path]:
@@ -31,99 +33,92 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
     return paths  # type: ignore[return-value]
 
 
-def _fsc(call_step, a, b, out_json: Path, mask, cone_angle, log_level) -> dict:
-    args = [a, b, "-o", out_json, "--plot", out_json.with_suffix(".png"), "--cone-angle", cone_angle,
-            "--log-level", log_level]
-    if mask:
-        args += ["--mask", mask]
-    call_step("fsc", args)
-    return json.loads(out_json.read_text())
+class _Fsc:
+    """The FSC settings every pair of this run shares; each call writes <out>.json (and .png when drawn)."""
+
+    def __init__(self, cone_angle: float, draw_plot: DrawPlot | None):
+        self.cone_angle, self.draw_plot = cone_angle, draw_plot
+
+    def __call__(self, a, b, out_json: Path, mask) -> dict:
+        return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, draw_plot=self.draw_plot,
+                       plot=out_json.with_suffix(".png") if self.draw_plot is not None else None)
 
 
-def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size=96, crop_size=128, batch_size=None, mask=None,
-                      cone_angle=20.0, average=True, use_deconv_tomo=True, output_star=None, precision="auto",
-                      gpus=None, tomo_idx=None, log_level="info") -> Path:
-    """Predict with both half networks, FSC, record in the STAR; returns the STAR written."""
-    from ..cli._invoke import call_step
+def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96, crop_size: int = 128,
+                      batch_size: int | None = None, mask=None, cone_angle: float = 20.0, average: bool = True,
+                      use_deconv_tomo: bool = True, output_star=None, precision: str = "auto",
+                      gpus: str | None = None, tomo_idx: str | None = None,
+                      draw_plot: DrawPlot | None = None) -> Path:
+    """Predict with both half networks, FSC, record in the STAR; returns the STAR written.
 
-    log = get_logger("gold-standard")
+    ``draw_plot`` (from the report layer) also draws each FSC to a PNG beside its JSON.
+    """
     result_dir, output_dir = Path(result_dir), Path(output_dir)
-    model1, model2 = _models(result_dir)
+    models = _models(result_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     star_out = Path(output_star or tomo_star)
     work_star = output_dir / ".gold_standard_work.star"
-    common = ["--output-dir", output_dir, "--cube-size", cube_size, "--crop-size", crop_size, "--log-level", log_level,
-              "--precision", precision, "--use-deconv-tomo" if use_deconv_tomo else "--no-use-deconv-tomo"]
-    if batch_size:
-        common += ["--batch-size", batch_size]
-    if gpus is not None:
-        common += ["--gpus", gpus]
-    only = ["--tomo-idx", tomo_idx] if tomo_idx else []
+    predict: dict[str, Any] = dict(output_dir=output_dir, cube_size=cube_size, crop_size=crop_size,
+                                   precision=precision, use_deconv_tomo=use_deconv_tomo,
+                                   batch_size=batch_size or None, gpus=gpus)
     # the STAR's relative paths stay valid from the work copy: resolve them first
     original = read_tomogram_star(tomo_star)
-    table = original.copy()
-    for column in _PATH_COLUMNS:
-        if column in table.columns:
-            table[column] = [str(resolve_path(v, tomo_star, column).resolve()) if is_set(v) else "None"
-                             for v in table[column]]
-    write_star(table, work_star)
-    for half, model in ((1, model1), (2, model2)):
-        call_step("predict", [work_star, model, "--half", half, *common, *only])
-
+    write_star(absolute_paths(original, tomo_star), work_star)
+    for half, model in enumerate(models, start=1):
+        run_predict(work_star, model, half=half, tomo_idx=tomo_idx, **predict)
     table = read_tomogram_star(work_star)
-    rows = select_rows(table, tomo_idx, work_star)
     if "rlnGoldStandardFsc" not in table.columns:
         table["rlnGoldStandardFsc"] = "None"
-    for i in rows:
-        row = table.iloc[i]
-        stem = Path(str(row["rlnCorrectedTomoHalf1"])).name.removesuffix("_half1_corrected.mrc")
-        row_mask = mask
-        if row_mask is None and "rlnMaskName" in table.columns and is_set(row["rlnMaskName"]):
-            row_mask = row["rlnMaskName"]
-        out_json = output_dir / f"{stem}_fsc.json"
-        result = _fsc(call_step, row["rlnCorrectedTomoHalf1"], row["rlnCorrectedTomoHalf2"], out_json, row_mask,
-                      cone_angle, log_level)
-        table.at[i, "rlnGoldStandardFsc"] = str(out_json)
-        r = result["resolution_A"]["0.143"]
-        log.info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s Å",
-                 row["rlnIndex"], r["x"], r["y"], r["z"])
-        if average:
-            a = read_volume(row["rlnCorrectedTomoHalf1"], "corrected half")
-            b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")
-            mean_path = output_dir / f"{stem}_corrected.mrc"
-            write_volume(mean_path, (a.data + b.data) / 2.0, a.voxel_size)
-            table.at[i, "rlnCorrectedTomoName"] = str(mean_path)
-        if all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
-            _even_odd(call_step, table, i, row, model1, model2, output_dir, row_mask, cone_angle, common, log_level,
-                      stem)
-    for column in _PATH_COLUMNS:  # keep the user's own paths as they were written
+    fsc = _Fsc(cone_angle, draw_plot)
+    for i in select_rows(table, tomo_idx, work_star):
+        _row(table, i, mask, fsc, average, output_dir, models, predict)
+    for column in PATH_COLUMNS:  # keep the user's own paths as they were written
         if column in original.columns:
             table[column] = original[column]
     write_star(table, star_out)
     work_star.unlink(missing_ok=True)
-    log.info("wrote %s", star_out)
+    get_logger("gold-standard").info("wrote %s", star_out)
     return star_out
 
 
-def _even_odd(call_step, table, i, row, model1, model2, output_dir, mask, cone_angle, common, log_level, stem):
+def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path, models, predict: dict) -> None:
+    """One tomogram: the halves' FSC, their mean, and the even/odd FSCs where the STAR names raw halves."""
+    row = table.iloc[i]
+    stem = Path(str(row["rlnCorrectedTomoHalf1"])).name.removesuffix("_half1_corrected.mrc")
+    if mask is None and "rlnMaskName" in table.columns and is_set(row["rlnMaskName"]):
+        mask = row["rlnMaskName"]
+    out_json = output_dir / f"{stem}_fsc.json"
+    result = fsc(row["rlnCorrectedTomoHalf1"], row["rlnCorrectedTomoHalf2"], out_json, mask)
+    table.at[i, "rlnGoldStandardFsc"] = str(out_json)
+    r = result["resolution_A"]["0.143"]
+    get_logger("gold-standard").info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s Å",
+                                     row["rlnIndex"], r["x"], r["y"], r["z"])
+    if average:
+        a = read_volume(row["rlnCorrectedTomoHalf1"], "corrected half")
+        b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")
+        mean_path = output_dir / f"{stem}_corrected.mrc"
+        write_volume(mean_path, (a.data + b.data) / 2.0, a.voxel_size)
+        table.at[i, "rlnCorrectedTomoName"] = str(mean_path)
+    if all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
+        _even_odd(table, i, row, models, output_dir, mask, fsc, predict, stem)
+
+
+def _even_odd(table, i, row, models, output_dir: Path, mask, fsc: _Fsc, predict: dict, stem: str) -> None:
     """FSC of RELION 5 even/odd half tomograms, raw and corrected (half-1 network on even, half-2 on odd)."""
     import pandas as pd
 
     raw = [row[c] for c in RAW_HALF_COLUMNS]
     raw_json = output_dir / f"{stem}_raw_halves_fsc.json"
-    _fsc(call_step, raw[0], raw[1], raw_json, mask, cone_angle, log_level)
+    fsc(raw[0], raw[1], raw_json, mask)
     table.loc[i, "rlnRawHalvesFsc"] = str(raw_json)
     corrected = []
-    for half, (model, source) in enumerate(((model1, raw[0]), (model2, raw[1])), start=1):
+    for half, (model, source) in enumerate(zip(models, raw), start=1):
         one = output_dir / f".{stem}_evenodd{half}.star"
-        sub = output_dir / f"evenodd{half}"
         write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [source],
                                  "rlnPixelSize": [row["rlnPixelSize"]]}), one)
-        args = list(common)
-        args[args.index("--output-dir") + 1] = sub
-        call_step("predict", [one, model, *args])
+        run_predict(one, model, **{**predict, "output_dir": output_dir / f"evenodd{half}"})
         corrected.append(read_tomogram_star(one)["rlnCorrectedTomoName"].iloc[0])
         one.unlink(missing_ok=True)
     cor_json = output_dir / f"{stem}_corrected_halves_fsc.json"
-    _fsc(call_step, corrected[0], corrected[1], cor_json, mask, cone_angle, log_level)
+    fsc(corrected[0], corrected[1], cor_json, mask)
     table.loc[i, "rlnCorrectedHalvesFsc"] = str(cor_json)

@@ -2,7 +2,7 @@
 
 Runs prepare-star → deconv (when a defocus is set) → make-mask → extract → refine → predict (or,
 with halves, gold-standard: both half networks, their FSC, and the mean of the two corrections) →
-report, by calling the very step commands the executables run. Each finished step leaves a record
+report, by calling the very ``run_<step>`` functions the step commands call. Each finished step leaves a record
 in ``<outdir>/.isonet/steps/<step>.json`` holding a key made of its settings and the fingerprints of
 what it read, and the fingerprints of what it wrote. A rerun skips a step whose key and outputs are
 unchanged, so after a crash or ``kill -9`` it goes on where it stopped (refine continues after its
@@ -24,7 +24,7 @@ from ..io.atomic import write_text
 from ..io.checkpoint import atomic_write_json
 from ..io.errors import InputError
 from ..io.log import get_logger
-from .params import BY_NAME, PARAMS
+from .params import PARAMS
 
 RECORD_DIR = Path(".isonet") / "steps"
 
@@ -81,12 +81,13 @@ class Pipeline:
     """The steps of one run directory, with their records."""
 
     def __init__(self, source: str, outdir: str | os.PathLike, params: dict[str, Any], *, log_level: str = "info",
-                 ground_truth: str | None = None):
+                 ground_truth: str | None = None, draw_fsc: Callable[[Any], bytes] | None = None):
         self.source = Path(source)
         self.out = Path(outdir)
         self.params = {p.name: p.default for p in PARAMS} | {k: v for k, v in params.items() if v is not None}
         self.log_level = log_level
         self.ground_truth = ground_truth
+        self.draw_fsc = draw_fsc  # the report layer's FSC figure (PNG bytes), passed down by the command
         self.log = get_logger("run")
         if not self.source.exists():
             raise InputError(f"{self.source}: input not found; give a folder of tomograms or a tomograms.star.")
@@ -112,29 +113,8 @@ class Pipeline:
         """Every output lies under the run directory, so a rerun finds it again."""
         return self.out.joinpath(*parts)
 
-    def _args(self, mapping: dict[str, str]) -> list[str]:
-        """``--option value`` for every param in ``mapping`` (param -> option) that has a value."""
-        args: list[str] = []
-        for name, opt in mapping.items():
-            value = self.p(name)
-            if value is None:
-                continue
-            kind = BY_NAME[name].kind
-            if kind == "bool":
-                args.append(opt if value else "--no-" + opt[2:])
-            elif kind in ("floats", "ints"):
-                args += [opt, ",".join(str(v) for v in value)]
-            else:
-                args += [opt, str(value)]
-        return args
-
     def _settings(self, step: str) -> dict[str, Any]:
         return {p.name: self.params[p.name] for p in PARAMS if step in p.steps}
-
-    def _call(self, name: str, args: list[Any]) -> None:
-        from ..cli._invoke import call_step
-
-        call_step(name, [*map(str, args), "--log-level", self.log_level])
 
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
@@ -184,65 +164,72 @@ class Pipeline:
         table = read_tomogram_star(self.source)
         return "rlnDefocus" in table.columns and bool((table["rlnDefocus"] > 0).any())
 
+    def _values(self, *names: str, **renamed: str) -> dict[str, Any]:
+        """The values in effect of ``names``, and of ``renamed`` (keyword -> param), as a step's keywords."""
+        return {name: self.p(name) for name in names} | {key: self.p(name) for key, name in renamed.items()}
+
     def _prepare(self) -> None:
+        from ..steps.prepare_star import copy_tomogram_star, run_prepare_star
+
         out = self.path("tomograms.star")
         if self.source.is_dir():
-            self._call("prepare-star", [self.source, "-o", out, *self._args({
-                "pixel_size": "--pixel-size", "defocus": "--defocus", "number_subtomos": "--number-subtomos",
-                "tilt_min": "--tilt-min", "tilt_max": "--tilt-max"})])
-            return
-        from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
-
-        table = read_tomogram_star(self.source)  # a STAR as input: its own values, paths made absolute
-        for column in ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",
-                       "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2"):
-            if column in table.columns:
-                table[column] = [str(resolve_path(v, self.source, column).resolve()) if is_set(v) else "None"
-                                 for v in table[column]]
-        write_star(table, out)
+            run_prepare_star(self.source, out, **self._values("pixel_size", "defocus", "number_subtomos", "tilt_min",
+                                                              "tilt_max"))
+        else:  # a STAR as input: its own values, paths made absolute
+            copy_tomogram_star(self.source, out)
 
     def _deconv(self, star_in: Path, star_out: Path) -> None:
-        self._call("deconv", [star_in, "--output-star", star_out, "--deconv-folder", self.path("deconv"), *self._args({
-            "voltage": "--voltage", "cs": "--cs", "snrfalloff": "--snrfalloff", "deconvstrength": "--deconvstrength",
-            "highpassnyquist": "--highpassnyquist", "chunk_size": "--chunk-size", "overlap_rate": "--overlap-rate"})])
+        from ..steps.deconv import run_deconv
+
+        run_deconv(star_in, output_star=star_out, deconv_folder=self.path("deconv"), **self._values(
+            "voltage", "cs", "snrfalloff", "deconvstrength", "highpassnyquist", "chunk_size", "overlap_rate"))
 
     def _make_mask(self, star_in: Path, star_out: Path) -> None:
-        self._call("make-mask", [star_in, "--output-star", star_out, "--mask-folder", self.path("mask"), *self._args({
-            "density_percentage": "--density-percentage", "std_percentage": "--std-percentage", "z_crop": "--z-crop",
-            "patch_size": "--patch-size", "use_deconv_tomo": "--use-deconv-tomo"})])
+        from ..steps.make_mask import run_make_mask
+
+        run_make_mask(star_in, output_star=star_out, mask_folder=self.path("mask"), **self._values(
+            "density_percentage", "std_percentage", "z_crop", "patch_size", "use_deconv_tomo"))
 
     def _extract(self) -> None:
-        self._call("extract", [self.path("tomograms_mask.star"), "--subtomo-folder", self.path("subtomo"),
-                               "--subtomo-star", self.path("subtomo.star"), *self._args({
-                                   "cube_size": "--cube-size", "crop_size": "--crop-size", "seed": "--seed",
-                                   "use_deconv_tomo": "--use-deconv-tomo"}),
-                               # gold-standard halves draw from separate slabs: no shared voxel
-                               *(["--split-halves", "slabs"] if self.p("halves") else [])])
+        from ..steps.extract import run_extract
+
+        run_extract(self.path("tomograms_mask.star"), subtomo_folder=self.path("subtomo"),
+                    subtomo_star=self.path("subtomo.star"),
+                    # gold-standard halves draw from separate slabs: no shared voxel
+                    split_halves="slabs" if self.p("halves") else "random",
+                    **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo"))
 
     def _refine(self, resume: bool = False) -> None:
-        self._call("refine", [self.path("subtomo.star"), "--result-dir", self.path("refine"),
-                              "--continue" if resume else "--no-continue", *self._args({
-                                  name: "--" + name.replace("_", "-") for name in (
-                                      "iterations", "epochs", "steps_per_epoch", "batch_size", "filter_base",
-                                      "unet_depth", "convs_per_depth", "kernel", "dropout", "batch_norm",
-                                      "learning_rate", "noise_level", "noise_start_iter", "noise_mode", "precision",
-                                      "select_subtomo_number", "pretrained_model", "halves", "seed", "gpus")})])
+        import dataclasses
 
-    def _predict_args(self) -> list[str]:
-        return self._args({"predict_cube_size": "--cube-size", "predict_crop_size": "--crop-size",
-                           "predict_batch_size": "--batch-size", "use_deconv_tomo": "--use-deconv-tomo",
-                           "gpus": "--gpus", "precision": "--precision"})
+        from ..network.devices import configure
+        from ..network.refine import RefineSettings
+        from ..steps.refine import run_refine
+
+        configure(self.p("gpus"))
+        # every RefineSettings field that is a pipeline parameter (the others keep refine's default)
+        settings = RefineSettings(**self._values(*(f.name for f in dataclasses.fields(RefineSettings)
+                                                   if f.name in self.params)))
+        run_refine(self.path("subtomo.star"), self.path("refine"), settings, resume=resume, halves=self.p("halves"),
+                   log_level=self.log_level)
+
+    def _predict_values(self) -> dict[str, Any]:
+        return self._values("use_deconv_tomo", "gpus", "precision", cube_size="predict_cube_size",
+                            crop_size="predict_crop_size", batch_size="predict_batch_size")
 
     def _predict(self) -> None:
-        self._call("predict", [self.path("tomograms_mask.star"),
-                               self.path("refine", "model_final.keras"), "--output-dir", self.path("corrected"),
-                               "--output-star", self.path("tomograms_corrected.star"), *self._predict_args()])
+        from ..steps.predict import run_predict
+
+        run_predict(self.path("tomograms_mask.star"), self.path("refine", "model_final.keras"),
+                    output_dir=self.path("corrected"), output_star=self.path("tomograms_corrected.star"),
+                    **self._predict_values())
 
     def _gold_standard(self) -> None:
-        self._call("gold-standard", [self.path("tomograms_mask.star"), "--result-dir", self.path("refine"),
-                                     "--output-dir", self.path("corrected"),
-                                     "--output-star", self.path("tomograms_corrected.star"),
-                                     "--cone-angle", self.p("cone_angle"), *self._predict_args()])
+        from ..steps.gold_standard import run_gold_standard
+
+        run_gold_standard(self.path("tomograms_mask.star"), self.path("refine"), self.path("corrected"),
+                          output_star=self.path("tomograms_corrected.star"), cone_angle=self.p("cone_angle"),
+                          draw_plot=self.draw_fsc, **self._predict_values())
 
     # --- records ---------------------------------------------------------------------------------
     def _record_path(self, name: str) -> Path:

@@ -1,0 +1,222 @@
+"""extract: cut training subtomograms at random places of each tomogram's mask into a subtomo.star."""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.extract import (
+    check_box_sizes,
+    check_fits,
+    count_candidates,
+    crop_box,
+    pick_centres,
+    pick_slab_halves,
+    random_halves,
+    slab_counts,
+    slab_width,
+    tomogram_rng,
+)
+from ..io.atomic import check_writable_target, make_output_folder
+from ..io.errors import InputError
+from ..io.log import get_logger, progress
+from ..io.mrc import open_memmap, release_pages, write_volume
+from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+
+
+@dataclass
+class _Plan:
+    """What one tomogram row will give: validated before anything is written."""
+
+    row: dict
+    name: str
+    source: Path
+    mask_path: Path | None
+    shape: tuple[int, ...]
+    voxel_size: float
+    number: int
+    counts: np.ndarray
+    half_counts: dict[int, np.ndarray] | None = None  # slab split: valid centres per half, else None
+
+
+def _tomogram(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool) -> tuple[Path, tuple[int, ...], float]:
+    """The row's tomogram, its shape (checked against the box) and voxel size (the header's, else the STAR's)."""
+    source, _ = tomogram_source(row, star, use_deconv_tomo)
+    with open_memmap(source, "tomogram") as vol:
+        shape = tuple(int(s) for s in vol.data.shape)
+        voxel_size = vol.voxel_size
+    check_fits(shape, crop, cube, str(source))
+    pixel = float(row["rlnPixelSize"])
+    if voxel_size <= 0:
+        voxel_size = pixel
+    elif abs(voxel_size - pixel) > 0.01 * pixel:
+        get_logger("extract").warning("%s: header voxel size %.3f Å differs from rlnPixelSize %.3f Å; subtomograms "
+                                      "keep the header's", source, voxel_size, pixel)
+    return source, shape, voxel_size
+
+
+def _mask_counts(mask_path: Path, shape: tuple[int, ...], source: Path, crop: int, split: str):
+    """Valid centres per voxel column of the mask (and per slab half); errors for a mask with none."""
+    with open_memmap(mask_path, "mask") as mask:
+        mshape = tuple(int(s) for s in mask.data.shape)
+        if mshape != shape:
+            raise InputError(f"{mask_path}: mask shape {mshape} differs from tomogram {source} shape {shape} (Z,Y,X); "
+                             f"make the mask from this tomogram (isonet make-mask).")
+        counts = count_candidates(mask.data, shape, crop)
+        half_counts = slab_counts(mask.data, shape, crop) if split == "slabs" and counts.sum() else None
+        release_pages(mask.data)
+        if counts.sum() == 0:
+            if not any(np.any(mask.data[z]) for z in range(shape[0])):
+                raise InputError(f"{mask_path}: mask is empty (no non-zero voxel); remake it with lower thresholds "
+                                 "or fix rlnMaskName.")
+            raise InputError(f"{mask_path}: mask has no voxel at least {crop // 2} voxels from the tomogram's edges, "
+                             f"so no {crop}-voxel box fits; use a smaller --cube-size/--crop-size or a looser mask.")
+    return counts, half_counts
+
+
+def _check_number(plan: _Plan, crop: int) -> None:
+    """Enough valid centres for the subtomograms asked for (per half with slabs)."""
+    where = plan.mask_path if plan.mask_path is not None else plan.source
+    if plan.half_counts is not None:
+        per_half = {h: int(c.sum()) for h, c in plan.half_counts.items()}
+        wanted = (plan.number + 1) // 2
+        if min(per_half.values()) < wanted:
+            raise InputError(
+                f"{where}: --split-halves slabs leaves {per_half[1]} / {per_half[2]} valid centres for half 1 / 2, "
+                f"fewer than the {wanted} subtomograms each half needs (slabs are "
+                f"{slab_width(plan.shape[2], crop)} voxels wide along X); ask for fewer subtomograms, use a looser "
+                f"mask, or --split-halves random.")
+        return
+    total = int(plan.counts.sum())
+    if plan.number > total:
+        raise InputError(f"{where}: more subtomograms ({plan.number}) than the mask allows ({total} valid centres); "
+                         f"ask for fewer subtomograms (rlnNumberSubtomo) or use a looser mask.")
+
+
+def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, split: str = "random") -> _Plan:
+    name = Path(str(row["rlnMicrographName"])).name
+    number = int(row["rlnNumberSubtomo"]) if "rlnNumberSubtomo" in row else 100
+    if number < 0:
+        raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut "
+                         "(e.g. 100).")
+    source, shape, voxel_size = _tomogram(row, star, crop, cube, use_deconv_tomo)
+    mask_path = None
+    if is_set(row.get("rlnMaskName")):
+        mask_path = Path(resolve_path(row["rlnMaskName"], star, "rlnMaskName"))
+        counts, half_counts = _mask_counts(mask_path, shape, source, crop, split)
+    else:
+        get_logger("extract").info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
+        counts = count_candidates(None, shape, crop)
+        half_counts = slab_counts(None, shape, crop) if split == "slabs" else None
+    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts)
+    _check_number(plan, crop)
+    return plan
+
+
+def _check_names(plans: list[_Plan], star) -> list[str]:
+    """The tomograms' file stems, which must differ (they name the subtomograms)."""
+    stems: dict[str, str] = {}
+    for plan in plans:
+        stem = Path(plan.name).stem
+        if stem in stems:
+            raise InputError(f"{star}: tomograms {stems[stem]} and {plan.row['rlnMicrographName']} share the name "
+                             f"{stem!r}, so their subtomograms would overwrite each other; rename one of the files.")
+        stems[stem] = str(plan.row["rlnMicrographName"])
+    if sum(plan.number for plan in plans) == 0:
+        raise InputError(f"{star}: every selected row has rlnNumberSubtomo 0; nothing to extract.")
+    return list(stems)
+
+
+def _draw(plan: _Plan, crop: int, seed: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's box centres and their halves, reproducible from ``(seed, rlnIndex)``."""
+    rng = tomogram_rng(seed, int(plan.row["rlnIndex"]))
+    with open_memmap(plan.mask_path, "mask") if plan.mask_path else nullcontext() as mask:
+        data = None if mask is None else mask.data
+        if plan.half_counts is not None:  # slabs: each half from its own columns
+            return pick_slab_halves(data, plan.shape, crop, plan.number, rng, plan.half_counts, first)
+        centres = pick_centres(data, plan.shape, crop, plan.number, rng, counts=plan.counts)
+        return centres, random_halves(len(centres), rng, first=first)
+
+
+def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_size: int, crop: int) -> dict:
+    return {
+        "rlnSubtomoIndex": number,
+        "rlnImageName": name,
+        "rlnCubeSize": int(cube_size),
+        "rlnCropSize": int(crop),
+        "rlnPixelSize": float(plan.row["rlnPixelSize"]),
+        "rlnTiltMin": float(plan.row["rlnTiltMin"]),
+        "rlnTiltMax": float(plan.row["rlnTiltMax"]),
+        "rlnRandomSubset": int(half),
+        "rlnMicrographName": str(plan.row["rlnMicrographName"]),
+        "rlnCoordinateX": int(centre[2]),
+        "rlnCoordinateY": int(centre[1]),
+        "rlnCoordinateZ": int(centre[0]),
+    }
+
+
+def _cut(plan: _Plan, centres, halves, folder: Path, subtomo_folder, rows: list[dict], cube_size: int,
+         crop: int) -> list[Path]:
+    """Write the plan's subtomograms and append their STAR rows; returns the files written."""
+    stem = Path(plan.name).stem
+    written = []
+    with open_memmap(plan.source, "tomogram") as vol:
+        for j in progress(range(len(centres)), total=len(centres), desc=f"extract {stem}", unit="subtomo"):
+            out = folder / f"{stem}_{j:06d}.mrc"
+            write_volume(out, crop_box(vol.data, centres[j], crop), plan.voxel_size)
+            release_pages(vol.data)  # a big tomogram is read box by box, never held resident
+            written.append(out)
+            rows.append(_subtomo_row(plan, len(rows) + 1, str(Path(subtomo_folder) / out.name), centres[j],
+                                     int(halves[j]), cube_size, crop))
+    return written
+
+
+def _remove_stale(folder: Path, stems: list[str], written: set[Path]) -> None:
+    """Remove only stale subtomograms of these tomograms from an earlier run (never the folder)."""
+    for stem in stems:
+        pattern = re.compile(re.escape(stem) + r"_\d{6}\.mrc")
+        for old in folder.iterdir():
+            if pattern.fullmatch(old.name) and old not in written and old.is_file():
+                old.unlink()
+                get_logger("extract").debug("removed stale %s", old)
+
+
+def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = "subtomo",
+                subtomo_star: str | os.PathLike = "subtomo.star", cube_size: int = 64, crop_size: int | None = None,
+                seed: int = 0, use_deconv_tomo: bool = True, split_halves: str = "random",
+                tomo_idx: str | None = None) -> Path:
+    """Cut rlnNumberSubtomo subtomograms per chosen row into ``subtomo_folder``; returns the subtomo.star written.
+
+    Every row is checked (files, sizes, masks, counts) before anything is written; the STAR comes last.
+    """
+    log = get_logger("extract")
+    crop = check_box_sizes(cube_size, crop_size)
+    if seed < 0:
+        raise InputError(f"--seed {seed} must be >= 0.")
+    df = read_tomogram_star(star)
+    plans = [_plan_row(df.iloc[i].to_dict(), star, crop, cube_size, use_deconv_tomo, split_halves)
+             for i in select_rows(df, tomo_idx, star)]
+    stems = _check_names(plans, star)
+    check_writable_target(Path(subtomo_folder) / "x.mrc")
+    check_writable_target(subtomo_star)
+    folder = make_output_folder(subtomo_folder)
+    rows: list[dict] = []
+    written: set[Path] = set()
+    in_half = {1: 0, 2: 0}
+    for plan in plans:
+        centres, halves = _draw(plan, crop, seed, 1 if in_half[1] <= in_half[2] else 2)  # who gets an odd one out
+        log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
+                 int(plan.row["rlnIndex"]), plan.name, len(centres), crop, plan.source)
+        written.update(_cut(plan, centres, halves, folder, subtomo_folder, rows, cube_size, crop))
+        for half in halves:
+            in_half[int(half)] += 1
+    _remove_stale(folder, stems, written)
+    write_star(pd.DataFrame(rows), subtomo_star)
+    log.info("wrote %s: %d subtomograms (half 1: %d, half 2: %d)", subtomo_star, len(rows), in_half[1], in_half[2])
+    return Path(subtomo_star)

@@ -1,0 +1,62 @@
+"""The steps as library calls (no Click): plain values in, files out, one rule for which tomogram a row uses."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isonet_steps.io.mrc import read_volume, write_volume
+from isonet_steps.io.star import read_star, write_star
+from isonet_steps.steps.extract import run_extract
+from isonet_steps.steps.fsc import run_fsc
+from isonet_steps.steps.make_mask import run_make_mask
+from isonet_steps.steps.prepare_star import run_prepare_star
+
+
+@pytest.fixture
+def star_with_deconv(tmp_path):
+    """A tomograms.star whose row names a raw tomogram and a different 'deconvolved' one."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "tomos").mkdir()
+    raw = rng.standard_normal((32, 48, 48)).astype(np.float32)
+    write_volume(tmp_path / "tomos" / "raw.mrc", raw, 10.0)
+    write_volume(tmp_path / "deconv.mrc", -2.0 * raw, 10.0)
+    star = run_prepare_star(tmp_path / "tomos", tmp_path / "tomograms.star", number_subtomos=4)
+    table = read_star(star)
+    table["rlnDeconvTomoName"] = str(tmp_path / "deconv.mrc")
+    write_star(table, star)
+    return star, raw
+
+
+@pytest.mark.parametrize("use_deconv", [True, False])
+def test_extract_and_make_mask_read_the_tomogram_the_flag_chooses(star_with_deconv, tmp_path, use_deconv):
+    star, raw = star_with_deconv
+    source = -2.0 * raw if use_deconv else raw
+    mask_star = run_make_mask(star, mask_folder=tmp_path / "mask", use_deconv_tomo=use_deconv, patch_size=2,
+                              output_star=tmp_path / "mask.star")
+    assert Path(read_star(mask_star)["rlnMaskName"].iloc[0]).name == ("deconv" if use_deconv else "raw") + "_mask.mrc"
+    subtomo_star = run_extract(star, subtomo_folder=tmp_path / "sub", subtomo_star=tmp_path / "sub.star",
+                               cube_size=16, crop_size=24, use_deconv_tomo=use_deconv)
+    rows = read_star(subtomo_star)
+    assert len(rows) == 4
+    for _, row in rows.iterrows():
+        z, y, x = (int(row[f"rlnCoordinate{a}"]) - 12 for a in "ZYX")
+        box = read_volume(row["rlnImageName"], "subtomogram").data
+        np.testing.assert_allclose(box, source[z:z + 24, y:y + 24, x:x + 24], rtol=1e-6)
+
+
+def test_fsc_writes_the_plot_the_caller_draws(tmp_path):
+    rng = np.random.default_rng(1)
+    signal = rng.standard_normal((16, 16, 16)).astype(np.float32)
+    for name in ("a", "b"):
+        write_volume(tmp_path / f"{name}.mrc", signal + 0.3 * rng.standard_normal(signal.shape), 10.0)
+    with pytest.raises(ValueError, match="draw_plot"):
+        run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "x.json", plot=tmp_path / "x.png")
+    assert not (tmp_path / "x.json").exists()
+    seen = []
+    payload = run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "f.json", plot=tmp_path / "f.png",
+                      draw_plot=lambda result: seen.append(result) or b"drawn")
+    assert (tmp_path / "f.png").read_bytes() == b"drawn" and len(seen) == 1
+    assert json.loads((tmp_path / "f.json").read_text()) == payload
+    assert payload["pixel_size_A"] == seen[0].pixel_size == 10.0
