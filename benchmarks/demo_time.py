@@ -57,13 +57,16 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPU seconds      {cpu_s:8.1f}   (/ {cores} cores = {cpu_s / cores:.1f} s with the cores to itself; "
           f"load average at the end {os.getloadavg()[0]:.1f})")
+    from isonet_steps.io.errors import InputError
+    from isonet_steps.io.refine_state import load_refine_state
+
     for path in sorted(out.glob("**/refine_state.json")):
         try:
-            iterations = json.loads(path.read_text()).get("iterations", [])
-        except ValueError:
+            iterations = load_refine_state(path).iterations
+        except InputError:
             continue
         if iterations:
-            print("refine iteration seconds: " + " ".join(f"{r['seconds']:.0f}" for r in iterations))
+            print("refine iteration seconds: " + " ".join(f"{r.seconds:.0f}" for r in iterations))
     plan = out / ".isonet" / "demo_plan.json"
     if plan.exists():
         p = json.loads(plan.read_text())

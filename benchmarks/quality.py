@@ -83,8 +83,10 @@ def main() -> None:
     raw = read(work / "phantom" / "tomo.mrc")
     corrected = read(work / "corrected" / "phantom_corrected.mrc")
     figures = {"raw": quality_report(raw, truth, labels), "corrected": quality_report(corrected, truth, labels)}
-    state = json.loads((work / "results" / "refine_state.json").read_text())
-    refine_steps = sum(r["steps_per_epoch"] * len(r["loss"]) for r in state["iterations"])
+    from isonet_steps.io.refine_state import load_refine_state
+
+    state = load_refine_state(work / "results" / "refine_state.json")
+    refine_steps = sum(r.steps_per_epoch * len(r.loss) for r in state.iterations)
 
     print(f"\nworkdir: {work}")
     from isonet_steps.network import cpu
@@ -97,7 +99,7 @@ def main() -> None:
     for step, seconds in times.items():
         print(f"  {step:14s} {seconds:8.1f}")
     print(f"  refine: {refine_steps} training steps, {times['refine'] / max(refine_steps, 1):.2f} s per step overall")
-    print(f"  precision: {state['settings']['precision']} (asked: {args.precision})")
+    print(f"  precision: {state.precision} (asked: {args.precision})")
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "times_s": times}, indent=2))
 

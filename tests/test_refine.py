@@ -75,7 +75,7 @@ def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_pat
         refine_module._train = original
     assert json.loads(store_b.state_path.read_text())["completed"] == 1
     state = refine(_data(), _settings(), store_b)
-    assert state["completed"] == 3
+    assert state.completed == 3
     for wa, wb in zip(_weights(store_a.final_model_path), _weights(store_b.final_model_path)):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 
@@ -88,7 +88,7 @@ def test_changed_setting_is_refused(uninterrupted, tmp_path):
     with pytest.raises(InputError, match="subtomograms"):
         refine(_data(seed=1, n=5), _settings(iterations=2), store)
     # more iterations with the same settings is a continuation
-    assert refine(_data(), _settings(iterations=2), store)["completed"] == 2
+    assert refine(_data(), _settings(iterations=2), store).completed == 2
 
 
 def test_bad_sizes_are_refused(tmp_path):
@@ -129,7 +129,7 @@ def test_mixed_precision_refine_trains_saves_and_restores_the_policy(tmp_path):
 
     store = RefineStore(tmp_path / "mixed")
     state = refine(_data(), _settings(iterations=1, precision="mixed"), store)
-    assert state["completed"] == 1 and np.isfinite(state["iterations"][0]["loss"][0])
+    assert state.completed == 1 and np.isfinite(state.iterations[0].loss[0])
     assert keras.config.dtype_policy().name == "float32"  # restored for whatever runs next
     model = load_model(store.final_model_path)
     assert model.get_layer("enc0_conv0").dtype_policy.name == "mixed_bfloat16"
@@ -148,17 +148,17 @@ def test_auto_precision_follows_the_hardware_and_then_the_run(tmp_path, monkeypa
     store = RefineStore(tmp_path / "auto")
     monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: False)
     state = refine(_data(), _settings(iterations=2, precision="auto"), store, until_iter=1)
-    assert state["settings"]["precision"] == "float32"
+    assert state.settings["precision"] == "float32"
     # the same run continued where bfloat16 is fast: auto keeps the arithmetic it started with
     monkeypatch.setattr(devices, "bfloat16_is_fast", lambda: True)
     state = refine(_data(), _settings(iterations=2, precision="auto"), store)
-    assert state["completed"] == 2 and state["settings"]["precision"] == "float32"
+    assert state.completed == 2 and state.settings["precision"] == "float32"
     # an explicit change of arithmetic would mix two runs: refused
     with pytest.raises(InputError, match="precision"):
         refine(_data(), _settings(iterations=3, precision="mixed"), store)
     # a new run picks mixed on bfloat16 hardware
     fresh = refine(_data(), _settings(iterations=1, precision="auto"), RefineStore(tmp_path / "fresh"))
-    assert fresh["settings"]["precision"] == "mixed"
+    assert fresh.settings["precision"] == "mixed"
 
 
 def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypatch):
@@ -179,7 +179,7 @@ def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypat
         weights.append(load_model(store.final_model_path).get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
-    assert states[0]["iterations"][0]["loss"] == states[1]["iterations"][0]["loss"]
+    assert states[0].iterations[0].loss == states[1].iterations[0].loss
     # earlier epochs validated with other statistics; the last one with the same
-    val0, val2 = states[0]["iterations"][0]["val_loss"], states[1]["iterations"][0]["val_loss"]
+    val0, val2 = states[0].iterations[0].val_loss, states[1].iterations[0].val_loss
     assert val0[-1] == val2[-1] and val0[:-1] != val2[:-1]

@@ -251,6 +251,18 @@ def test_report_of_partial_and_bare_folders(tmp_path):
     assert len(_data_uris(text)) == 0 and len(_svgs(text)) == 2
 
 
+def test_report_leaves_out_a_state_it_cannot_read_with_a_note(tmp_path):
+    run = make_run(tmp_path, halves=True, truth=False)
+    bad = run / "refine" / "half2" / "refine_state.json"
+    bad.write_text(json.dumps(dict(json.loads(bad.read_text()), version=99)))
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(report_command, [str(run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "half 1: 4 of 4 iterations done" in text and "half 2: 4 of" not in text
+    assert f"{bad}: refine state version 99 was written by a newer isonet-nf" in text
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "unwritable", "folder_output"])
 def test_bad_input_is_one_line(tmp_path, demo_run, case):
     out = tmp_path / "r.html"

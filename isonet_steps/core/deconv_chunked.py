@@ -172,32 +172,50 @@ def deconv_chunked(
         raise ValueError(f"src {src.shape} and dst {dst.shape} must be 3D arrays of the same shape")
     workers = fft_workers(workers)
     log = get_logger()
-    crop, pad, counts = chunk_layout(src.shape, chunk_size, overlap_rate)
+    layout = chunk_layout(src.shape, chunk_size, overlap_rate)  # refuses bad sizes even for one chunk
     if chunk_size >= max(int(n) for n in src.shape):
         # One chunk holding the whole tomogram is the tomogram itself: whole mode, in less memory
         # than a padded crop³ cube (a 1000-voxel chunk of a 64×160×160 volume would be 1250³).
         log.info("deconv: --chunk-size %d covers %s: one chunk, the whole volume",
                  chunk_size, "×".join(map(str, src.shape)))
-        volume = np.asarray(src, dtype=np.float32)
-        bad = ~np.isfinite(volume).all(axis=(1, 2))
-        if bad.any():
-            z = np.flatnonzero(bad)
-            raise InputError(f"{what}: has NaN/Inf voxels in Z slices {z[0]}..{z[-1]}; fix or re-reconstruct "
-                             f"the tomogram (e.g. replace them with the mean) first.")
-        dst[...] = deconv_volume(volume, params, workers=workers, edge_pad=edge_pad, what=what)
+        _deconv_in_one(src, dst, params, workers, edge_pad, what)
         if release is not None:
             release()
         return
     profile = wiener_profile(params)
     taper = split_taper(np.linspace(0.0, 1.0, profile.size))
-    n0 = int(src.shape[0])
     start = time.time()
 
     def _release() -> None:
         if release is not None:
             release()
 
-    # 1. input statistics and low-band coefficients, over the mirror-padded Z range
+    low, moments_in = _low_band_pass(src, profile * taper, workers, edge_pad, what, _release)
+    log.debug("deconv: low band of %s done after %.1f s", what, time.time() - start)
+    _high_band_pass(src, dst, profile * (1.0 - taper), chunk_size, layout, workers, _release)
+    log.debug("deconv: chunks of %s done after %.1f s", what, time.time() - start)
+    moments_out = _add_low_band(dst, low, _release)
+    del low
+    _restore(dst, moments_in, moments_out, what, _release)
+    log.debug("deconv: %s finished after %.1f s", what, time.time() - start)
+
+
+def _deconv_in_one(src: np.ndarray, dst: np.ndarray, params: CtfParams, workers: int, edge_pad: int,
+                   what: str) -> None:
+    """Whole mode on the whole volume, refusing NaN/Inf slices by their Z range."""
+    volume = np.asarray(src, dtype=np.float32)
+    bad = ~np.isfinite(volume).all(axis=(1, 2))
+    if bad.any():
+        z = np.flatnonzero(bad)
+        raise InputError(f"{what}: has NaN/Inf voxels in Z slices {z[0]}..{z[-1]}; fix or re-reconstruct "
+                         f"the tomogram (e.g. replace them with the mean) first.")
+    dst[...] = deconv_volume(volume, params, workers=workers, edge_pad=edge_pad, what=what)
+
+
+def _low_band_pass(src: np.ndarray, low_profile: np.ndarray, workers: int, edge_pad: int, what: str,
+                   release: Callable[[], None]) -> tuple[_LowBand, Moments]:
+    """Pass 1: input statistics and the filtered low-band coefficients, over the mirror-padded Z range."""
+    n0 = int(src.shape[0])
     low = _LowBand(tuple(src.shape), edge_pad, workers)
     moments_in = Moments()
     step = slab_step(low.padded[1] * low.padded[2], 1 << 24)
@@ -215,32 +233,41 @@ def deconv_chunked(
             moments_in.add(own)
         low.add_rows(z0, rows)
         del rows
-        _release()
+        release()
     restore_scale(1.0, moments_in.std, what)  # a constant input fails before the heavy passes
-    low.filter(profile * taper)
-    log.debug("deconv: low band of %s done after %.1f s", what, time.time() - start)
+    low.filter(low_profile)
+    return low, moments_in
 
-    # 2. high band, chunk by chunk (core of each mirrored, overlapping cube)
-    filt = wiener_filter((crop, crop, crop), profile * (1.0 - taper))
+
+def _high_band_pass(src: np.ndarray, dst: np.ndarray, high_profile: np.ndarray, chunk_size: int,
+                    layout: tuple[int, int, list[int]], workers: int, release: Callable[[], None]) -> None:
+    """Pass 2: the high band into ``dst``, chunk by chunk (core of each mirrored, overlapping cube)."""
+    log = get_logger()
+    crop, pad, counts = layout
+    filt = wiener_filter((crop, crop, crop), high_profile)
     c = chunk_size
     grid = [(i, j, k) for i in range(counts[0]) for j in range(counts[1]) for k in range(counts[2])]
     log.info("deconv: %d chunks of %d³ voxels (core %d³), %d FFT threads", len(grid), crop, c, workers)
     for i, j, k in progress(grid, total=len(grid), desc="deconv chunks", unit="chunk"):
         lo = (i * c, j * c, k * c)
         hi = tuple(min(a + c, n) for a, n in zip(lo, src.shape))
-        spec = scipy.fft.rfftn(_read_chunk(src, tuple(a - pad for a in lo), crop, _release), workers=workers)
+        spec = scipy.fft.rfftn(_read_chunk(src, tuple(a - pad for a in lo), crop, release), workers=workers)
         spec *= filt
         out = scipy.fft.irfftn(spec, s=(crop, crop, crop), workers=workers, overwrite_x=True)
         del spec
         dst[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = out[pad:pad + hi[0] - lo[0], pad:pad + hi[1] - lo[1],
                                                          pad:pad + hi[2] - lo[2]]
         del out
-        _release()
-    del filt
-    log.debug("deconv: chunks of %s done after %.1f s", what, time.time() - start)
+        release()
 
-    # 3. add the low band; 4. one global mean/std restoration
-    step = slab_step(int(src.shape[1]) * int(src.shape[2]), 1 << 24)
+
+def _slab_step(dst: np.ndarray) -> int:
+    return slab_step(int(dst.shape[1]) * int(dst.shape[2]), 1 << 24)
+
+
+def _add_low_band(dst: np.ndarray, low: _LowBand, release: Callable[[], None]) -> Moments:
+    """Pass 3: add the low band slab by slab; the output's statistics."""
+    n0, step = int(dst.shape[0]), _slab_step(dst)
     moments_out = Moments()
     for z0 in range(0, n0, step):
         z1 = min(z0 + step, n0)
@@ -249,8 +276,14 @@ def deconv_chunked(
         moments_out.add(slab)
         dst[z0:z1] = slab
         del slab
-        _release()
-    del low
+        release()
+    return moments_out
+
+
+def _restore(dst: np.ndarray, moments_in: Moments, moments_out: Moments, what: str,
+             release: Callable[[], None]) -> None:
+    """Pass 4: the one global mean/std restoration, so the output keeps the input's statistics."""
+    n0, step = int(dst.shape[0]), _slab_step(dst)
     scale = np.float32(restore_scale(moments_out.std, moments_in.std, what))
     offset = np.float32(moments_in.mean - moments_out.mean * float(scale))
     for z0 in range(0, n0, step):
@@ -259,5 +292,4 @@ def deconv_chunked(
         slab += offset
         dst[z0:z0 + step] = slab
         del slab
-        _release()
-    log.debug("deconv: %s finished after %.1f s", what, time.time() - start)
+        release()

@@ -147,6 +147,36 @@ def _direction_masks(kz2, ky2, kx2, r2, cos2: float, sin2: float) -> dict[str, n
     }
 
 
+def _rfft_multiplicity(nx: int, size: int) -> np.ndarray:
+    """Voxels whose conjugate mirror is not stored by rfftn stand for two (shape ``(1, 1, size)``)."""
+    mult = np.full(size, 2.0, dtype=np.float32)
+    mult[0] = 1.0
+    if nx % 2 == 0:
+        mult[-1] = 1.0
+    return mult[None, None, :]
+
+
+def _bin_codes(uz2, uy2, ux2, overflow: int, n_bins: int, cos2: float, sin2: float) -> np.ndarray:
+    """Each voxel's bin ``shell + code·n_bins`` (raveled), ``code`` the 6-bit membership of the directions."""
+    r2 = uz2 + uy2 + ux2
+    idx = np.floor(np.sqrt(r2) + 0.5).astype(np.intp)
+    np.minimum(idx, overflow, out=idx)
+    masks = _direction_masks(uz2, uy2, ux2, r2, cos2, sin2)
+    for bit, name in enumerate(DIRECTIONS[1:]):
+        idx += masks[name].astype(np.intp) * ((1 << bit) * n_bins)
+    return idx.ravel()
+
+
+def _sums_by_direction(acc: np.ndarray, n_codes: int, n_bins: int, n_shells: int) -> dict[str, np.ndarray]:
+    """Per direction, the sums over every code that includes it (global: all codes)."""
+    acc = acc.reshape(4, n_codes, n_bins)[:, :, :n_shells]
+    codes = np.arange(n_codes)
+    sums = {"global": acc.sum(axis=1)}
+    for bit, name in enumerate(DIRECTIONS[1:]):
+        sums[name] = acc[:, (codes >> bit) & 1 == 1].sum(axis=1)
+    return sums
+
+
 def shell_sums(
     spec1: np.ndarray,
     spec2: np.ndarray,
@@ -171,12 +201,7 @@ def shell_sums(
     uy2 = np.square(np.fft.fftfreq(ny) * n)[None, :, None]
     ux = np.fft.rfftfreq(nx) * n
     ux2 = np.square(ux)[None, None, :]
-    # Voxels whose conjugate mirror is not stored by rfftn stand for two.
-    mult = np.full(ux.size, 2.0, dtype=np.float32)
-    mult[0] = 1.0
-    if nx % 2 == 0:
-        mult[-1] = 1.0
-    mult = mult[None, None, :]
+    mult = _rfft_multiplicity(nx, ux.size)
     cos2 = float(np.cos(np.deg2rad(cone_angle)) ** 2)
     sin2 = float(np.sin(np.deg2rad(cone_angle)) ** 2)
 
@@ -192,16 +217,7 @@ def shell_sums(
         starts = progress(starts, total=len(starts), desc="FSC shells", unit="chunk")
     for z0 in starts:
         z1 = min(nz, z0 + step)
-        uz2 = np.square(uz[z0:z1])[:, None, None]
-        r2 = uz2 + uy2 + ux2
-        idx = np.floor(np.sqrt(r2) + 0.5).astype(np.intp)
-        np.minimum(idx, overflow, out=idx)
-        masks = _direction_masks(uz2, uy2, ux2, r2, cos2, sin2)
-        for bit, name in enumerate(DIRECTIONS[1:]):
-            idx += masks[name].astype(np.intp) * ((1 << bit) * n_bins)
-        del masks
-        del r2
-        idx = idx.ravel()
+        idx = _bin_codes(np.square(uz[z0:z1])[:, None, None], uy2, ux2, overflow, n_bins, cos2, sin2)
         a = spec1[z0:z1]
         b = spec2[z0:z1]
         weights = (
@@ -212,13 +228,8 @@ def shell_sums(
         )
         for k, w in enumerate(weights):
             acc[k] += np.bincount(idx, weights=np.asarray(w, dtype=np.float64).ravel(), minlength=acc.shape[1])
-    acc = acc.reshape(4, n_codes, n_bins)[:, :, :n_shells]
-    codes = np.arange(n_codes)
-    sums = {"global": acc.sum(axis=1)}
-    for bit, name in enumerate(DIRECTIONS[1:]):
-        sums[name] = acc[:, (codes >> bit) & 1 == 1].sum(axis=1)
     frequency = np.arange(n_shells, dtype=np.float64) / (n * pixel_size)
-    return frequency, sums
+    return frequency, _sums_by_direction(acc, n_codes, n_bins, n_shells)
 
 
 def crossing_resolution(
@@ -251,6 +262,56 @@ def crossing_resolution(
             t = (c0 - threshold) / (c0 - c1)
             return float(1.0 / (f0 + t * (f1 - f0)))
     return float("inf")
+
+
+def _checked_shape(half1: np.ndarray, half2: np.ndarray, mask: np.ndarray | None, pixel_size: float,
+                   cone_angle: float) -> tuple[int, int, int]:
+    """The halves' common 3D shape; InputError for mismatched shapes, a bad pixel size or cone angle."""
+    shape = tuple(int(s) for s in np.shape(half1))
+    if shape != tuple(int(s) for s in np.shape(half2)):
+        raise InputError(
+            f"the halves differ in shape: {shape} vs {tuple(np.shape(half2))} (Z, Y, X); "
+            "give two halves of the same tomogram, reconstructed the same way."
+        )
+    if len(shape) != 3 or min(shape) < 4:
+        raise InputError(f"the halves have shape {shape}; the FSC needs 3D volumes of at least 4 voxels per side.")
+    if not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise InputError(f"pixel size {pixel_size:g} Å is not positive; give it with --pixel-size.")
+    if not (0.0 < cone_angle < 90.0):
+        raise InputError(f"--cone-angle {cone_angle:g}° must lie between 0 and 90 degrees; 20 is usual.")
+    if mask is not None and tuple(np.shape(mask)) != shape:
+        raise InputError(
+            f"the mask has shape {tuple(np.shape(mask))} but the halves {shape} (Z, Y, X); "
+            "give a mask made for this tomogram (same size and binning)."
+        )
+    return shape[0], shape[1], shape[2]
+
+
+def _curves(sums: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """FSC curve and voxel count per direction over shells 1 .. N//2 (NaN where a shell is empty)."""
+    curves: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for name in DIRECTIONS:
+        cross, p1, p2, count = sums[name][:, 1:]
+        denom = np.sqrt(p1 * p2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            curve = np.where((count > 0) & (denom > 0), cross / denom, np.nan)
+        curves[name] = curve
+        counts[name] = np.rint(count).astype(np.int64)
+    return curves, counts
+
+
+def _resolutions(frequency: np.ndarray, curves: dict[str, np.ndarray], counts: dict[str, np.ndarray],
+                 thresholds: tuple[float, ...], min_shell_voxels: int, nyquist: float) -> dict[str, dict[str, float]]:
+    """Crossing resolution (Å) per threshold and direction; Nyquist where a curve never falls below."""
+    resolution: dict[str, dict[str, float]] = {}
+    for t in thresholds:
+        per = {}
+        for name in DIRECTIONS:
+            res = crossing_resolution(frequency, curves[name], t, counts[name], min_shell_voxels)
+            per[name] = nyquist if np.isinf(res) else res
+        resolution[threshold_key(t)] = per
+    return resolution
 
 
 def fourier_shell_correlation(
@@ -287,50 +348,16 @@ def fourier_shell_correlation(
     ------
     InputError for mismatched shapes, a bad pixel size or cone angle, or an empty mask.
     """
-    shape = tuple(int(s) for s in np.shape(half1))
-    if shape != tuple(int(s) for s in np.shape(half2)):
-        raise InputError(
-            f"the halves differ in shape: {shape} vs {tuple(np.shape(half2))} (Z, Y, X); "
-            "give two halves of the same tomogram, reconstructed the same way."
-        )
-    if len(shape) != 3 or min(shape) < 4:
-        raise InputError(f"the halves have shape {shape}; the FSC needs 3D volumes of at least 4 voxels per side.")
-    if not (np.isfinite(pixel_size) and pixel_size > 0):
-        raise InputError(f"pixel size {pixel_size:g} Å is not positive; give it with --pixel-size.")
-    if not (0.0 < cone_angle < 90.0):
-        raise InputError(f"--cone-angle {cone_angle:g}° must lie between 0 and 90 degrees; 20 is usual.")
-    weights = None
-    if mask is not None:
-        if tuple(np.shape(mask)) != shape:
-            raise InputError(
-                f"the mask has shape {tuple(np.shape(mask))} but the halves {shape} (Z, Y, X); "
-                "give a mask made for this tomogram (same size and binning)."
-            )
-        weights = soft_mask(mask, mask_sigma)
+    shape = _checked_shape(half1, half2, mask, pixel_size, cone_angle)
+    weights = None if mask is None else soft_mask(mask, mask_sigma)
     spec1 = _prepared_spectrum(half1, weights, overwrite_input)
     spec2 = _prepared_spectrum(half2, weights, overwrite_input)
     del weights
     frequency, sums = shell_sums(spec1, spec2, shape, pixel_size, cone_angle, progress=progress)
     del spec1, spec2
-
-    curves: dict[str, np.ndarray] = {}
-    counts: dict[str, np.ndarray] = {}
-    for name in DIRECTIONS:
-        cross, p1, p2, count = sums[name][:, 1:]
-        denom = np.sqrt(p1 * p2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            curve = np.where((count > 0) & (denom > 0), cross / denom, np.nan)
-        curves[name] = curve
-        counts[name] = np.rint(count).astype(np.int64)
+    curves, counts = _curves(sums)
     frequency = frequency[1:]
-    nyquist = 2.0 * float(pixel_size)
-    resolution: dict[str, dict[str, float]] = {}
-    for t in thresholds:
-        per = {}
-        for name in DIRECTIONS:
-            res = crossing_resolution(frequency, curves[name], t, counts[name], min_shell_voxels)
-            per[name] = nyquist if np.isinf(res) else res
-        resolution[threshold_key(t)] = per
+    resolution = _resolutions(frequency, curves, counts, thresholds, min_shell_voxels, 2.0 * float(pixel_size))
     return FSCResult(
         frequency=frequency,
         curves=curves,

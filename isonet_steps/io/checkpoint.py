@@ -7,7 +7,6 @@ the previous committed iteration or the new one, never a mix.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -17,9 +16,9 @@ import numpy as np
 
 from .atomic import atomic_path, write_json
 from .errors import InputError
+from .refine_state import STATE_FILE, STATE_VERSION, RefineState, load_refine_state
 
-STATE_FILE = "refine_state.json"
-STATE_VERSION = 1
+__all__ = ["STATE_FILE", "STATE_VERSION", "RefineStore", "atomic_write_json"]
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -78,24 +77,15 @@ class RefineStore:
         if problem:
             raise InputError(f"{self.dir}: result folder: {problem}; choose a writable --result-dir.")
 
-    def load_state(self) -> dict | None:
+    def load_state(self) -> RefineState | None:
         """The earlier run's progress (None: none yet); refuses state it cannot continue from."""
         if not self.state_path.exists():
             return None
-        try:
-            state = json.loads(self.state_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.state_path}: unreadable refine state ({exc}); start over with --no-continue or a "
-                             "new --result-dir.") from None
-        if state.get("version") != STATE_VERSION:
-            raise InputError(f"{self.state_path}: written by another isonet-nf version; start over with --no-continue "
-                             "or a new --result-dir.")
-        return state
+        return load_refine_state(self.state_path)
 
-    def save_state(self, state: dict) -> None:
+    def save_state(self, state: RefineState) -> None:
         """Atomic and versioned, so a killed run or another release never continues from bad state."""
-        state = dict(state, version=STATE_VERSION)
-        atomic_write_json(self.state_path, state)
+        atomic_write_json(self.state_path, state.to_json())
 
     def set_aside(self) -> Path | None:
         """Move an earlier run's result folder to ``<dir>~`` (replacing an older one) to start afresh."""

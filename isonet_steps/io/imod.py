@@ -55,8 +55,26 @@ _FIX = "re-save it as a binary model in 3dmod, or fix rlnMaskBoundary or set it 
 def read_imod(path: str | os.PathLike) -> ImodModel:
     """Read an IMOD binary model; one-line InputError for a missing, foreign, truncated or corrupt file."""
     path = Path(path)
+    data = _model_bytes(path)
+    if data[:4] != b"IMOD":
+        kind = "an ASCII IMOD model" if data[:4].lower() == b"imod" else "not an IMOD binary model (no 'IMOD' ID)"
+        raise InputError(f"{path}: {kind}; {_FIX}.")
+    if len(data) < _ID_SIZE + _MODEL_HEADER:
+        raise InputError(f"{path}: IMOD model truncated in its header ({len(data)} bytes, "
+                         f"expected at least {_ID_SIZE + _MODEL_HEADER}); {_FIX}.")
+    xmax, ymax, zmax, _objects, flags = struct.unpack_from(">4iI", data, _ID_SIZE + 128)
+    contours = _contours(path, data)
+    points = np.concatenate(contours).astype(np.float32) if contours else np.zeros((0, 3), np.float32)
+    if not np.isfinite(points).all():
+        raise InputError(f"{path}: IMOD model has NaN or infinite coordinates; {_FIX}.")
+    return ImodModel(points=points, contour_sizes=tuple(len(c) for c in contours),
+                     image_size=(int(xmax), int(ymax), int(zmax)), flags=int(flags))
+
+
+def _model_bytes(path: Path) -> bytes:
+    """The whole file (models are small); one line naming the file when it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: IMOD model not found; fix rlnMaskBoundary or set it to None.") from None
     except IsADirectoryError:
@@ -65,13 +83,9 @@ def read_imod(path: str | os.PathLike) -> ImodModel:
         raise InputError(f"{path}: cannot read IMOD model ({exc.strerror}); "
                          f"fix rlnMaskBoundary or set it to None.") from None
 
-    if data[:4] != b"IMOD":
-        kind = "an ASCII IMOD model" if data[:4].lower() == b"imod" else "not an IMOD binary model (no 'IMOD' ID)"
-        raise InputError(f"{path}: {kind}; {_FIX}.")
-    if len(data) < _ID_SIZE + _MODEL_HEADER:
-        raise InputError(f"{path}: IMOD model truncated in its header ({len(data)} bytes, "
-                         f"expected at least {_ID_SIZE + _MODEL_HEADER}); {_FIX}.")
-    xmax, ymax, zmax, _objects, flags = struct.unpack_from(">4iI", data, _ID_SIZE + 128)
+
+def _contours(path: Path, data: bytes) -> list[np.ndarray]:
+    """Every CONT chunk's points, in file order, walking the chunks after the header up to IEOF."""
 
     def need(pos: int, n: int, what: str) -> None:
         if n < 0 or pos + n > len(data):
@@ -85,7 +99,7 @@ def read_imod(path: str | os.PathLike) -> ImodModel:
         chunk = data[pos:pos + 4]
         pos += 4
         if chunk == b"IEOF":
-            break
+            return contours
         if chunk == b"OBJT":
             need(pos, _OBJECT_SIZE, "an OBJT chunk")
             pos += _OBJECT_SIZE
@@ -111,12 +125,6 @@ def read_imod(path: str | os.PathLike) -> ImodModel:
             pos += size
         else:
             raise InputError(f"{path}: IMOD model corrupt: unreadable chunk ID {chunk!r} at byte {pos - 4}; {_FIX}.")
-
-    points = np.concatenate(contours).astype(np.float32) if contours else np.zeros((0, 3), np.float32)
-    if not np.isfinite(points).all():
-        raise InputError(f"{path}: IMOD model has NaN or infinite coordinates; {_FIX}.")
-    return ImodModel(points=points, contour_sizes=tuple(len(c) for c in contours),
-                     image_size=(int(xmax), int(ymax), int(zmax)), flags=int(flags))
 
 
 def read_imod_points(path: str | os.PathLike) -> np.ndarray:

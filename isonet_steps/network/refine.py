@@ -22,6 +22,7 @@ from ..core.wedge import measured_part
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
+from ..io.refine_state import IterationRecord, RefineState
 from .devices import PRECISIONS
 from .pairs import BatchStream, PairPlan, merge_with_prediction
 
@@ -185,7 +186,7 @@ def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
 
 def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
            until_iter: int | None = None, resume: bool = True,
-           on_iteration: Callable[[dict], None] | None = None) -> dict:
+           on_iteration: Callable[[IterationRecord], None] | None = None) -> RefineState:
     """Run (or continue) refine into ``store``; see :func:`_refine`. Keras's global dtype policy is
     set for ``settings.precision`` while it runs and restored afterwards.
     """
@@ -204,27 +205,26 @@ def _chosen_precision(settings: RefineSettings, store: RefineStore, resume: bool
     from .devices import resolve_precision
 
     if settings.precision == "auto" and resume:
-        started = ((store.load_state() or {}).get("settings") or {}).get("precision")
+        state = store.load_state()
+        started = state.precision if state is not None else None
         if started in PRECISIONS and started != "auto":
             return started
     return resolve_precision(settings.precision)
 
 
-def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
-            until_iter: int | None = None, resume: bool = True,
-            on_iteration: Callable[[dict], None] | None = None) -> dict:
-    """Run (or continue) refine into ``store``; returns the state record.
+@dataclass
+class _RunPlan:
+    """Sizes and noise schedule of one refine call, fixed before any network is built."""
 
-    ``until_iter`` stops after that iteration (Nextflow runs one iteration per task). With
-    ``resume`` a run continues after the last committed iteration in the store; a change of any
-    setting that would make the continuation differ from an uninterrupted run is refused.
-    """
-    import keras
+    n: int
+    batch_size: int
+    steps: int
+    schedule: list[float]
+    last: int
 
-    from .devices import distribution_scope, is_out_of_memory
-    from .unet import build_unet, compile_unet, load_model, save_model
 
-    log = get_logger("refine")
+def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_iter: int | None) -> _RunPlan:
+    """Refuse bad settings or data before training; the batch, steps and schedule IsoNet would use."""
     settings.validate()
     _check_sizes(data, settings)
     n = len(data.subtomos)
@@ -238,42 +238,106 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     steps = settings.steps_per_epoch or default_steps_per_epoch(n_train, batch_size)
     schedule = noise_schedule(settings.iterations, settings.noise_level, settings.noise_start_iter)
     last = settings.iterations if until_iter is None else min(int(until_iter), settings.iterations)
+    return _RunPlan(n=n, batch_size=batch_size, steps=steps, schedule=schedule, last=last)
 
+
+def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerprint: dict,
+           originals: np.ndarray) -> tuple[RefineState, np.ndarray]:
+    """Iteration 0: the initial (or pretrained) model, the first predictions and the state, committed."""
+    import keras
+
+    from .devices import distribution_scope
+    from .unet import build_unet, load_model, save_model
+
+    keras.utils.set_random_seed(_iteration_seed(settings.seed, 0))
+    with distribution_scope():
+        if settings.pretrained_model:
+            model = load_model(settings.pretrained_model)
+        else:
+            model = build_unet(depth=settings.unet_depth, filter_base=settings.filter_base,
+                               convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
+                               dropout=settings.dropout, batch_norm=settings.batch_norm)
+    save_model(model, store.model_path(0))
+    if settings.pretrained_model:
+        predictions = _SubtomoPredictor(settings.precision)(model, originals, run.batch_size)
+    else:
+        predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
+    store.save_predictions(0, predictions)
+    state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
+                        noise_schedule=run.schedule, target_iterations=settings.iterations,
+                        settings=fingerprint["settings"], data=fingerprint["data"])
+    store.save_state(state)
+    return state, predictions
+
+
+def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan, resume: bool,
+                     log) -> tuple[RefineState, np.ndarray, np.ndarray]:
+    """The state to continue from (checked against these settings and data) or a fresh iteration 0;
+    with the subtomograms as the network sees them and the latest committed predictions.
+    """
     store.prepare()
     fingerprint = {"settings": settings.fingerprint(), "data": data.fingerprint()}
     state = store.load_state() if resume else None
     if state is not None:
         _check_continuation(state, fingerprint, store)
-        log.info("continuing %s after iteration %d", store.dir, state["completed"])
+        log.info("continuing %s after iteration %d", store.dir, state.completed)
     originals = np.stack([to_network(s) for s in data.subtomos])
 
     if state is None:
-        keras.utils.set_random_seed(_iteration_seed(settings.seed, 0))
-        with distribution_scope():
-            if settings.pretrained_model:
-                model = load_model(settings.pretrained_model)
-            else:
-                model = build_unet(depth=settings.unet_depth, filter_base=settings.filter_base,
-                                   convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
-                                   dropout=settings.dropout, batch_norm=settings.batch_norm)
-        save_model(model, store.model_path(0))
-        if settings.pretrained_model:
-            predictions = _SubtomoPredictor(settings.precision)(model, originals, batch_size)
-        else:
-            predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
-        store.save_predictions(0, predictions)
-        state = {"completed": 0, "iterations": [], "batch_size": batch_size, "steps_per_epoch": steps,
-                 "noise_schedule": schedule, **fingerprint}
-        store.save_state(state)
-        del model
+        state, predictions = _start(data, settings, store, run, fingerprint, originals)
     else:
-        predictions = store.load_predictions(state["completed"])
+        predictions = store.load_predictions(state.completed)
+    state.noise_schedule = run.schedule
+    state.target_iterations = settings.iterations
+    return state, originals, predictions
+
+
+def _model_for(iteration: int, model, store: RefineStore, settings: RefineSettings):
+    """The network iteration ``iteration`` starts from: the last committed model, loaded once, then carried."""
+    from .devices import distribution_scope
+    from .unet import compile_unet, load_model
+
+    if model is None:
+        with distribution_scope():
+            model = load_model(store.model_path(iteration - 1))
+            compile_unet(model, settings.learning_rate)
+    else:
+        _fresh_optimizer_state(model)  # IsoNet's fresh Adam, without recompiling and retracing
+    return model
+
+
+def _commit(store: RefineStore, state: RefineState, record: IterationRecord, log) -> None:
+    """The iteration's record into the state, written last so the iteration counts only once complete."""
+    state.record(record)
+    store.save_state(state)
+    store.drop_predictions_before(record.iteration)
+    log.info("iteration %d done in %.1f s: loss %.4f, validation loss %.4f", record.iteration, record.seconds,
+             record.loss[-1], record.val_loss[-1])
+
+
+def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
+            until_iter: int | None = None, resume: bool = True,
+            on_iteration: Callable[[IterationRecord], None] | None = None) -> RefineState:
+    """Run (or continue) refine into ``store``; returns the state record.
+
+    ``until_iter`` stops after that iteration (Nextflow runs one iteration per task). With
+    ``resume`` a run continues after the last committed iteration in the store; a change of any
+    setting that would make the continuation differ from an uninterrupted run is refused.
+    """
+    import keras
+
+    from .devices import is_out_of_memory
+    from .unet import save_model
+
+    log = get_logger("refine")
+    run = _plan_run(data, settings, n_gpus, until_iter)
+    n, batch_size, steps, schedule = run.n, run.batch_size, run.steps, run.schedule
+
+    state, originals, predictions = _resume_or_start(data, settings, store, run, resume, log)
     model = None  # built once from the last committed model, then carried from iteration to iteration
     predict_all = _SubtomoPredictor(settings.precision)
-    state["noise_schedule"] = schedule
-    state["target_iterations"] = settings.iterations
 
-    for iteration in range(state["completed"] + 1, last + 1):
+    for iteration in range(state.completed + 1, run.last + 1):
         started = time.time()
         level = schedule[iteration]
         log.info("iteration %d/%d: noise level %.3g", iteration, settings.iterations, level)
@@ -285,12 +349,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         merged = np.zeros_like(originals)
         for i in chosen:
             merged[i] = merge_with_prediction(originals[i], predictions[i], *data.tilts[i])
-        if model is None:
-            with distribution_scope():
-                model = load_model(store.model_path(iteration - 1))
-                compile_unet(model, settings.learning_rate)
-        else:
-            _fresh_optimizer_state(model)  # IsoNet's fresh Adam, without recompiling and retracing
+        model = _model_for(iteration, model, store, settings)
         _reset_seed_generators(model, seed)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         losses, val_losses, used_batch = _train(model, merged, data.tilts, plan, data.cube, level,
@@ -300,36 +359,29 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         log.info("iteration %d: predicting %d subtomograms", iteration, n)
         predictions = predict_all(model, originals, used_batch)
         store.save_predictions(iteration, predictions)
-        record = {"iteration": iteration, "noise_level": level, "loss": losses, "val_loss": val_losses,
-                  "batch_size": used_batch, "steps_per_epoch": plan.steps_per_epoch,
-                  "seconds": round(time.time() - started, 2)}
-        state["iterations"] = [r for r in state["iterations"] if r["iteration"] < iteration] + [record]
-        state["completed"] = iteration
-        store.save_state(state)
-        store.drop_predictions_before(iteration)
-        log.info("iteration %d done in %.1f s: loss %.4f, validation loss %.4f", iteration, record["seconds"],
-                 losses[-1], val_losses[-1])
+        record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,
+                                 batch_size=used_batch, steps_per_epoch=plan.steps_per_epoch,
+                                 seconds=round(time.time() - started, 2))
+        _commit(store, state, record, log)
         if on_iteration:
             on_iteration(record)
-    if state["completed"] >= settings.iterations:
+    if state.completed >= settings.iterations:
         store.copy_final(settings.iterations)
     return state
 
 
-def _check_continuation(state: dict, fingerprint: dict, store: RefineStore) -> None:
-    before = state.get("settings", {})
-    changed = sorted(k for k in fingerprint["settings"] if before.get(k) != fingerprint["settings"][k])
-    if state.get("data") != fingerprint["data"]:
+def _check_continuation(state: RefineState, fingerprint: dict, store: RefineStore) -> None:
+    changed = sorted(k for k in fingerprint["settings"] if state.settings.get(k) != fingerprint["settings"][k])
+    if state.data != fingerprint["data"]:
         changed.append("subtomograms")
     if changed:
         raise InputError(
             f"{store.dir}: continuing would mix settings — {', '.join(changed)} differ from the run there; "
             f"rerun with the same settings, or use --no-continue (sets the old folder aside) or a new --result-dir."
         )
-    completed = int(state.get("completed", 0))
-    if not store.model_path(completed).exists():
-        raise InputError(f"{store.model_path(completed)}: model of the last finished iteration is missing; start over "
-                         "with --no-continue.")
+    if not store.model_path(state.completed).exists():
+        raise InputError(f"{store.model_path(state.completed)}: model of the last finished iteration is missing; "
+                         "start over with --no-continue.")
 
 
 def recalibrate_batch_norm(model, batches) -> None:

@@ -75,6 +75,45 @@ def _conv_block(x, filters: int, kernel, name: str, *, batch_norm: bool, dropout
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(x)
 
 
+def _encoder(x, depth: int, filter_base: int, convs_per_depth: int, k, pool: bool, blocks: dict):
+    """The downsampling levels; returns the bottom input and each level's output for the skips."""
+    skips = []
+    for level in range(depth):
+        filters = filter_base * 2**level
+        for i in range(convs_per_depth):
+            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", **blocks)
+        skips.append(x)
+        if pool:
+            x = layers.MaxPooling3D(pool_size=2, name=f"enc{level}_pool")(x)
+        else:
+            x = _conv(filters, k, f"enc{level}_down", strides=2)(x)
+            x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"enc{level}_down_act")(x)
+    return x, skips
+
+
+def _decoder(x, skips: list, filter_base: int, convs_per_depth: int, k, pool: bool, blocks: dict):
+    """The upsampling levels, each joined to its encoder level's output (the skip connection)."""
+    for level in reversed(range(len(skips))):
+        filters = filter_base * 2**level
+        if pool:
+            x = layers.UpSampling3D(size=2, name=f"dec{level}_up")(x)
+        else:
+            x = layers.Conv3DTranspose(
+                filters,
+                k,
+                strides=2,
+                padding="same",
+                kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=_INIT_STDDEV),
+                bias_initializer="zeros",
+                name=f"dec{level}_up",
+            )(x)
+        x = layers.Concatenate(axis=-1, name=f"dec{level}_concat")([x, skips[level]])
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"dec{level}_concat_act")(x)
+        for i in range(convs_per_depth):
+            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", **blocks)
+    return x
+
+
 def build_unet(
     *,
     depth: int = 3,
@@ -105,45 +144,16 @@ def build_unet(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     k = _kernel3(kernel)
 
-    # === Encoder ===
     inputs = keras.Input(shape=(None, None, None, 1), name="input")
-    x = inputs
-    skips = []
-    for level in range(depth):
-        filters = filter_base * 2**level
-        for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"enc{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
-        skips.append(x)
-        if pool:
-            x = layers.MaxPooling3D(pool_size=2, name=f"enc{level}_pool")(x)
-        else:
-            x = _conv(filters, k, f"enc{level}_down", strides=2)(x)
-            x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"enc{level}_down_act")(x)
+    blocks = {"batch_norm": batch_norm, "dropout": dropout}
+    x, skips = _encoder(inputs, depth, filter_base, convs_per_depth, k, pool, blocks)
 
     # === Bottleneck ===
     for i in range(convs_per_depth - 2):
         x = _conv_block(x, filter_base * 2**depth, k, f"bottom_conv{i}", batch_norm=False, dropout=0.0)
     x = _conv(filter_base * 2 ** (depth - 1), k, "bottom_linear")(x)
 
-    # === Decoder ===
-    for level in reversed(range(depth)):
-        filters = filter_base * 2**level
-        if pool:
-            x = layers.UpSampling3D(size=2, name=f"dec{level}_up")(x)
-        else:
-            x = layers.Conv3DTranspose(
-                filters,
-                k,
-                strides=2,
-                padding="same",
-                kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=_INIT_STDDEV),
-                bias_initializer="zeros",
-                name=f"dec{level}_up",
-            )(x)
-        x = layers.Concatenate(axis=-1, name=f"dec{level}_concat")([x, skips[level]])
-        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"dec{level}_concat_act")(x)
-        for i in range(convs_per_depth):
-            x = _conv_block(x, filters, k, f"dec{level}_conv{i}", batch_norm=batch_norm, dropout=dropout)
+    x = _decoder(x, skips, filter_base, convs_per_depth, k, pool, blocks)
 
     # === Output: correction added to the input ===
     x = layers.Conv3D(1, 1, padding="same", kernel_initializer=keras.initializers.RandomNormal(

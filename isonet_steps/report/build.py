@@ -21,6 +21,7 @@ import numpy as np
 
 from ..io.errors import InputError
 from ..io.log import get_logger
+from ..io.refine_state import STATE_FILE, RefineState, load_refine_state
 from .html import esc, page, section, table
 from .tables import STEP_ORDER
 
@@ -74,7 +75,7 @@ class RunData:
     star: Path | None = None
     tomograms: list[TomogramFiles] = field(default_factory=list)
     subtomo_star: Path | None = None
-    refine: dict[str, dict] = field(default_factory=dict)  # "" or "half 1"/"half 2" -> refine_state
+    refine: dict[str, RefineState] = field(default_factory=dict)  # "" or "half 1"/"half 2" -> its state
     extra_fsc: dict[str, Path] = field(default_factory=dict)  # FSC JSONs found without a STAR
     ground_truth: Path | None = None
     labels: Path | None = None
@@ -126,19 +127,67 @@ def _pick_star(run_dir: Path, notes: list[str]):
     return None, None
 
 
-def _refine_states(run_dir: Path, notes: list[str]) -> dict[str, dict]:
-    """Refine states of ``run_dir/refine`` (one network or two halves), or of a bare result folder."""
+def _refine_states(run_dir: Path, notes: list[str]) -> dict[str, RefineState]:
+    """Refine states of ``run_dir/refine`` (one network or two halves), or of a bare result folder.
+
+    A state that cannot be read is left out with a note, so the rest of the report still appears.
+    """
     for base in (run_dir / "refine", run_dir):
         found = {}
-        if (base / "refine_state.json").is_file():
-            found[""] = base / "refine_state.json"
+        if (base / STATE_FILE).is_file():
+            found[""] = base / STATE_FILE
         for h in (1, 2):
-            if (base / f"half{h}" / "refine_state.json").is_file():
-                found[f"half {h}"] = base / f"half{h}" / "refine_state.json"
+            if (base / f"half{h}" / STATE_FILE).is_file():
+                found[f"half {h}"] = base / f"half{h}" / STATE_FILE
         if found:
-            states = {k: _read_json(p, notes) for k, p in found.items()}
-            return {k: s for k, s in states.items() if isinstance(s, dict)}
+            states = {}
+            for name, path in found.items():
+                try:
+                    states[name] = load_refine_state(path)
+                except InputError as exc:
+                    notes.append(f"{exc} It is left out of this report.")
+            return states
     return {}
+
+
+def _tomogram_files(row, star: Path, notes: list[str]) -> TomogramFiles:
+    """The files and geometry of one tomogram STAR row (paths resolved against the STAR)."""
+    from ..io.star import is_set
+
+    t = TomogramFiles(
+        index=int(row["rlnIndex"]), raw=_cell_path(row, "rlnMicrographName", star, notes),
+        pixel_size=float(row["rlnPixelSize"]), tilt_range=(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])),
+        defocus=float(row["rlnDefocus"]) if "rlnDefocus" in row.index else None,
+        deconv=_cell_path(row, "rlnDeconvTomoName", star, notes),
+        mask=_cell_path(row, "rlnMaskName", star, notes),
+        corrected=_cell_path(row, "rlnCorrectedTomoName", star, notes),
+        half1=_cell_path(row, "rlnCorrectedTomoHalf1", star, notes),
+        half2=_cell_path(row, "rlnCorrectedTomoHalf2", star, notes),
+        raw_name=str(row["rlnMicrographName"]) if is_set(row["rlnMicrographName"]) else "",
+    )
+    for column, label in (("rlnGoldStandardFsc", "corrected halves (independent networks)"),
+                          ("rlnRawHalvesFsc", "raw even/odd half tomograms"),
+                          ("rlnCorrectedHalvesFsc", "corrected even/odd half tomograms")):
+        fsc_path = _cell_path(row, column, star, notes)
+        if fsc_path is not None:
+            t.fsc[label] = fsc_path
+    return t
+
+
+def _find_ground_truth(run: RunData) -> None:
+    """The demo's ground truth (and labels beside it) named in run.json, relative to the run or as given."""
+    truth = (run.run_json or {}).get("ground_truth")
+    if not truth:
+        return
+    truth_path = Path(truth) if Path(truth).is_absolute() else run.run_dir / truth
+    if not truth_path.is_file() and Path(truth).is_file():
+        truth_path = Path(truth)
+    if truth_path.is_file():
+        run.ground_truth = truth_path
+        labels = truth_path.parent / "labels.mrc"
+        run.labels = labels if labels.is_file() else None
+    else:
+        run.notes.append(f"{truth}: ground truth named in run.json not found; its panels and figures are left out.")
 
 
 def collect_run(run_dir: str | Path) -> RunData:
@@ -166,46 +215,15 @@ def collect_run(run_dir: str | Path) -> RunData:
             run.records[str(record.get("step", path.stem))] = record
 
     run.star, table_ = _pick_star(run_dir, notes)
-    if table_ is not None:
-        from ..io.star import is_set
-
-        for _, row in table_.iterrows():
-            t = TomogramFiles(
-                index=int(row["rlnIndex"]), raw=_cell_path(row, "rlnMicrographName", run.star, notes),
-                pixel_size=float(row["rlnPixelSize"]), tilt_range=(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])),
-                defocus=float(row["rlnDefocus"]) if "rlnDefocus" in row.index else None,
-                deconv=_cell_path(row, "rlnDeconvTomoName", run.star, notes),
-                mask=_cell_path(row, "rlnMaskName", run.star, notes),
-                corrected=_cell_path(row, "rlnCorrectedTomoName", run.star, notes),
-                half1=_cell_path(row, "rlnCorrectedTomoHalf1", run.star, notes),
-                half2=_cell_path(row, "rlnCorrectedTomoHalf2", run.star, notes),
-                raw_name=str(row["rlnMicrographName"]) if is_set(row["rlnMicrographName"]) else "",
-            )
-            for column, label in (("rlnGoldStandardFsc", "corrected halves (independent networks)"),
-                                  ("rlnRawHalvesFsc", "raw even/odd half tomograms"),
-                                  ("rlnCorrectedHalvesFsc", "corrected even/odd half tomograms")):
-                fsc_path = _cell_path(row, column, run.star, notes)
-                if fsc_path is not None:
-                    t.fsc[label] = fsc_path
-            run.tomograms.append(t)
+    if table_ is not None and run.star is not None:
+        run.tomograms = [_tomogram_files(row, run.star, notes) for _, row in table_.iterrows()]
     if (run_dir / "subtomo.star").is_file():
         run.subtomo_star = run_dir / "subtomo.star"
     run.refine = _refine_states(run_dir, notes)
     if not any(t.fsc for t in run.tomograms):
         for path in sorted([*run_dir.glob("*fsc*.json"), *run_dir.glob("*/*fsc*.json")])[:6]:
             run.extra_fsc[str(path.relative_to(run_dir))] = path
-
-    truth = (run.run_json or {}).get("ground_truth")
-    if truth:
-        truth_path = Path(truth) if Path(truth).is_absolute() else run_dir / truth
-        if not truth_path.is_file() and Path(truth).is_file():
-            truth_path = Path(truth)
-        if truth_path.is_file():
-            run.ground_truth = truth_path
-            labels = truth_path.parent / "labels.mrc"
-            run.labels = labels if labels.is_file() else None
-        else:
-            notes.append(f"{truth}: ground truth named in run.json not found; its panels and figures are left out.")
+    _find_ground_truth(run)
 
     if not (run.run_json or run.records or run.star or run.refine or run.extra_fsc or run.subtomo_star):
         raise InputError(f"{run_dir}: no isonet run found (no .isonet/run.json, tomogram STAR or refine_state.json); "

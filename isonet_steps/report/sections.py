@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.errors import InputError
+from ..io.refine_state import IterationRecord, RefineState
 from .html import esc, figure, fmt_seconds, not_run, section, table
 
 #: Ground-truth figures need whole volumes in memory: only up to this many voxels.
@@ -132,34 +133,13 @@ def power_section(blocks: list[str]) -> str:
 
 def training_section(run) -> str:
     """Losses and noise per iteration, so a user sees whether training converged."""
-    from .figures import loss_plot, noise_plot
-    from .html import plot_figure
-
     title = "Training"
     if not run.refine:
         return section("training", title, not_run("Not run: no refine_state.json (refine has not started)."))
-    runs = {name or "": state.get("iterations") or [] for name, state in run.refine.items()}
-    parts = []
-    status = []
-    for name, state in run.refine.items():
-        target = state.get("target_iterations") or len(state.get("noise_schedule") or [0]) - 1
-        status.append(f"{name or 'network'}: {int(state.get('completed', 0))} of {target} iterations done")
-    parts.append(f'<p class="caption">{esc("; ".join(status))}.</p>')
-    plots = []
-    loss = loss_plot(runs)
-    if loss is not None:
-        plots.append(plot_figure(loss, "training (solid) and validation (dashed) loss per epoch"))
-    first = next(iter(run.refine.values()))
-    schedule = first.get("noise_schedule") or []
-    used = [(int(r["iteration"]), float(r.get("noise_level") or 0.0)) for r in next(iter(runs.values()))]
-    series = {}
-    if len(schedule) > 1:
-        series["planned"] = [(i, float(v)) for i, v in enumerate(schedule) if i >= 1]
-    if used:
-        series["used"] = used
-    noise = noise_plot(series) if series else None
-    if noise is not None:
-        plots.append(plot_figure(noise, "noise level added to the training inputs per iteration"))
+    status = [f"{name or 'network'}: {state.completed} of {state.target_iterations} iterations done"
+              for name, state in run.refine.items()]
+    parts = [f'<p class="caption">{esc("; ".join(status))}.</p>']
+    plots = _training_plots(run.refine)
     if plots:
         parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
@@ -168,33 +148,60 @@ def training_section(run) -> str:
                      "noise level steps up.</p>")
     else:
         parts.append(not_run("No iteration has finished yet."))
-    rows = []
+    iterations_table = _iterations_table({name: state.iterations for name, state in run.refine.items()})
+    if iterations_table:
+        parts.append(iterations_table)
+    return section("training", title, "\n".join(parts))
+
+
+def _training_plots(states: dict[str, RefineState]) -> list[str]:
+    """The loss curves of every network and the noise schedule (planned and used) of the first."""
+    from .figures import loss_plot, noise_plot
+    from .html import plot_figure
+
+    plots = []
+    loss = loss_plot({name: [r.to_json() for r in state.iterations] for name, state in states.items()})
+    if loss is not None:
+        plots.append(plot_figure(loss, "training (solid) and validation (dashed) loss per epoch"))
+    first = next(iter(states.values()))
+    series: dict[str, list[tuple[int, float]]] = {}
+    if len(first.noise_schedule) > 1:
+        series["planned"] = [(i, float(v)) for i, v in enumerate(first.noise_schedule) if i >= 1]
+    if first.iterations:
+        series["used"] = [(r.iteration, r.noise_level) for r in first.iterations]
+    noise = noise_plot(series) if series else None
+    if noise is not None:
+        plots.append(plot_figure(noise, "noise level added to the training inputs per iteration"))
+    return plots
+
+
+def _iterations_table(runs: dict[str, list[IterationRecord]]) -> str:
+    """Per iteration: its noise and, per network, the last epoch's losses and the time ('' if none finished)."""
     names = list(runs)
-    iterations = sorted({int(r["iteration"]) for recs in runs.values() for r in recs})
-    for it in iterations:
+    rows = []
+    for it in sorted({r.iteration for recs in runs.values() for r in recs}):
         row: list[object] = [it]
         level = None
         for name in names:
-            rec = next((r for r in runs[name] if int(r["iteration"]) == it), None)
+            rec = next((r for r in runs[name] if r.iteration == it), None)
             if rec is None:
                 row += ["—", "—", "—"]
                 continue
-            level = rec.get("noise_level", level)
-            loss_v = (rec.get("loss") or [float("nan")])[-1]
-            val_v = (rec.get("val_loss") or [float("nan")])[-1]
-            row += [f"{float(loss_v):.4g}", f"{float(val_v):.4g}", fmt_seconds(rec.get("seconds"))]
-        row.insert(1, "—" if level is None else f"{float(level):g}")
+            level = rec.noise_level
+            loss_v = rec.loss[-1] if rec.loss else float("nan")
+            val_v = rec.val_loss[-1] if rec.val_loss else float("nan")
+            row += [f"{loss_v:.4g}", f"{val_v:.4g}", fmt_seconds(rec.seconds)]
+        row.insert(1, "—" if level is None else f"{level:g}")
         rows.append(row)
-    if rows:
-        header = ["iteration", "noise"]
-        for name in names:
-            tag = f" ({name})" if name else ""
-            header += [f"loss{tag}", f"val. loss{tag}", f"time{tag}"]
-        numeric = list(range(len(header)))
-        opened = " open" if len(rows) <= 12 else ""
-        parts.append(f"<details{opened}><summary>Per iteration: last epoch's losses and time</summary>"
-                     f"{table(header, rows, numeric=numeric)}</details>")
-    return section("training", title, "\n".join(parts))
+    if not rows:
+        return ""
+    header = ["iteration", "noise"]
+    for name in names:
+        tag = f" ({name})" if name else ""
+        header += [f"loss{tag}", f"val. loss{tag}", f"time{tag}"]
+    opened = " open" if len(rows) <= 12 else ""
+    return (f"<details{opened}><summary>Per iteration: last epoch's losses and time</summary>"
+            f"{table(header, rows, numeric=list(range(len(header))))}</details>")
 
 
 # ---------------------------------------------------------------------------------------- FSC

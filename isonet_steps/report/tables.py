@@ -48,14 +48,10 @@ def header_html(run, stamp: str) -> str:
                       "ok" if complete else "warn"))
         cards.append(("run time", fmt_seconds(sum(float(r.get("seconds") or 0) for r in run.records.values())), ""))
     for name, state in list(run.refine.items())[:2]:
-        target = state.get("target_iterations") or len(state.get("noise_schedule") or [0]) - 1
-        completed = int(state.get("completed", 0))
-        cards.append((f"refine {name}".strip(), f"{completed} of {target} iterations",
-                      "ok" if completed >= target else "warn"))
-        if state.get("iterations"):
-            last = state["iterations"][-1]
-            if last.get("val_loss"):
-                cards.append((f"final val. loss {name}".strip(), f"{float(last['val_loss'][-1]):.4g}", ""))
+        cards.append((f"refine {name}".strip(), f"{state.completed} of {state.target_iterations} iterations",
+                      "ok" if state.completed >= state.target_iterations else "warn"))
+        if state.last is not None and state.last.val_loss:
+            cards.append((f"final val. loss {name}".strip(), f"{state.last.val_loss[-1]:.4g}", ""))
     gold = _gold_resolution(run)
     if gold is not None:
         res, nyq = gold
@@ -145,12 +141,11 @@ def timings_section(run) -> str:
     if run.records and missing:
         parts.append(not_run(f"Not run (or not finished): {', '.join(missing)}."))
     for name, state in run.refine.items():
-        secs = [float(r.get("seconds") or 0) for r in state.get("iterations") or []]
+        secs = [r.seconds for r in state.iterations]
         if secs:
             parts.append(f'<p class="caption">refine {esc(name)}: {len(secs)} iterations, '
                          f"mean {esc(fmt_seconds(float(np.mean(secs))))} per iteration "
-                         f"(batch {esc(state.get('batch_size', '—'))}, "
-                         f"{esc(state.get('steps_per_epoch', '—'))} steps per epoch).</p>")
+                         f"(batch {esc(state.batch_size)}, {esc(state.steps_per_epoch)} steps per epoch).</p>")
     return section("timings", title, "\n".join(parts))
 
 
@@ -177,9 +172,8 @@ def settings_section(run) -> str:
             parts.append(f"<details><summary>At their default ({len(rest)})</summary>{table(head, rest)}</details>")
         return section("settings", title, "\n".join(parts))
     for name, state in run.refine.items():
-        settings = state.get("settings")
-        if isinstance(settings, dict):
-            rows = [[k, fmt_value(v)] for k, v in settings.items()]
+        if state.settings:
+            rows = [[k, fmt_value(v)] for k, v in state.settings.items()]
             return section("settings", title, f'<p class="caption">Refine settings{esc(" of " + name if name else "")} '
                            "(refine_state.json; no run.json in this folder).</p>" + table(["setting", "value"], rows))
     return section("settings", title, not_run("Not run: no run.json or refine state with settings in this folder."))

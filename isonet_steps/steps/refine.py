@@ -14,6 +14,7 @@ from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.mrc import read_volume
+from ..io.refine_state import RefineState
 from ..io.star import read_subtomo_star, resolve_path
 from ..network.refine import RefineData, RefineSettings, refine
 
@@ -51,11 +52,11 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
-               log_level="info") -> list[dict]:
+               log_level="info") -> list[RefineState]:
     """Refine one network (or one per half) into ``result_dir``; returns the state records."""
     from ..network.devices import usable_gpus
 
-    states = []
+    states: list[RefineState] = []
     targets = [(None, Path(result_dir))] if not halves else [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]
     for half, folder in targets:
         store = RefineStore(folder)
