@@ -32,6 +32,7 @@ from .mrc import read_header
 from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
+    "is_relion5_star",
     "Relion5Tomogram",
     "Relion5Project",
     "read_relion5_project",
@@ -99,6 +100,29 @@ class Relion5Project:
     project_dir: Path
     tomograms: tuple[Relion5Tomogram, ...]
     global_table: pd.DataFrame = field(repr=False)
+
+
+def is_relion5_star(path: str | os.PathLike) -> bool:
+    """True for a STAR file whose ``data_global`` block has ``rlnTomoName`` (a RELION 5 tomogram set).
+
+    A text scan, no parsing: IsoNet's tomograms.star (one ``data_`` loop of rlnMicrographName) is
+    False, and so is anything unreadable (the caller's own reader reports why).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return False
+    block = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].startswith("data_"):
+            block = words[0][len("data_"):]
+        elif block == "global" and words[0] == "_rlnTomoName":
+            return True
+    return False
 
 
 def _read_blocks(path: Path, what: str, fix: str) -> dict[str, pd.DataFrame]:

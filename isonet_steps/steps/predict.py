@@ -116,4 +116,8 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
         table.at[job.row, column] = str(job.out)
         write_star(table, star_out)
     log.info("wrote %s", star_out)
+    if half is None:  # rows from a RELION 5 project: their corrected tomograms as RELION's tomogram set too
+        from .relion5_out import write_relion5_star
+
+        write_relion5_star(table, star_out, output_dir)
     return Path(star_out)
