@@ -31,8 +31,11 @@ def _given(name: str):
              "(write the mirrored angles/range), warn only, or off (saves a few seconds per tomogram).")
 @option("--relion-project", default=None, type=click.Path(file_okay=False, path_type=str),
         help="RELION project folder the STAR's paths start from [default: found above the STAR].")
+@option("--tilt-folder", default=None,
+        help="Folder (relative to the STAR's) for the .tlt files prepare-star writes, named relative to the STAR "
+             "[default: tilt_angles/ beside the STAR, named by absolute path].")
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
-            relion_project):
+            relion_project, tilt_folder):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
     Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size).
     """
@@ -40,4 +43,4 @@ def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min,
 
     run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
-                     wedge_check=wedge_check, project_dir=relion_project)
+                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder)

@@ -24,6 +24,7 @@ from ..io.atomic import check_writable_target
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
+from ..io.relion5 import HALVES as RELION_HALVES
 from ..io.relion5 import is_relion5_star, read_relion5_project
 from ..io.relion5 import tomogram_table as relion5_table
 from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
@@ -51,17 +52,32 @@ class _Prepared:
     sources: list[Path]
     angles: list[tuple[float, ...] | None]
     to_write: dict[Path, tuple[float, ...]] = field(default_factory=dict)
+    tilt_folder: str | None = None  # see run_prepare_star
+
+    def angle_file(self, output_star: Path, stem: str) -> tuple[Path, str]:
+        """Where prepare-star writes a tomogram's angles, and how the STAR names that file."""
+        if self.tilt_folder is None:
+            path = output_star.absolute().parent / TILT_FOLDER / f"{stem}.tlt"
+            return path, str(path)
+        name = Path(self.tilt_folder) / f"{stem}.tlt"
+        return output_star.parent / name, str(name)
 
 
 def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike = "tomograms.star", *,
                      pixel_size: float = 10.0, defocus: float = 0.0, number_subtomos: int = 100,
                      tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
-                     wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None) -> Path:
+                     wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
+                     tilt_folder: str | None = None) -> Path:
     """Write a tomograms.star for a folder of tomograms or a RELION 5 tomograms.star; returns its path.
 
     ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
     tilt-angle file wins over them, with a warning when they disagree. ``project_dir``: the RELION
-    project folder when it cannot be found above the STAR.
+    project folder when it cannot be found above the STAR. ``named_in``: the folder written before
+    the name of every file read from the input (tomograms, halves, a .tlt found beside a tomogram)
+    instead of its own. The angle files prepare-star writes go to ``tilt_angles/`` beside the STAR,
+    named by absolute path; ``tilt_folder`` puts them in that folder (relative to the STAR's) and
+    names them relative to the STAR, and copies a found .tlt there too (a STAR that travels with
+    its folder: Nextflow).
     """
     check_wedge_mode(wedge_check)
     source, output_star = Path(source), Path(output_star)
@@ -71,10 +87,12 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
             raise InputError(f"{source}: not a RELION 5 tomograms.star (no data_global block with rlnTomoName); give "
                              "a folder of tomograms or a RELION 5 Reconstruct job's tomograms.star (an IsoNet "
                              "tomograms.star needs no prepare-star: use it as it is).")
-        prepared = _from_relion5(source, output_star, number_subtomos, project_dir, (tilt_min, tilt_max))
+        prepared = _from_relion5(source, output_star, number_subtomos, project_dir, (tilt_min, tilt_max), tilt_folder)
+        _rename(prepared.table, named_in, ("rlnMicrographName", *RELION_HALVES))
     else:
         prepared = _from_folder(source, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                                 tilt=(tilt_min, tilt_max), named_in=named_in)
+        _own_angle_files(prepared, output_star, tilt_folder)
     _write(prepared, output_star, wedge_check)
     get_logger().info("wrote %s with %d tomograms", output_star, len(prepared.table))
     return output_star
@@ -93,6 +111,28 @@ def _write(prepared: _Prepared, output_star: Path, wedge_check: str) -> None:
     for path, angles in prepared.to_write.items():
         write_tilt_angles(path, angles)
     write_star(prepared.table, output_star)
+
+
+def _own_angle_files(prepared: _Prepared, output_star: Path, tilt_folder: str | None) -> None:
+    """With ``tilt_folder``, every angle file the STAR names is written there: the STAR travels with its folder."""
+    prepared.tilt_folder = tilt_folder
+    if tilt_folder is None:
+        return
+    for i, angles in enumerate(prepared.angles):
+        if angles is not None:
+            path, named = prepared.angle_file(output_star, prepared.sources[i].name.rsplit(".", 1)[0])
+            prepared.to_write[path] = angles
+            prepared.table.loc[prepared.table.index[i], TILT_ANGLE_COLUMN] = named
+
+
+def _rename(table: pd.DataFrame, named_in: str | None, columns: tuple[str, ...]) -> None:
+    """Each set file name in ``columns`` as ``named_in/<name>`` (files staged elsewhere than they live)."""
+    if named_in is None:
+        return
+    for column in columns:
+        if column in table.columns:
+            table[column] = [f"{named_in.rstrip('/')}/{Path(str(v)).name}" if is_set(v) else "None"
+                             for v in table[column]]
 
 
 def _warn_if_given_tilt_differs(tilt: tuple[float | None, float | None], angles: tuple[float, ...],
@@ -127,26 +167,30 @@ def _from_folder(folder: Path, *, pixel_size: float, defocus: float, number_subt
         angles.append(values)
     if any(a is not None for a in angles):
         table[TILT_ANGLE_COLUMN] = tilt_files
+        _rename(table, named_in, (TILT_ANGLE_COLUMN,))
     return _Prepared(table, files, angles)
 
 
 def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_dir,
-                  tilt: tuple[float | None, float | None]) -> _Prepared:
+                  tilt: tuple[float | None, float | None], tilt_folder: str | None) -> _Prepared:
     """Rows of a RELION 5 project; its tilt angles to ``tilt_angles/<tomo>.tlt`` beside ``output_star``."""
     if number_subtomos < 1:
         raise InputError(f"--number-subtomos {number_subtomos} must be at least 1.")
     project = read_relion5_project(star, project_dir)
-    folder = output_star.absolute().parent / TILT_FOLDER
-    files = {t.tomo_name: folder / f"{t.tomo_name}.tlt" for t in project.tomograms}
-    table = relion5_table(project, number_subtomos=number_subtomos, tilt_angle_files=files)
+    prepared = _Prepared(pd.DataFrame(), [t.tomogram for t in project.tomograms],
+                         [t.tilt_angles for t in project.tomograms], tilt_folder=tilt_folder)
+    files = {t.tomo_name: prepared.angle_file(output_star, t.tomo_name) for t in project.tomograms}
+    table = relion5_table(project, number_subtomos=number_subtomos,
+                          tilt_angle_files={name: named for name, (_, named) in files.items()})
     table[RELION_STAR_COLUMN] = str(star.absolute())
     table[RELION_PROJECT_COLUMN] = str(project.project_dir.absolute())
     for t in project.tomograms:
         _warn_if_given_tilt_differs(tilt, t.tilt_angles, f"{star} ({t.tomo_name}, {t.tilt_source})")
     get_logger().info("%s: RELION 5 project %s, %d tomograms (voxel %s Å)", star, project.project_dir,
                       len(project.tomograms), ", ".join(sorted({f"{t.pixel_size:.4g}" for t in project.tomograms})))
-    return _Prepared(table, [t.tomogram for t in project.tomograms], [t.tilt_angles for t in project.tomograms],
-                     {files[t.tomo_name]: t.tilt_angles for t in project.tomograms})
+    prepared.table = table
+    prepared.to_write = {files[t.tomo_name][0]: t.tilt_angles for t in project.tomograms}
+    return prepared
 
 
 def _given(angles: tuple[float, ...] | None, row: pd.Series) -> str:
@@ -195,13 +239,14 @@ def _flip(prepared: _Prepared, i: int, mirrored: Wedge, output_star: Path) -> No
         return
     name = table.iloc[i].get("rlnTomoName") if "rlnTomoName" in table.columns else None
     stem = str(name) if is_set(name) else Path(prepared.sources[i]).name.rsplit(".", 1)[0]
-    path = output_star.absolute().parent / TILT_FOLDER / f"{stem}.tlt"
-    old = table.iloc[i][TILT_ANGLE_COLUMN]
-    if Path(str(old)) != path:
-        prepared.to_write.pop(Path(str(old)), None)
+    path, named = prepared.angle_file(output_star, stem)
+    given = table.iloc[i][TILT_ANGLE_COLUMN]
+    if path not in prepared.to_write and path.exists() and path.resolve() == Path(str(given)).resolve():
+        raise InputError(f"{given}: --wedge-check flip would write the mirrored angles over this file; write the "
+                         "STAR to another folder (-o).")
     prepared.angles[i] = mirrored.angles
     prepared.to_write[path] = mirrored.angles
-    table.loc[table.index[i], TILT_ANGLE_COLUMN] = str(path)
+    table.loc[table.index[i], TILT_ANGLE_COLUMN] = named
 
 
 def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):

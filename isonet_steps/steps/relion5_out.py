@@ -50,13 +50,17 @@ def _corrected(group: pd.DataFrame, star_path, with_halves: bool) -> tuple[dict,
 
 
 def write_relion5_star(table: pd.DataFrame, star_path: str | os.PathLike, output_dir: str | os.PathLike, *,
-                       with_halves: bool = False) -> list[Path]:
+                       with_halves: bool = False, named_in: str | None = None) -> list[Path]:
     """Write ``<output_dir>/relion5_tomograms.star`` for the corrected rows from a RELION 5 project.
 
     ``star_path``: the STAR ``table`` was read from (relative cells resolve against it).
     ``with_halves``: also name the corrected halves (rlnCorrectedTomoHalf1/2) as RELION's halves
     (gold-standard). Rows from several RELION STARs give one file each (``relion5_tomograms_2.star``, …).
-    Returns the files written (none for a table without RELION rows).
+    ``named_in``: the folder (or URI) the corrected files will be published to, named there instead
+    of where they are now (Nextflow). A project that cannot be read any more (moved, not mounted) is
+    a warning: the corrected tomograms and IsoNet's STAR are written already, and this STAR can be
+    written again by rerunning with the project in place. Returns the files written (none for a
+    table without RELION rows).
     """
     needed = (RELION_STAR_COLUMN, "rlnTomoName", "rlnCorrectedTomoName")
     if not all(c in table.columns for c in needed):
@@ -69,9 +73,13 @@ def write_relion5_star(table: pd.DataFrame, star_path: str | os.PathLike, output
         corrected, halves = _corrected(group, star_path, with_halves)
         if not corrected:
             continue
-        project = read_relion5_project(str(relion_star), str(project_dir) if is_set(project_dir) else None)
         name = RELION5_STAR if not written else f"{Path(RELION5_STAR).stem}_{len(written) + 1}.star"
-        path = write_relion5_tomograms(Path(output_dir) / name, project, corrected,
+        try:
+            project = read_relion5_project(str(relion_star), str(project_dir) if is_set(project_dir) else None)
+        except InputError as exc:
+            get_logger().warning("no %s for %s: %s", name, relion_star, exc)
+            continue
+        path = write_relion5_tomograms(Path(output_dir) / name, project, corrected, named_in=named_in,
                                        corrected_halves=halves if len(halves) == len(corrected) else None)
         get_logger().info("wrote %s: RELION 5 tomogram set of %d corrected tomograms (from %s)", path,
                           len(corrected), relion_star)
