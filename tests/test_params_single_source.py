@@ -25,7 +25,8 @@ SCHEMA_TYPES = {"float": "number", "int": "integer", "str": "string", "bool": "b
 STEP_OPTIONS = {
     "pixel_size": ("prepare_star", "pixel_size"), "defocus": ("prepare_star", "defocus"),
     "number_subtomos": ("prepare_star", "number_subtomos"), "tilt_min": ("prepare_star", "tilt_min"),
-    "tilt_max": ("prepare_star", "tilt_max"), "voltage": ("deconv", "voltage"), "cs": ("deconv", "cs"),
+    "tilt_max": ("prepare_star", "tilt_max"), "wedge_check": ("prepare_star", "wedge_check"),
+    "voltage": ("deconv", "voltage"), "cs": ("deconv", "cs"),
     "highpassnyquist": ("deconv", "highpassnyquist"), "overlap_rate": ("deconv", "overlap_rate"),
     "chunk_size": ("deconv", "chunk_size"), "patch_size": ("make_mask", "patch_size"),
     "z_crop": ("make_mask", "z_crop"), "seed": ("extract", "seed"), "crop_size": ("extract", "crop_size"),
@@ -128,3 +129,14 @@ def test_choices_agree_with_the_schema_enums():
     for name, choices in (("precision", PRECISIONS), ("noise_mode", NOISE_MODES)):
         option = _step_option("refine", name)
         assert isinstance(option.type, click.Choice) and list(option.type.choices) == list(choices)
+    # a parameter with choices in the table: the schema enum, the step's and isonet run's click.Choice agree
+    from isonet_steps.cli.run import command as run_command
+    from isonet_steps.steps.prepare_star import WEDGE_CHECKS
+
+    with_choices = [p for p in PARAMS if p.choices is not None]
+    assert [p.name for p in with_choices] == ["wedge_check"]
+    for param in with_choices:
+        assert list(schema[param.name]["enum"]) == list(param.choices) == list(WEDGE_CHECKS)
+        step, name = STEP_OPTIONS[param.name]
+        for option in (_step_option(step, name), next(o for o in run_command.params if o.name == param.name)):
+            assert isinstance(option.type, click.Choice) and list(option.type.choices) == list(param.choices)

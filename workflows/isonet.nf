@@ -6,7 +6,8 @@
 //     -> fsc (per tomogram, with --halves) -> report
 //
 // Every task works on the whole set of tomograms of the run (IsoNet trains one network on the
-// subtomograms of all of them), so the meta map is one per run: [ id: run name, deconv: bool, halves: bool ].
+// subtomograms of all of them), so the meta map is one per run: [ id: run name, deconv: bool, halves: bool,
+// relion5: bool (the input is a RELION 5 tomograms.star) ].
 // Channels carry the STAR file with the MRC files it names, staged where the STAR expects them:
 // raw tomograms beside the STAR (found by name), deconv/, mask/, subtomos/, corrected_tomos/.
 
@@ -78,12 +79,74 @@ def starTomograms(star) {
         }
         found
     }
+    return uniqueNames(star, tomos)
+}
+
+// Files the tasks stage side by side must have distinct names.
+def uniqueNames(star, tomos) {
     def names = tomos.collect { tomo -> tomo.name }
     def repeated = names.findAll { name -> names.count(name) > 1 }.unique()
     if (repeated) {
         error "${star}: tomograms ${repeated.join(', ')} share a file name; the pipeline stages them side by side, so rename them."
     }
     return tomos
+}
+
+// A RELION 5 tomograms.star: a data_global block with rlnTomoName (as prepare-star detects it).
+def isRelion5Star(star) {
+    def block = null
+    return star.readLines().any { line ->
+        def words = line.trim().tokenize()
+        if (words && words[0].startsWith('data_')) {
+            block = words[0].substring(5)
+        }
+        return words && block == 'global' && words[0] == '_rlnTomoName'
+    }
+}
+
+// RELION writes paths relative to its project folder: the nearest folder at or above the STAR's
+// where the first tilt-series STAR exists (as io/relion5.py finds it).
+def relionProject(star, rows) {
+    def series = rows[0].rlnTomoTiltSeriesStarFile
+    if (!series || series.startsWith('/')) {
+        return star.parent
+    }
+    def folder = star.toAbsolutePath().parent
+    while (folder != null && !folder.resolve(series).exists()) {
+        folder = folder.parent
+    }
+    if (folder == null) {
+        error "${star}: rlnTomoTiltSeriesStarFile ${series} is not under ${star.parent} nor any folder above it; give the tomograms.star inside its RELION project."
+    }
+    return folder
+}
+
+// The files of a RELION 5 project the later tasks stage beside the STAR: each tomogram and its raw halves.
+def relionTomograms(star, rows, project) {
+    def columns = ['rlnTomoReconstructedTomogram', 'rlnTomoReconstructedTomogramHalf1', 'rlnTomoReconstructedTomogramHalf2']
+    def tomos = rows.collectMany { row ->
+        columns.findAll { column -> row[column] && row[column] != 'None' }.collect { column ->
+            def name = row[column]
+            def found = name.startsWith('/') ? file(name) : project.resolve(name)
+            if (!found.exists()) {
+                error "${star}: ${column} ${name} does not exist in the RELION project ${project}; rerun the Reconstruct tomograms job or fix the path."
+            }
+            found
+        }
+    }
+    return uniqueNames(star, tomos)
+}
+
+// What a RELION 5 tomograms.star gives: its project and files; prepare-star reads the rest in a task.
+def relionPlan(star, opts) {
+    def rows = starRows(star)
+    def chosen = tomoIndices(opts.tomo_idx)
+    if (chosen != null && !(1..rows.size()).any { index -> index in chosen }) {
+        error "--tomo_idx ${opts.tomo_idx}: selects none of the ${rows.size()} tomograms of ${star} (rlnIndex 1..${rows.size()} in its order); give indices that exist."
+    }
+    def project = relionProject(star, rows)
+    // RELION's CTF estimation gives every tomogram a defocus: deconv runs unless --skip_deconv
+    return [kind: 'relion5', star: star, project: project, tomos: relionTomograms(star, rows, project), defocus_set: true]
 }
 
 // rlnIndex values chosen by IsoNet's --tomo_idx syntax ("1,2,4" or "5-10,15"); null: all.
@@ -104,7 +167,7 @@ def tomoIndices(spec) {
     return chosen
 }
 
-// What the input is and what comes of it: [kind: phantom|star|folder, star, tomos, folder, defocus_set].
+// What the input is and what comes of it: [kind: phantom|star|relion5|folder, star, tomos, folder, defocus_set].
 // Deconv runs when a selected tomogram (--tomo_idx) has a defocus: the steps skip the others.
 def inputPlan(input, opts) {
     if (asBool(opts.phantom)) {
@@ -118,6 +181,9 @@ def inputPlan(input, opts) {
     }
     if (input.toString().toLowerCase().endsWith('.star')) {
         def star = file(input, checkIfExists: true)
+        if (isRelion5Star(star)) {
+            return relionPlan(star, opts)
+        }
         def chosen = tomoIndices(opts.tomo_idx)
         def rows = starRows(star).findAll { row -> chosen == null || (row.rlnIndex ?: '0').toInteger() in chosen }
         if (!rows) {
@@ -136,7 +202,9 @@ def inputPlan(input, opts) {
     if (!tomos) {
         error "--input ${input}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them."
     }
-    return [kind: 'folder', folder: folder, tomos: tomos, defocus_set: opts.defocus.toString().toDouble() > 0]
+    // tilt angles beside the tomograms (<stem>.tlt, IMOD/AreTomo): prepare-star reads them
+    def tilts = files("${folder}/*", type: 'file').findAll { f -> f.name.endsWith('.tlt') || f.name.endsWith('.rawtlt') }
+    return [kind: 'folder', folder: folder, tomos: tomos, tilts: tilts, defocus_set: opts.defocus.toString().toDouble() > 0]
 }
 
 // predict's tiles are checked before hours of refine, by the rules of `isonet predict`
@@ -178,23 +246,32 @@ workflow ISONET {
     checkPredictTiles(opts)
     def halves = asBool(opts.halves)
     def run_deconv = plan.defocus_set && !asBool(opts.skip_deconv)
-    def meta = [id: opts.run_name, deconv: run_deconv && asBool(opts.use_deconv_tomo), halves: halves]
+    // relion5: predict also writes the corrected tomograms as a RELION 5 tomograms.star (docs/relion5.md)
+    def meta = [id: opts.run_name, deconv: run_deconv && asBool(opts.use_deconv_tomo), halves: halves, relion5: plan.kind == 'relion5']
 
-    // --- input: tomograms and their STAR file ([ meta, tomograms.star, [tomograms] ]) ------------
+    // --- input: tomograms and their STAR file ([ meta, tomograms.star, [tomograms and the .tlt files it names] ])
     ch_star = Channel.empty()
     if (plan.kind == 'phantom') {
         ISONET_MAKE_PHANTOM(meta)
         // named relative to the published STAR (star/ beside phantom/), so the task's cache key
         // does not depend on --outdir and a resume into another outdir reuses it
         ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] })
-        ch_star = ISONET_PREPARE_STAR.out.star.join(ISONET_MAKE_PHANTOM.out.tomo)
+        ch_star = ISONET_PREPARE_STAR.out.star
+            .join(ISONET_MAKE_PHANTOM.out.tomo)
+            .map { m, star, tilts, tomo -> [m, star, tomo] }
     }
     else if (plan.kind == 'star') {
         ch_star = Channel.value([meta, plan.star, plan.tomos])
     }
+    else if (plan.kind == 'relion5') {
+        // prepare-star reads the project (tilt series, CTF, voxel size) from the STAR where it lies;
+        // the project folder is staged so that a container sees it
+        ISONET_PREPARE_STAR(Channel.value([meta, [plan.project], plan.star.toString()]))
+        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star, tilts -> [m, star, plan.tomos + [tilts].flatten()] }
+    }
     else {
-        ISONET_PREPARE_STAR(Channel.value([meta, plan.tomos, plan.folder.toUriString()]))
-        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star -> [m, star, plan.tomos] }
+        ISONET_PREPARE_STAR(Channel.value([meta, plan.tomos + plan.tilts, plan.folder.toUriString()]))
+        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star, tilts -> [m, star, plan.tomos + [tilts].flatten()] }
     }
 
     // --- CTF deconvolution, masks, subtomograms ------------------------------------------------

@@ -22,15 +22,19 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
 @option("--half", type=click.Choice(["1", "2"]), default=None,
         help="Gold-standard half: write <name>_half1_corrected.mrc and fill rlnCorrectedTomoHalf1 (or 2).")
 @option("--output-star", default=None, help="STAR file to write [default: update TOMO_STAR in place].")
+@option("--relion5-folder", default=None,
+        help="For rows from a RELION 5 project: the folder (or URI) named before each corrected file in "
+             "OUTPUT_DIR/relion5_tomograms.star [default: where they are written].")
 @precision_option()
 @option("--gpus", default=None, metavar="LIST",
         help='GPUs to use, e.g. 0 or 0,1; "cpu" or "" for the CPU [default: every visible GPU].')
 @log_level_option()
 def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo_idx, use_deconv_tomo, half,
-            output_star, precision, gpus, log_level):
+            output_star, precision, gpus, relion5_folder, log_level):
     """Correct the tomograms of TOMO_STAR with the network in MODEL (.keras) and record them in the STAR file."""
     from ..steps.predict import run_predict
 
     run_predict(tomo_star, model, output_dir=output_dir, cube_size=cube_size, crop_size=crop_size,
                 batch_size=batch_size, tomo_idx=tomo_idx, use_deconv_tomo=use_deconv_tomo,
-                half=int(half) if half else None, output_star=output_star, precision=precision, gpus=gpus)
+                half=int(half) if half else None, output_star=output_star, precision=precision, gpus=gpus,
+                relion5_folder=relion5_folder)

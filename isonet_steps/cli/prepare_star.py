@@ -1,24 +1,46 @@
-"""isonet prepare-star: a tomograms.star from a folder of tomograms."""
+"""isonet prepare-star: a tomograms.star from a folder of tomograms or a RELION 5 tomograms.star."""
 
 import click
 
 from ._common import option, step
 
+_WEDGE_CHECKS = ["refuse", "flip", "warn", "off"]  # steps.prepare_star.WEDGE_CHECKS (not imported: --help stays fast)
+
+
+def _given(name: str):
+    """The option's value when given on the command line, else None (a tilt file or RELION then decides)."""
+    ctx = click.get_current_context()
+    return ctx.params[name] if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT else None
+
 
 @step("prepare-star")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=str))
+@click.argument("source", metavar="FOLDER_OR_STAR", type=click.Path(path_type=str))
 @option("-o", "--output-star", default="tomograms.star", help="STAR file to write.")
-@option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to every row.")
-@option("--defocus", type=float, default=0.0, help="Zero-tilt underfocus in Å (0: no CTF deconvolution).")
+@option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to every row (folders).")
+@option("--defocus", type=float, default=0.0, help="Zero-tilt underfocus in Å (0: no CTF deconvolution; folders).")
 @option("--number-subtomos", type=int, default=100, help="Subtomograms to extract per tomogram.")
-@option("--tilt-min", type=float, default=-60.0, help="Lowest tilt angle of the tilt series, degrees.")
-@option("--tilt-max", type=float, default=60.0, help="Highest tilt angle of the tilt series, degrees.")
+@option("--tilt-min", type=float, default=-60.0,
+        help="Lowest tilt angle of the tilt series, degrees (a <stem>.tlt beside a tomogram wins).")
+@option("--tilt-max", type=float, default=60.0,
+        help="Highest tilt angle of the tilt series, degrees (a <stem>.tlt beside a tomogram wins).")
 @option("--named-in", default=None,
         help="Folder (or URI) written before each file name in rlnMicrographName instead of FOLDER, "
              "for a STAR naming tomograms where they live when FOLDER is a staged copy.")
-def command(folder, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in):
-    """Write a tomograms.star listing every .mrc/.rec tomogram in FOLDER."""
+@option("--wedge-check", type=click.Choice(_WEDGE_CHECKS), default="refuse",
+        help="Check each tomogram's missing wedge against its data: refuse a mirrored one (with the fix), flip it "
+             "(write the mirrored angles/range), warn only, or off (saves a few seconds per tomogram).")
+@option("--relion-project", default=None, type=click.Path(file_okay=False, path_type=str),
+        help="RELION project folder the STAR's paths start from [default: found above the STAR].")
+@option("--tilt-folder", default=None,
+        help="Folder (relative to the STAR's) for the .tlt files prepare-star writes, named relative to the STAR "
+             "[default: tilt_angles/ beside the STAR, named by absolute path].")
+def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
+            relion_project, tilt_folder):
+    """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
+    Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size).
+    """
     from ..steps.prepare_star import run_prepare_star
 
-    run_prepare_star(folder, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
-                     tilt_min=tilt_min, tilt_max=tilt_max, named_in=named_in)
+    run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
+                     tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
+                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder)

@@ -1,5 +1,7 @@
 """isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
 
+import click
+
 from ..workflow.params import PARAMS
 from ._common import log_level_option, option, step
 
@@ -15,7 +17,8 @@ def _param_options(func):
             func = option(f"{flag}/--no-{flag[2:]}", param.name, default=None, show_default=False,
                           help=f"{param.help} [default: {'on' if default else 'off'}]")(func)
         else:
-            func = option(flag, param.name, type=_TYPES[param.kind], default=None, show_default=False,
+            kind = click.Choice(list(param.choices)) if param.choices else _TYPES[param.kind]
+            func = option(flag, param.name, type=kind, default=None, show_default=False,
                           help=f"{param.help} [default: {shown}]")(func)
     return func
 

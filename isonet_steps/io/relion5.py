@@ -32,6 +32,7 @@ from .mrc import read_header
 from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
+    "is_relion5_star",
     "Relion5Tomogram",
     "Relion5Project",
     "read_relion5_project",
@@ -99,6 +100,29 @@ class Relion5Project:
     project_dir: Path
     tomograms: tuple[Relion5Tomogram, ...]
     global_table: pd.DataFrame = field(repr=False)
+
+
+def is_relion5_star(path: str | os.PathLike) -> bool:
+    """True for a STAR file whose ``data_global`` block has ``rlnTomoName`` (a RELION 5 tomogram set).
+
+    A text scan, no parsing: IsoNet's tomograms.star (one ``data_`` loop of rlnMicrographName) is
+    False, and so is anything unreadable (the caller's own reader reports why).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return False
+    block = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].startswith("data_"):
+            block = words[0][len("data_"):]
+        elif block == "global" and words[0] == "_rlnTomoName":
+            return True
+    return False
 
 
 def _read_blocks(path: Path, what: str, fix: str) -> dict[str, pd.DataFrame]:
@@ -310,6 +334,10 @@ def _project_path(path: Path, project_dir: Path) -> str:
     return str(path.absolute())
 
 
+def _named(path: Path, project_dir: Path, named_in: str | None) -> str:
+    return _project_path(path, project_dir) if named_in is None else f"{named_in.rstrip('/')}/{path.name}"
+
+
 def _check_corrected(path: Path, tomogram: Relion5Tomogram) -> None:
     """A corrected tomogram must keep its input's grid: same shape, same voxel size."""
     header = read_header(path, "corrected tomogram")
@@ -336,7 +364,7 @@ def _fill_geometry(table: pd.DataFrame, chosen: list[Relion5Tomogram]) -> pd.Dat
 def write_relion5_tomograms(path: str | os.PathLike, project: Relion5Project,
                             corrected: Mapping[str, str | os.PathLike], *,
                             corrected_halves: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]] | None = None,
-                            ) -> Path:
+                            named_in: str | None = None) -> Path:
     """Write a RELION 5 tomograms.star whose rlnTomoReconstructedTomogram is the corrected tomogram.
 
     Every ``data_global`` column of the input is copied (RELION's next jobs need the optics, hand,
@@ -344,7 +372,9 @@ def write_relion5_tomograms(path: str | os.PathLike, project: Relion5Project,
     picking and every later job see the corrected tomograms. The raw halves and 2D projections
     are dropped (they would describe another volume) unless ``corrected_halves`` gives both
     corrected halves of every written tomogram. Paths inside the project folder are written
-    relative to it, others absolute. Written atomically.
+    relative to it, others absolute; ``named_in`` (a folder or URI) names each corrected file
+    ``named_in/<file name>`` instead, for files that are checked here but published elsewhere
+    (Nextflow). Written atomically.
     """
     unknown = sorted(set(corrected) - {t.tomo_name for t in project.tomograms})
     if unknown:
@@ -359,13 +389,13 @@ def write_relion5_tomograms(path: str | os.PathLike, project: Relion5Project,
     table = table.drop(columns=[c for c in (*HALVES, *RAW_DERIVED) if c in table.columns])
     for t in chosen:
         _check_corrected(Path(corrected[t.tomo_name]), t)
-    table[TOMOGRAM] = [_project_path(Path(corrected[t.tomo_name]), project.project_dir) for t in chosen]
+    table[TOMOGRAM] = [_named(Path(corrected[t.tomo_name]), project.project_dir, named_in) for t in chosen]
     halves = dict(corrected_halves or {})
     if halves and all(t.tomo_name in halves for t in chosen):
         for k, column in enumerate(HALVES):
             for t in chosen:
                 _check_corrected(Path(halves[t.tomo_name][k]), t)
-            table[column] = [_project_path(Path(halves[t.tomo_name][k]), project.project_dir) for t in chosen]
+            table[column] = [_named(Path(halves[t.tomo_name][k]), project.project_dir, named_in) for t in chosen]
     table = _fill_geometry(table, chosen)
     path = Path(path)
     ensure_writable_folder(path)

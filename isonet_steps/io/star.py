@@ -64,6 +64,9 @@ TOMOGRAM_COLUMNS: dict[str, type] = {
     "rlnAmplitudeContrast": float,
     "rlnTomoName": str,
     "rlnTiltAngleFile": str,
+    # where a row came from a RELION 5 project (steps/prepare_star.py): predict writes it back there
+    "rlnRelionTomogramsStar": str,
+    "rlnRelionProjectDir": str,
 }
 
 #: Column types of IsoNet's subtomo.star (plus the tilt range and the random half, 1 or 2).
@@ -76,6 +79,7 @@ SUBTOMO_COLUMNS: dict[str, type] = {
     "rlnTiltMin": float,
     "rlnTiltMax": float,
     "rlnRandomSubset": int,
+    "rlnTiltAngleFile": str,  # the tomogram's tilt angles (absolute), for a wedge with the series' gaps
 }
 
 

@@ -114,6 +114,9 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
         get_logger("extract").info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
         counts = count_candidates(None, shape, crop)
         half_counts = slab_counts(None, shape, crop) if split == "slabs" else None
+    if is_set(row.get("rlnTiltAngleFile")):  # absolute: subtomo.star is read from another folder
+        angle_file = resolve_path(row["rlnTiltAngleFile"], star, "rlnTiltAngleFile")
+        row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
     plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts)
     _check_number(plan, crop)
     return plan
@@ -153,6 +156,7 @@ def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_si
         "rlnPixelSize": float(plan.row["rlnPixelSize"]),
         "rlnTiltMin": float(plan.row["rlnTiltMin"]),
         "rlnTiltMax": float(plan.row["rlnTiltMax"]),
+        "rlnTiltAngleFile": plan.row.get("rlnTiltAngleFile", "None"),
         "rlnRandomSubset": int(half),
         "rlnMicrographName": str(plan.row["rlnMicrographName"]),
         "rlnCoordinateX": int(centre[2]),

@@ -77,6 +77,10 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
             table[column] = original[column]
     write_star(table, star_out)
     work_star.unlink(missing_ok=True)
+    if average:  # rows from a RELION 5 project: the mean correction (and both halves) as RELION's tomogram set
+        from .relion5_out import write_relion5_star
+
+        write_relion5_star(table, star_out, output_dir, with_halves=True)
     get_logger("gold-standard").info("wrote %s", star_out)
     return star_out
 

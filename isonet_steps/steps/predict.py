@@ -87,11 +87,13 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
                 output_dir: str | os.PathLike = "corrected_tomos", cube_size: int = 96, crop_size: int = 128,
                 batch_size: int | None = None, tomo_idx: str | None = None, use_deconv_tomo: bool = True,
                 half: int | None = None, output_star: str | os.PathLike | None = None, precision: str = "auto",
-                gpus: str | None = None) -> Path:
+                gpus: str | None = None, relion5_folder: str | None = None) -> Path:
     """Correct the chosen rows' tomograms with the .keras ``model``; returns the STAR written.
 
     Fills rlnCorrectedTomoName (or rlnCorrectedTomoHalf1/2 with ``half``), rewriting the STAR after
-    each tomogram. Inputs and tiles are checked before the network is loaded.
+    each tomogram. Inputs and tiles are checked before the network is loaded. Rows from a RELION 5
+    project also get ``<output_dir>/relion5_tomograms.star`` (steps/relion5_out.py), naming the
+    corrected files in ``relion5_folder`` when given (where they will be published).
     """
     log = get_logger()
     half = int(half) if half else None
@@ -116,4 +118,8 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
         table.at[job.row, column] = str(job.out)
         write_star(table, star_out)
     log.info("wrote %s", star_out)
+    if half is None:  # rows from a RELION 5 project: their corrected tomograms as RELION's tomogram set too
+        from .relion5_out import write_relion5_star
+
+        write_relion5_star(table, star_out, output_dir, named_in=relion5_folder)
     return Path(star_out)

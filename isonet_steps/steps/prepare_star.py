@@ -1,28 +1,252 @@
-"""prepare-star: the tomograms.star every later step reads, from a folder or from a given STAR."""
+"""prepare-star: the tomograms.star every later step reads, from a folder, a RELION 5 project or a given STAR.
+
+A folder: one row per .mrc/.rec, with the tilt angles of a ``<stem>.tlt`` beside a tomogram when
+there is one (``rlnTiltAngleFile``; its extremes are ``rlnTiltMin``/``rlnTiltMax``). A RELION 5
+``tomograms.star`` (``data_global`` with ``rlnTomoName``): one row per tomogram from
+:func:`io.relion5.tomogram_table`, its angles written to ``<STAR folder>/tilt_angles/<tomo>.tlt``,
+and the RELION STAR and project folder recorded per row (``rlnRelionTomogramsStar``,
+``rlnRelionProjectDir``) so predict can write the corrected tomograms back as a RELION 5 STAR.
+Then every tomogram's wedge is checked against its data (``wedge_check``, docs/wedge-convention.md)
+before anything is written.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from ..core.wedge import Wedge
+from ..core.wedge_check import check_wedge
+from ..io.atomic import check_writable_target
+from ..io.errors import InputError
 from ..io.log import get_logger
+from ..io.mrc import open_memmap
+from ..io.relion5 import HALVES as RELION_HALVES
+from ..io.relion5 import is_relion5_star, read_relion5_project
+from ..io.relion5 import tomogram_table as relion5_table
 from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
-from ..io.tomostar import list_tomograms, tomogram_table
+from ..io.tilt_angles import TILT_ANGLE_COLUMN, find_tilt_file, read_tilt_angles, write_tilt_angles
+from ..io.tomostar import check_tilt_range, list_tomograms, tomogram_table
 
 #: Columns that name files: a STAR copied elsewhere keeps them valid by making them absolute.
 PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",
-                "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+                "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2", TILT_ANGLE_COLUMN)
+#: Where a row came from a RELION 5 project: its tomograms.star and the folder its paths start from.
+RELION_STAR_COLUMN = "rlnRelionTomogramsStar"
+RELION_PROJECT_COLUMN = "rlnRelionProjectDir"
+#: Folder beside the written STAR for the tilt-angle files prepare-star writes.
+TILT_FOLDER = "tilt_angles"
+WEDGE_CHECKS = ("refuse", "flip", "warn", "off")
+#: A given --tilt-min/--tilt-max further than this (degrees) from a tilt file's extremes is worth a warning.
+TILT_DISAGREEMENT = 1.0
 
 
-def run_prepare_star(folder: str | os.PathLike, output_star: str | os.PathLike = "tomograms.star", *,
+@dataclass
+class _Prepared:
+    """The rows to write, the tomogram each row's wedge is checked on, its angles, and the .tlt files to write."""
+
+    table: pd.DataFrame
+    sources: list[Path]
+    angles: list[tuple[float, ...] | None]
+    to_write: dict[Path, tuple[float, ...]] = field(default_factory=dict)
+    tilt_folder: str | None = None  # see run_prepare_star
+
+    def angle_file(self, output_star: Path, stem: str) -> tuple[Path, str]:
+        """Where prepare-star writes a tomogram's angles, and how the STAR names that file."""
+        if self.tilt_folder is None:
+            path = output_star.absolute().parent / TILT_FOLDER / f"{stem}.tlt"
+            return path, str(path)
+        name = Path(self.tilt_folder) / f"{stem}.tlt"
+        return output_star.parent / name, str(name)
+
+
+def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike = "tomograms.star", *,
                      pixel_size: float = 10.0, defocus: float = 0.0, number_subtomos: int = 100,
-                     tilt_min: float = -60.0, tilt_max: float = 60.0, named_in: str | None = None) -> Path:
-    """Write a tomograms.star listing every .mrc/.rec tomogram in ``folder``; returns its path."""
-    table = tomogram_table(list_tomograms(folder), pixel_size=pixel_size, defocus=defocus,
-                           number_subtomos=number_subtomos, tilt_min=tilt_min, tilt_max=tilt_max, named_in=named_in)
-    write_star(table, output_star)
-    get_logger().info("wrote %s with %d tomograms", output_star, len(table))
-    return Path(output_star)
+                     tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
+                     wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
+                     tilt_folder: str | None = None) -> Path:
+    """Write a tomograms.star for a folder of tomograms or a RELION 5 tomograms.star; returns its path.
+
+    ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
+    tilt-angle file wins over them, with a warning when they disagree. ``project_dir``: the RELION
+    project folder when it cannot be found above the STAR. ``named_in``: the folder written before
+    the name of every file read from the input (tomograms, halves, a .tlt found beside a tomogram)
+    instead of its own. The angle files prepare-star writes go to ``tilt_angles/`` beside the STAR,
+    named by absolute path; ``tilt_folder`` puts them in that folder (relative to the STAR's) and
+    names them relative to the STAR, and copies a found .tlt there too (a STAR that travels with
+    its folder: Nextflow).
+    """
+    check_wedge_mode(wedge_check)
+    source, output_star = Path(source), Path(output_star)
+    check_writable_target(output_star)
+    if source.is_file():
+        if not is_relion5_star(source):
+            raise InputError(f"{source}: not a RELION 5 tomograms.star (no data_global block with rlnTomoName); give "
+                             "a folder of tomograms or a RELION 5 Reconstruct job's tomograms.star (an IsoNet "
+                             "tomograms.star needs no prepare-star: use it as it is).")
+        prepared = _from_relion5(source, output_star, number_subtomos, project_dir, (tilt_min, tilt_max), tilt_folder)
+        _rename(prepared.table, named_in, ("rlnMicrographName", *RELION_HALVES))
+    else:
+        prepared = _from_folder(source, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
+                                tilt=(tilt_min, tilt_max), named_in=named_in)
+        _own_angle_files(prepared, output_star, tilt_folder)
+    _write(prepared, output_star, wedge_check)
+    get_logger().info("wrote %s with %d tomograms", output_star, len(prepared.table))
+    return output_star
+
+
+def check_wedge_mode(mode: str) -> None:
+    """Refuse an unknown --wedge-check value with the choices (the library is called without Click too)."""
+    if mode not in WEDGE_CHECKS:
+        raise InputError(f"--wedge-check {mode!r} is not one of {', '.join(WEDGE_CHECKS)}.")
+
+
+def _write(prepared: _Prepared, output_star: Path, wedge_check: str) -> None:
+    """Check every wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
+    if wedge_check != "off":
+        check_wedges(prepared, output_star, wedge_check)
+    for path, angles in prepared.to_write.items():
+        write_tilt_angles(path, angles)
+    write_star(prepared.table, output_star)
+
+
+def _own_angle_files(prepared: _Prepared, output_star: Path, tilt_folder: str | None) -> None:
+    """With ``tilt_folder``, every angle file the STAR names is written there: the STAR travels with its folder."""
+    prepared.tilt_folder = tilt_folder
+    if tilt_folder is None:
+        return
+    for i, angles in enumerate(prepared.angles):
+        if angles is not None:
+            path, named = prepared.angle_file(output_star, prepared.sources[i].name.rsplit(".", 1)[0])
+            prepared.to_write[path] = angles
+            prepared.table.loc[prepared.table.index[i], TILT_ANGLE_COLUMN] = named
+
+
+def _rename(table: pd.DataFrame, named_in: str | None, columns: tuple[str, ...]) -> None:
+    """Each set file name in ``columns`` as ``named_in/<name>`` (files staged elsewhere than they live)."""
+    if named_in is None:
+        return
+    for column in columns:
+        if column in table.columns:
+            table[column] = [f"{named_in.rstrip('/')}/{Path(str(v)).name}" if is_set(v) else "None"
+                             for v in table[column]]
+
+
+def _warn_if_given_tilt_differs(tilt: tuple[float | None, float | None], angles: tuple[float, ...],
+                                origin: str) -> None:
+    given = [(name, value, extreme) for name, value, extreme in
+             (("--tilt-min", tilt[0], min(angles)), ("--tilt-max", tilt[1], max(angles))) if value is not None]
+    if any(abs(value - extreme) > TILT_DISAGREEMENT for _, value, extreme in given):
+        get_logger().warning("%s: tilt angles %g..%g° differ from %s; the angles of the file are used", origin,
+                             min(angles), max(angles), ", ".join(f"{n} {v:g}" for n, v, _ in given))
+
+
+def _from_folder(folder: Path, *, pixel_size: float, defocus: float, number_subtomos: int,
+                 tilt: tuple[float | None, float | None], named_in: str | None) -> _Prepared:
+    """One row per tomogram of ``folder``; a ``<stem>.tlt`` beside one gives its angles."""
+    lo = -60.0 if tilt[0] is None else tilt[0]
+    hi = 60.0 if tilt[1] is None else tilt[1]
+    files = list_tomograms(folder)
+    table = tomogram_table(files, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
+                           tilt_min=lo, tilt_max=hi, named_in=named_in)
+    angles: list[tuple[float, ...] | None] = []
+    tilt_files = []
+    for i, tomogram in enumerate(files):
+        found = find_tilt_file(tomogram)
+        tilt_files.append(str(found.absolute()) if found else "None")
+        if found is None:
+            angles.append(None)
+            continue
+        values = read_tilt_angles(found)
+        _warn_if_given_tilt_differs(tilt, values, str(found))
+        table.loc[i, ["rlnTiltMin", "rlnTiltMax"]] = [min(values), max(values)]
+        get_logger().info("%s: tilt angles from %s (%s)", tomogram.name, found, Wedge.from_angles(values).describe())
+        angles.append(values)
+    if any(a is not None for a in angles):
+        table[TILT_ANGLE_COLUMN] = tilt_files
+        _rename(table, named_in, (TILT_ANGLE_COLUMN,))
+    return _Prepared(table, files, angles)
+
+
+def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_dir,
+                  tilt: tuple[float | None, float | None], tilt_folder: str | None) -> _Prepared:
+    """Rows of a RELION 5 project; its tilt angles to ``tilt_angles/<tomo>.tlt`` beside ``output_star``."""
+    if number_subtomos < 1:
+        raise InputError(f"--number-subtomos {number_subtomos} must be at least 1.")
+    project = read_relion5_project(star, project_dir)
+    prepared = _Prepared(pd.DataFrame(), [t.tomogram for t in project.tomograms],
+                         [t.tilt_angles for t in project.tomograms], tilt_folder=tilt_folder)
+    files = {t.tomo_name: prepared.angle_file(output_star, t.tomo_name) for t in project.tomograms}
+    table = relion5_table(project, number_subtomos=number_subtomos,
+                          tilt_angle_files={name: named for name, (_, named) in files.items()})
+    table[RELION_STAR_COLUMN] = str(star.absolute())
+    table[RELION_PROJECT_COLUMN] = str(project.project_dir.absolute())
+    for t in project.tomograms:
+        _warn_if_given_tilt_differs(tilt, t.tilt_angles, f"{star} ({t.tomo_name}, {t.tilt_source})")
+    get_logger().info("%s: RELION 5 project %s, %d tomograms (voxel %s Å)", star, project.project_dir,
+                      len(project.tomograms), ", ".join(sorted({f"{t.pixel_size:.4g}" for t in project.tomograms})))
+    prepared.table = table
+    prepared.to_write = {files[t.tomo_name][0]: t.tilt_angles for t in project.tomograms}
+    return prepared
+
+
+def _given(angles: tuple[float, ...] | None, row: pd.Series) -> str:
+    """What the user gave for a row's wedge, for the messages."""
+    if angles is not None and is_set(row.get(TILT_ANGLE_COLUMN)):
+        return f"the tilt angles of {row[TILT_ANGLE_COLUMN]}"
+    return f"the tilt range {float(row['rlnTiltMin']):g}..{float(row['rlnTiltMax']):g}° (--tilt-min/--tilt-max)"
+
+
+def _refusal(tomogram: Path, wedge: Wedge, given: str, line: str) -> InputError:
+    fix = ("negate every angle in that file" if wedge.angles is not None
+           else f"swap and negate them: --tilt-min {-wedge.tilt_max:g} --tilt-max {-wedge.tilt_min:g}")
+    return InputError(f"{tomogram}: the data's missing wedge is the mirror of {given} ({line}); {fix}, or rerun "
+                      "with --wedge-check flip to use the mirrored wedge (--wedge-check warn keeps the given one).")
+
+
+def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
+    """Check each row's wedge on its tomogram and log the verdict; refuse, flip or warn on "mirrored"."""
+    log = get_logger()
+    for i, tomogram in enumerate(prepared.sources):
+        row = prepared.table.iloc[i]
+        angles = prepared.angles[i]
+        wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row["rlnTiltMin"]),
+                                                                                      float(row["rlnTiltMax"]))
+        with open_memmap(tomogram, "tomogram") as volume:
+            verdict = check_wedge(volume.data, wedge)
+        line = verdict.describe(wedge)
+        if verdict.verdict != "mirrored":
+            log.info("%s: %s", tomogram.name, line)
+            continue
+        if mode == "refuse":
+            raise _refusal(tomogram, wedge, _given(angles, row), line)
+        if mode == "warn":
+            log.warning("%s: %s (kept: --wedge-check warn)", tomogram.name, line)
+            continue
+        _flip(prepared, i, wedge.mirrored(), output_star)
+        log.warning("%s: %s; wrote the mirrored wedge %s (--wedge-check flip)", tomogram.name, line,
+                    wedge.mirrored().describe())
+
+
+def _flip(prepared: _Prepared, i: int, mirrored: Wedge, output_star: Path) -> None:
+    """Row ``i`` gets the mirrored wedge; mirrored angles go to a .tlt of ours, never over the user's file."""
+    table = prepared.table
+    table.loc[table.index[i], ["rlnTiltMin", "rlnTiltMax"]] = [mirrored.tilt_min, mirrored.tilt_max]
+    if mirrored.angles is None:
+        return
+    name = table.iloc[i].get("rlnTomoName") if "rlnTomoName" in table.columns else None
+    stem = str(name) if is_set(name) else Path(prepared.sources[i]).name.rsplit(".", 1)[0]
+    path, named = prepared.angle_file(output_star, stem)
+    given = table.iloc[i][TILT_ANGLE_COLUMN]
+    if path not in prepared.to_write and path.exists() and path.resolve() == Path(str(given)).resolve():
+        raise InputError(f"{given}: --wedge-check flip would write the mirrored angles over this file; write the "
+                         "STAR to another folder (-o).")
+    prepared.angles[i] = mirrored.angles
+    prepared.to_write[path] = mirrored.angles
+    table.loc[table.index[i], TILT_ANGLE_COLUMN] = named
 
 
 def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):
@@ -35,7 +259,18 @@ def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):
     return table
 
 
-def copy_tomogram_star(source: str | os.PathLike, output_star: str | os.PathLike) -> Path:
-    """A given tomograms.star as the run's own: its own values, its paths made absolute (valid from anywhere)."""
-    write_star(absolute_paths(read_tomogram_star(source), source), output_star)
+def copy_tomogram_star(source: str | os.PathLike, output_star: str | os.PathLike, *,
+                       wedge_check: str = "off") -> Path:
+    """A given tomograms.star as the run's own: its own values, its paths made absolute (valid from anywhere).
+
+    ``wedge_check`` as in :func:`run_prepare_star`, on each row's raw tomogram and wedge.
+    """
+    check_wedge_mode(wedge_check)
+    table = absolute_paths(read_tomogram_star(source), source)
+    sources = [Path(str(v)) for v in table["rlnMicrographName"]]
+    angles = [read_tilt_angles(str(v)) if is_set(v) else None
+              for v in (table[TILT_ANGLE_COLUMN] if TILT_ANGLE_COLUMN in table.columns else [None] * len(table))]
+    for lo, hi in zip(table["rlnTiltMin"], table["rlnTiltMax"]):
+        check_tilt_range(float(lo), float(hi))
+    _write(_Prepared(table, sources, angles), Path(output_star), wedge_check)
     return Path(output_star)

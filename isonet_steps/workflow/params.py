@@ -24,6 +24,7 @@ class Param:
     default: Any
     help: str
     steps: tuple[str, ...]
+    choices: tuple[str, ...] | None = None  # the allowed values of a "str" parameter (schema enum, click.Choice)
 
 
 PARAMS: tuple[Param, ...] = (
@@ -33,6 +34,9 @@ PARAMS: tuple[Param, ...] = (
     Param("number_subtomos", "int", 100, "Subtomograms extracted per tomogram.", ("prepare",)),
     Param("tilt_min", "float", -60.0, "Lowest tilt angle, degrees.", ("prepare",)),
     Param("tilt_max", "float", 60.0, "Highest tilt angle, degrees.", ("prepare",)),
+    Param("wedge_check", "str", "refuse",
+          "Check each tomogram's wedge against its data: refuse a mirrored one, flip it, warn, or off.",
+          ("prepare",), choices=("refuse", "flip", "warn", "off")),
     # deconv
     Param("voltage", "float", 300.0, "Acceleration voltage, kV.", ("deconv",)),
     Param("cs", "float", 2.7, "Spherical aberration, mm.", ("deconv",)),
@@ -112,6 +116,8 @@ def coerce(param: Param, value: Any, source: str) -> Any:
             cast = float if param.kind == "floats" else int
             items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
             return tuple(cast(v) for v in items if str(v) != "")
+        if param.choices is not None and str(value) not in param.choices:
+            raise InputError(f"{source}: {param.name} = {value!r} is not one of {', '.join(param.choices)}.")
         return str(value)
     except (TypeError, ValueError):
         raise InputError(f"{source}: {param.name} = {value!r} is not a valid {param.kind}; "

@@ -85,6 +85,7 @@ class Pipeline:
         self.source = Path(source)
         self.out = Path(outdir)
         self.params = {p.name: p.default for p in PARAMS} | {k: v for k, v in params.items() if v is not None}
+        self.given = {k for k, v in params.items() if v is not None}  # a tilt file or RELION wins over defaults
         self.log_level = log_level
         self.ground_truth = ground_truth
         self.draw_fsc = draw_fsc  # the report layer's FSC figure (PNG bytes), passed down by the command
@@ -119,15 +120,17 @@ class Pipeline:
     # --- the steps -------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
         """The steps in run order: deconv only with a defocus to correct; gold-standard replaces predict with halves."""
+        from ..io.tilt_angles import TILT_ANGLE_COLUMN, TILT_FILE_SUFFIXES
         from ..io.tomostar import TOMOGRAM_SUFFIXES
 
         star = self.path("tomograms.star")
         tomogram_columns = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName")
         halves = bool(self.p("halves"))
-        steps = [Step("prepare", self._prepare, lambda: _star_files(star, ()), self._settings("prepare"),
+        read = (*TOMOGRAM_SUFFIXES[:2], *TILT_FILE_SUFFIXES)  # a changed .tlt beside a tomogram redoes prepare
+        steps = [Step("prepare", self._prepare, lambda: _star_files(star, (TILT_ANGLE_COLUMN,)),
+                      self._settings("prepare"),
                       lambda: ([self.source] if self.source.is_file()
-                               else [f for f in sorted(self.source.iterdir())
-                                     if f.suffix.lower() in TOMOGRAM_SUFFIXES[:2]]))]
+                               else [f for f in sorted(self.source.iterdir()) if f.suffix.lower() in read]))]
         current = star
         if self._needs_deconv():
             deconv_star = self.path("tomograms_deconv.star")
@@ -146,8 +149,9 @@ class Pipeline:
         corrected_star = self.path("tomograms_corrected.star")
         columns = ("rlnCorrectedTomoName", "rlnCorrectedTomoHalf1", "rlnCorrectedTomoHalf2", "rlnGoldStandardFsc")
         name = "gold_standard" if halves else "predict"
+        relion5_star = self.path("corrected", "relion5_tomograms.star")  # written for RELION 5 rows only
         steps.append(Step(name, self._gold_standard if halves else self._predict,
-                          lambda: _star_files(corrected_star, columns),
+                          lambda: _star_files(corrected_star, columns) + [relion5_star] * relion5_star.is_file(),
                           {**self._settings("predict"), **(self._settings("gold_standard") if halves else {})},
                           lambda: [*_star_files(current, tomogram_columns), *models]))
         return steps
@@ -159,7 +163,11 @@ class Pipeline:
     def _needs_deconv(self) -> bool:
         if self.source.is_dir():
             return bool(self.p("defocus"))
+        from ..io.relion5 import is_relion5_star, read_relion5_project
         from ..io.star import read_tomogram_star
+
+        if is_relion5_star(self.source):  # the defocus of each zero-tilt image, from RELION's CTF estimation
+            return any(t.defocus > 0 for t in read_relion5_project(self.source).tomograms)
 
         table = read_tomogram_star(self.source)
         return "rlnDefocus" in table.columns and bool((table["rlnDefocus"] > 0).any())
@@ -169,14 +177,16 @@ class Pipeline:
         return {name: self.p(name) for name in names} | {key: self.p(name) for key, name in renamed.items()}
 
     def _prepare(self) -> None:
+        from ..io.relion5 import is_relion5_star
         from ..steps.prepare_star import copy_tomogram_star, run_prepare_star
 
         out = self.path("tomograms.star")
-        if self.source.is_dir():
-            run_prepare_star(self.source, out, **self._values("pixel_size", "defocus", "number_subtomos", "tilt_min",
-                                                              "tilt_max"))
-        else:  # a STAR as input: its own values, paths made absolute
-            copy_tomogram_star(self.source, out)
+        if self.source.is_dir() or is_relion5_star(self.source):  # a RELION 5 STAR is converted like a folder
+            tilt_min, tilt_max = (self.p(name) if name in self.given else None for name in ("tilt_min", "tilt_max"))
+            run_prepare_star(self.source, out, tilt_min=tilt_min, tilt_max=tilt_max,
+                             **self._values("pixel_size", "defocus", "number_subtomos", "wedge_check"))
+        else:  # an IsoNet STAR as input: its own values, paths made absolute
+            copy_tomogram_star(self.source, out, wedge_check=self.p("wedge_check"))
 
     def _deconv(self, star_in: Path, star_out: Path) -> None:
         from ..steps.deconv import run_deconv

@@ -24,6 +24,6 @@ process ISONET_DECONV {
     """
     cp -L ${star} tomograms.star
     mkdir -p deconv
-    for tomo in ${tomos}; do touch "deconv/\${tomo}"; done
+    for tomo in ${tomos}; do case "\${tomo}" in *.mrc|*.rec) touch "deconv/\${tomo}";; esac; done
     """
 }

@@ -24,6 +24,6 @@ process ISONET_MAKE_MASK {
     """
     cp -L ${star} tomograms.star
     mkdir -p mask
-    for tomo in ${tomos}; do touch "mask/\${tomo%.*}_mask.mrc"; done
+    for tomo in ${tomos}; do case "\${tomo}" in *.mrc|*.rec) touch "mask/\${tomo%.*}_mask.mrc";; esac; done
     """
 }

@@ -1,5 +1,7 @@
 // ISONET_PREDICT: correct every tomogram of the STAR file with a trained network.
 // With --half 1/2 in ext.args it writes <name>_halfN_corrected.mrc and fills rlnCorrectedTomoHalfN.
+// Rows from a RELION 5 project also give corrected_tomos/relion5_tomograms.star (RELION's tomogram
+// set of the corrected tomograms; ext.args' --relion5-folder names them where they are published).
 process ISONET_PREDICT {
     tag "${meta.id}"
     label 'process_gpu'
@@ -9,6 +11,7 @@ process ISONET_PREDICT {
 
     output:
     tuple val(meta), path('tomograms.star'), path('corrected_tomos/*.mrc'), emit: corrected
+    tuple val(meta), path('corrected_tomos/relion5_tomograms.star'), optional: true, emit: relion5
     tuple val("${task.process}"), val('isonet-predict'), eval('isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
@@ -32,6 +35,7 @@ process ISONET_PREDICT {
     """
     cp -L ${star} tomograms.star
     mkdir -p corrected_tomos
-    for tomo in ${tomos}; do touch "corrected_tomos/\${tomo%.*}${half}_corrected.mrc"; done
+    for tomo in ${tomos}; do case "\${tomo}" in *.mrc|*.rec) touch "corrected_tomos/\${tomo%.*}${half}_corrected.mrc";; esac; done
+    if [ -z "${half}" ] && grep -q rlnRelionTomogramsStar tomograms.star; then touch corrected_tomos/relion5_tomograms.star; fi
     """
 }
