@@ -185,6 +185,31 @@ def test_cli_deconv_rows_names_and_star(tmp_path, phantom_small):
     assert df["rlnDeconvStrength"].tolist()[0] == pytest.approx(0.5)
 
 
+def test_amplitude_contrast_moves_the_filter_at_low_frequency():
+    base = ctf.wiener_profile(ctf.CtfParams(pixel_size=10.0, defocus=30000.0))
+    more = ctf.wiener_profile(ctf.CtfParams(pixel_size=10.0, defocus=30000.0, amplitude_contrast=0.2))
+    assert more[0] == pytest.approx(0.2 / (0.2**2 + 1e6), rel=1e-3) and base[0] < more[0]
+    with pytest.raises(InputError, match="amplitude contrast"):
+        ctf.CtfParams(pixel_size=10.0, defocus=1.0, amplitude_contrast=1.5).check()
+
+
+def test_cli_deconv_takes_the_microscope_from_the_star_row(tmp_path, phantom_small):
+    """A RELION 5 row carries its voltage, Cs and amplitude contrast: they win over the options."""
+    vol = phantom_small.phantom.tomogram
+    t1 = write_tomo(tmp_path / "tomos" / "TS_01.mrc", vol, 12.5)
+    star = write_star(tmp_path / "tomograms.star", [
+        {"rlnMicrographName": t1, "rlnPixelSize": 12.5, "rlnVoltage": 200.0, "rlnSphericalAberration": 0.01,
+         "rlnAmplitudeContrast": 0.1}])
+    result = check_ok(invoke(["deconv", star, "--deconv-folder", tmp_path / "dec", "--ncpu", "1"], cwd=tmp_path))
+    assert "rlnVoltage 200 from the STAR" in result.stderr
+    with mrcfile.open(tmp_path / "dec" / "TS_01.mrc") as m:
+        expected = deconv_whole.deconv_volume(vol, ctf.CtfParams(pixel_size=12.5, defocus=30000.0, voltage=200.0,
+                                                                 cs=0.01, amplitude_contrast=0.1), workers=1)
+        np.testing.assert_allclose(m.data, expected, atol=1e-4)
+        default = deconv_whole.deconv_volume(vol, ctf.CtfParams(pixel_size=12.5, defocus=30000.0), workers=1)
+        assert np.abs(m.data - default).max() > 1e-2
+
+
 def test_cli_chunked_matches_whole_and_underscore_options(tmp_path, phantom_small):
     vol = phantom_small.phantom.tomogram
     t1 = write_tomo(tmp_path / "t.mrc", vol)

@@ -78,6 +78,8 @@ class CtfParams:
     snrfalloff : how fast the modelled SNR falls with frequency.
     deconvstrength : log10 of the modelled SNR at low frequency.
     highpassnyquist : width of the raised-cosine high-pass, as a fraction of Nyquist.
+    amplitude_contrast : fraction of amplitude contrast (IsoNet fixes 0.07; a RELION 5 project
+        gives its own, rlnAmplitudeContrast).
     """
 
     pixel_size: float
@@ -87,6 +89,7 @@ class CtfParams:
     snrfalloff: float = 1.0
     deconvstrength: float = 1.0
     highpassnyquist: float = 0.02
+    amplitude_contrast: float = AMPLITUDE_CONTRAST
 
     def check(self) -> None:
         """Refuse values that make the filter meaningless (one-line errors naming the option)."""
@@ -100,6 +103,8 @@ class CtfParams:
              "must be in -10..10 (it is a power of ten; IsoNet default 1.0)"),
             (0 <= self.highpassnyquist <= 1, "--highpassnyquist", self.highpassnyquist,
              "must be a fraction of Nyquist in 0..1 (IsoNet default 0.02)"),
+            (0 <= self.amplitude_contrast < 1, "amplitude contrast (rlnAmplitudeContrast)", self.amplitude_contrast,
+             "must be a fraction in 0..1 (e.g. 0.07)"),
         ]
         for ok, name, value, rule in checks:
             if not (ok and math.isfinite(value)):
@@ -116,7 +121,7 @@ def wiener_profile(params: CtfParams, samples: int = PROFILE_SAMPLES) -> np.ndar
     """The 1D filter ``W(ν)`` at ``ν = i/(samples-1)`` (fraction of Nyquist), i = 0..samples-1.
 
     SNR model ``exp(-ν·falloff·100/pixel)·10^strength·HP(ν) + 1e-6`` with the raised-cosine
-    high-pass ``HP = 1 - cos(π·min(1, ν/h))``; CTF with 7 % amplitude contrast, no phase shift,
+    high-pass ``HP = 1 - cos(π·min(1, ν/h))``; CTF with the given amplitude contrast (IsoNet: 7 %), no phase shift,
     underfocus entering the phase as a negative defocus (IsoNet's convention).
     """
     params.check()
@@ -129,7 +134,7 @@ def wiener_profile(params: CtfParams, samples: int = PROFILE_SAMPLES) -> np.ndar
     k = np.arange(samples, dtype=np.float64) / (2.0 * samples) / (params.pixel_size * 1e-10)  # 1/m
     delta_z = -params.defocus * 1e-10  # Å -> m; underfocus is negative here
     phase = np.pi / 2.0 * (wavelength**3 * params.cs * 1e-3 * k**4 + 2.0 * wavelength * delta_z * k**2)
-    a = AMPLITUDE_CONTRAST
+    a = params.amplitude_contrast
     ctf = -math.sqrt(1.0 - a * a) * np.sin(phase) + a * np.cos(phase)
     return ctf / (ctf * ctf + 1.0 / snr)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -49,9 +50,30 @@ def _star_value(table, row: int, column: str) -> float:
     return float(value) if is_set(value) else 1.0
 
 
+#: The microscope as a STAR row may record it (a RELION 5 project does) -> CtfParams field.
+MICROSCOPE_COLUMNS = {"rlnVoltage": "voltage", "rlnSphericalAberration": "cs", "rlnAmplitudeContrast": "amplitude_contrast"}
+
+
+def _microscope(table, row: int, given: _Settings) -> dict[str, float]:
+    """The row's own voltage, Cs and amplitude contrast where the STAR has them, else the options.
+
+    These describe how that tomogram was recorded (RELION 5 copies them from the tilt series), so
+    they win over the options, which are one value for every tomogram; a difference is logged.
+    """
+    values = {"voltage": given.voltage, "cs": given.cs}
+    for column, field in MICROSCOPE_COLUMNS.items():
+        cell = table.at[row, column] if column in table.columns else None
+        if is_set(cell):
+            if field in values and not math.isclose(float(cell), values[field], rel_tol=1e-6):
+                get_logger().info("deconv: row %d: %s %g from the STAR (not the option's %g)", row + 1, column,
+                                  float(cell), values[field])
+            values[field] = float(cell)
+    return values
+
+
 def _row_params(table, row: int, defocus: float, given: _Settings, star) -> CtfParams:
     params = CtfParams(
-        pixel_size=float(table.at[row, "rlnPixelSize"]), defocus=defocus, voltage=given.voltage, cs=given.cs,
+        pixel_size=float(table.at[row, "rlnPixelSize"]), defocus=defocus, **_microscope(table, row, given),
         snrfalloff=given.snrfalloff if given.snrfalloff is not None else _star_value(table, row, "rlnSnrFalloff"),
         deconvstrength=(given.deconvstrength if given.deconvstrength is not None
                         else _star_value(table, row, "rlnDeconvStrength")),
