@@ -51,7 +51,8 @@ def _star_value(table, row: int, column: str) -> float:
 
 
 #: The microscope as a STAR row may record it (a RELION 5 project does) -> CtfParams field.
-MICROSCOPE_COLUMNS = {"rlnVoltage": "voltage", "rlnSphericalAberration": "cs", "rlnAmplitudeContrast": "amplitude_contrast"}
+MICROSCOPE_COLUMNS = {"rlnVoltage": "voltage", "rlnSphericalAberration": "cs",
+                      "rlnAmplitudeContrast": "amplitude_contrast"}
 
 
 def _microscope(table, row: int, given: _Settings) -> dict[str, float]:
