@@ -4,6 +4,8 @@ Per subtomogram the measured region comes from the data and the missing wedge fr
 network prediction ("merged"); each pair is one of the 20 rotations of a merged cube: the target is
 its centre cube, the input the same cube after the measured-wedge filter (applied at crop size, then
 cropped, which avoids FFT edge effects), plus back-projected noise when the schedule says so.
+Noise2noise (even/odd halves): a pair's input is the wedge-filtered rotation of one half's merged
+cube and its target the same rotation of the other half's, in both directions, with no added noise.
 Every batch is a pure function of (seed, iteration, epoch, step), so a resumed run sees exactly the
 batches an uninterrupted run would, and batches can be made ahead in a background thread.
 """
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.noise import make_noise_cubes
-from ..core.normalize import percentile_normalize
+from ..core.normalize import percentile_normalize, to_network
 from ..core.rotations import ROTATIONS, rotate
 from ..core.wedge import measured_part, missing_part
 
-__all__ = ["merge_with_prediction", "center_crop", "PairPlan", "make_batch", "BatchStream"]
+__all__ = ["merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop", "PairPlan",
+           "make_batch", "make_noise2noise_batch", "BatchStream"]
 
 
 def center_crop(volume: np.ndarray, size: int) -> np.ndarray:
@@ -37,12 +40,34 @@ def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, tilt_min
     return percentile_normalize(merged)
 
 
+def halves_to_network(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The two half cubes of one box in network space, ``(2, c, c, c)``, scaled by ONE percentile range.
+
+    The range comes from the voxels of both halves pooled: the two halves then share one affine map,
+    so the signal they have in common has the same values in both (noise2noise needs the target's
+    expectation to be the input's signal in the same units), the range does not depend on which half
+    is the input, and, the halves having the same noise level, it is the range either half would get
+    alone (what the network sees in the single-tomogram mode).
+    """
+    return to_network(np.stack([first, second]))
+
+
+def merge_halves_with_predictions(first: np.ndarray, second: np.ndarray, first_prediction: np.ndarray,
+                                  second_prediction: np.ndarray, tilt_min: float, tilt_max: float) -> np.ndarray:
+    """:func:`merge_with_prediction` for both halves of a box, each with its own prediction, rescaled
+    together like :func:`halves_to_network` (one range for both); ``(2, c, c, c)``.
+    """
+    originals, predictions = np.stack([first, second]), np.stack([first_prediction, second_prediction])
+    merged = measured_part(originals, tilt_min, tilt_max) + missing_part(predictions, tilt_min, tilt_max)
+    return percentile_normalize(merged)
+
+
 @dataclass(frozen=True)
 class PairPlan:
     """Which (subtomogram, rotation) pairs train and validate in one iteration, and how they batch."""
 
-    train: np.ndarray  # (n, 2) int: subtomogram index, rotation index
-    validation: np.ndarray  # (m, 2)
+    train: np.ndarray  # (n, 2) int: subtomogram index, rotation index; noise2noise (n, 3): input, rotation, target
+    validation: np.ndarray  # (m, 2) or (m, 3)
     batch_size: int
     steps_per_epoch: int
     validation_steps: int
@@ -58,6 +83,22 @@ class PairPlan:
         validation_steps = max(1, int(np.ceil(0.1 * steps_per_epoch)))
         return cls(train, validation, batch_size, steps_per_epoch, validation_steps)
 
+    def across_halves(self, n_boxes: int) -> PairPlan:
+        """Noise2noise: every (box, rotation) pair becomes two rows (input cube, rotation, target cube),
+        half 1 → half 2 and half 2 → half 1, where cube ``b + n_boxes`` is box ``b`` in half 2.
+
+        A held-out pair keeps both its directions held out, so validation never sees a box and
+        rotation that trained in the other direction.
+        """
+        def both_ways(pairs: np.ndarray) -> np.ndarray:
+            box, rotation = pairs[:, 0], pairs[:, 1]
+            forward = np.stack([box, rotation, box + n_boxes], axis=1)
+            backward = np.stack([box + n_boxes, rotation, box], axis=1)
+            return np.stack([forward, backward], axis=1).reshape(-1, 3)
+
+        return PairPlan(both_ways(self.train), both_ways(self.validation), self.batch_size, self.steps_per_epoch,
+                        self.validation_steps)
+
     def batch_pairs(self, epoch: int, step: int, *, validation: bool = False, seed: int = 0) -> np.ndarray:
         """Pairs of batch ``step`` of ``epoch``: walk a per-pass shuffled order of the pair list."""
         pool = self.validation if validation else self.train
@@ -65,7 +106,7 @@ class PairPlan:
         start = (epoch * per_epoch + step) * self.batch_size
         idx = np.arange(start, start + self.batch_size)
         passes = idx // len(pool)
-        out = np.empty((self.batch_size, 2), dtype=np.int64)
+        out = np.empty((self.batch_size, pool.shape[1]), dtype=np.int64)
         for p in np.unique(passes):
             order = np.random.default_rng([seed, int(validation), int(p)]).permutation(len(pool))
             sel = passes == p
@@ -77,17 +118,37 @@ def make_batch(merged: np.ndarray, tilts: np.ndarray, pairs: np.ndarray, cube: i
                noise_mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets ``(B, cube, cube, cube, 1)`` for the given (subtomogram, rotation) pairs."""
     rotated = np.stack([rotate(merged[s], r) for s, r in pairs])
-    x = np.empty((len(pairs), cube, cube, cube), dtype=np.float32)
     pair_tilts = tilts[pairs[:, 0]]
-    for tilt in np.unique(pair_tilts, axis=0):
-        sel = np.all(pair_tilts == tilt, axis=1)
-        x[sel] = center_crop(measured_part(rotated[sel], float(tilt[0]), float(tilt[1])), cube)
-        if noise_level > 1e-7:
+    x = _wedge_filtered_crops(rotated, pair_tilts, cube)
+    if noise_level > 1e-7:
+        for tilt in np.unique(pair_tilts, axis=0):  # the order _wedge_filtered_crops filled them in
+            sel = np.all(pair_tilts == tilt, axis=1)
             noise = make_noise_cubes(int(sel.sum()), cube, tilt_min=float(tilt[0]), tilt_max=float(tilt[1]),
                                      mode=noise_mode, rng=rng)
             x[sel] += np.float32(noise_level) * noise
     y = np.ascontiguousarray(center_crop(rotated, cube))
     return x[..., None], y[..., None]
+
+
+def make_noise2noise_batch(cubes: np.ndarray, tilts: np.ndarray, pairs: np.ndarray,
+                           cube: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise2noise inputs and targets ``(B, cube, cube, cube, 1)`` for (input cube, rotation, target cube)
+    rows: the input is the wedge-filtered rotation of one half's merged cube, the target the same
+    rotation of the other half's, so the target's noise is independent of the input's. No noise is added.
+    """
+    rotated_inputs = np.stack([rotate(cubes[i], r) for i, r, _ in pairs])
+    x = _wedge_filtered_crops(rotated_inputs, tilts[pairs[:, 0]], cube)
+    y = np.stack([center_crop(rotate(cubes[t], r), cube) for _, r, t in pairs])
+    return x[..., None], np.ascontiguousarray(y, dtype=np.float32)[..., None]
+
+
+def _wedge_filtered_crops(rotated: np.ndarray, pair_tilts: np.ndarray, cube: int) -> np.ndarray:
+    """The measured part of each rotated cube (its own tilt range), filtered at crop size, then centre-cropped."""
+    x = np.empty((len(rotated), cube, cube, cube), dtype=np.float32)
+    for tilt in np.unique(pair_tilts, axis=0):
+        sel = np.all(pair_tilts == tilt, axis=1)
+        x[sel] = center_crop(measured_part(rotated[sel], float(tilt[0]), float(tilt[1])), cube)
+    return x
 
 
 class BatchStream:
@@ -96,7 +157,8 @@ class BatchStream:
     Every batch is fixed by its (epoch, step) key and its own seeded generator, so the batches are
     the same whatever the number of ``threads`` and the order they finish in. One thread suffices
     on the CPU (the network shares its cores); a GPU trains faster than one thread makes 64³ pairs,
-    so refine gives it more (the FFTs and rotations release the GIL).
+    so refine gives it more (the FFTs and rotations release the GIL). A plan of three-column rows
+    (:meth:`PairPlan.across_halves`) makes noise2noise batches, for which ``noise_level`` is unused.
     """
 
     def __init__(self, merged: np.ndarray, tilts: np.ndarray, plan: PairPlan, cube: int, noise_level: float,
@@ -110,6 +172,8 @@ class BatchStream:
 
     def _make(self, epoch: int, step: int, validation: bool):
         pairs = self.plan.batch_pairs(epoch, step, validation=validation, seed=self.seed)
+        if pairs.shape[1] == 3:
+            return make_noise2noise_batch(self.merged, self.tilts, pairs, self.cube)
         rng = np.random.default_rng([self.seed, epoch, step, int(validation), 7])
         return make_batch(self.merged, self.tilts, pairs, self.cube, self.noise_level, self.noise_mode, rng)
 

@@ -5,6 +5,8 @@ network of iteration n−1 (iteration 1: left empty), starting from that network
 fresh Adam optimiser (as IsoNet does), then predicts every subtomogram for iteration n+1.
 Each finished iteration is committed to the result folder (model, predictions, state), so a rerun
 continues after the last finished iteration and gives the same final model as an uninterrupted run.
+With ``noise2noise`` the boxes come from two half tomograms (even/odd) and each half's pairs take
+their targets from the other half (:mod:`.pairs`); the cubes of half 2 follow those of half 1.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.refine_state import IterationRecord, RefineState
 from .devices import PRECISIONS
-from .pairs import BatchStream, PairPlan, merge_with_prediction
+from .pairs import BatchStream, PairPlan, halves_to_network, merge_halves_with_predictions, merge_with_prediction
 
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
     from .inference import InferenceFunction
@@ -57,6 +59,7 @@ class RefineSettings:
     pretrained_model: str | None = None
     seed: int = 0
     precision: str = "auto"
+    noise2noise: bool = False  # train half 1 -> half 2 and back (needs RefineData.second_half); no added noise
 
     def validate(self) -> None:
         """Refuse bad settings before any data is read or any network built."""
@@ -90,6 +93,8 @@ class RefineSettings:
         d["noise_start_iter"] = [int(v) for v in self.noise_start_iter]
         for key in _FREE_TO_CHANGE:
             d.pop(key)
+        if not self.noise2noise:
+            d.pop("noise2noise")  # result folders from before the option continue as they were
         return d
 
 
@@ -102,15 +107,23 @@ class RefineData:
     names: list[str]
     cube: int
     crop: int = field(init=False)
+    second_half: np.ndarray | None = None  # noise2noise: the same boxes cut from the other half tomogram
+    second_names: list[str] | None = None
 
     def __post_init__(self):
         """The crop is the subtomograms' own edge, so it cannot disagree with them."""
         self.crop = int(self.subtomos.shape[-1])
+        if self.second_half is not None and np.shape(self.second_half) != np.shape(self.subtomos):
+            raise InputError(f"the second half's subtomograms have shape {np.shape(self.second_half)}, the first "
+                             f"half's {np.shape(self.subtomos)}; extract the same boxes from both half tomograms.")
 
     def fingerprint(self) -> dict:
         """What identifies the data, so a run is not continued on other subtomograms."""
-        return {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
-                "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
+        d = {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
+             "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
+        if self.second_half is not None:
+            d["second_names"] = list(self.second_names or [])
+        return d
 
 
 def default_batch_size(n_gpus: int) -> int:
@@ -184,6 +197,47 @@ def _check_sizes(data: RefineData, settings: RefineSettings) -> None:
                          "--cube-size.")
 
 
+# --- noise2noise (even/odd halves): the data side ---------------------------------------------------
+
+def _check_halves(data: RefineData, settings: RefineSettings) -> None:
+    if settings.noise2noise and data.second_half is None:
+        raise InputError("noise2noise training needs the subtomograms of both half tomograms (even/odd), but only one "
+                         "half was given; extract the same boxes from the second half too, or train without "
+                         "noise2noise.")
+
+
+def _network_cubes(data: RefineData, noise2noise: bool) -> np.ndarray:
+    """The subtomograms as the network sees them; noise2noise: half 1's then half 2's, each box's two
+    halves scaled together (:func:`.pairs.halves_to_network`).
+    """
+    if not noise2noise or data.second_half is None:
+        return np.stack([to_network(s) for s in data.subtomos])
+    both = [halves_to_network(a, b) for a, b in zip(data.subtomos, data.second_half)]
+    return np.concatenate([np.stack([h[0] for h in both]), np.stack([h[1] for h in both])])
+
+
+def _cube_tilts(data: RefineData, n_cubes: int) -> np.ndarray:
+    """The tilt range of every network cube (noise2noise: half 2's boxes have half 1's)."""
+    return np.concatenate([np.asarray(data.tilts)] * (n_cubes // len(data.tilts)))
+
+
+def _merged_cubes(originals: np.ndarray, predictions: np.ndarray, tilts: np.ndarray, chosen: np.ndarray,
+                  noise2noise: bool) -> np.ndarray:
+    """Every chosen cube merged with its prediction; noise2noise: the two halves of a box together."""
+    merged = np.zeros_like(originals)
+    if not noise2noise:
+        for i in chosen:
+            merged[i] = merge_with_prediction(originals[i], predictions[i], *tilts[i])
+        return merged
+    n = len(originals) // 2
+    for i in chosen:
+        merged[[i, i + n]] = merge_halves_with_predictions(originals[i], originals[i + n], predictions[i],
+                                                           predictions[i + n], *tilts[i])
+    return merged
+
+# ------------------------------------------------------------------------------------------------
+
+
 def refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n_gpus: int = 0,
            until_iter: int | None = None, resume: bool = True,
            on_iteration: Callable[[IterationRecord], None] | None = None) -> RefineState:
@@ -227,6 +281,7 @@ def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_ite
     """Refuse bad settings or data before training; the batch, steps and schedule IsoNet would use."""
     settings.validate()
     _check_sizes(data, settings)
+    _check_halves(data, settings)
     n = len(data.subtomos)
     if n == 0:
         raise InputError("the subtomogram STAR lists no subtomograms; run extract first.")
@@ -237,6 +292,8 @@ def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_ite
     n_train = settings.select_subtomo_number or n
     steps = settings.steps_per_epoch or default_steps_per_epoch(n_train, batch_size)
     schedule = noise_schedule(settings.iterations, settings.noise_level, settings.noise_start_iter)
+    if settings.noise2noise:  # the other half's independent noise replaces the added noise
+        schedule = [0.0 for _ in schedule]
     last = settings.iterations if until_iter is None else min(int(until_iter), settings.iterations)
     return _RunPlan(n=n, batch_size=batch_size, steps=steps, schedule=schedule, last=last)
 
@@ -261,7 +318,8 @@ def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: 
     if settings.pretrained_model:
         predictions = _SubtomoPredictor(settings.precision)(model, originals, run.batch_size)
     else:
-        predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, data.tilts)])
+        tilts = _cube_tilts(data, len(originals))
+        predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, tilts)])
     store.save_predictions(0, predictions)
     state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
                         noise_schedule=run.schedule, target_iterations=settings.iterations,
@@ -281,7 +339,7 @@ def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineSt
     if state is not None:
         _check_continuation(state, fingerprint, store)
         log.info("continuing %s after iteration %d", store.dir, state.completed)
-    originals = np.stack([to_network(s) for s in data.subtomos])
+    originals = _network_cubes(data, settings.noise2noise)
 
     if state is None:
         state, predictions = _start(data, settings, store, run, fingerprint, originals)
@@ -336,6 +394,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     state, originals, predictions = _resume_or_start(data, settings, store, run, resume, log)
     model = None  # built once from the last committed model, then carried from iteration to iteration
     predict_all = _SubtomoPredictor(settings.precision)
+    tilts = _cube_tilts(data, len(originals))
 
     for iteration in range(state.completed + 1, run.last + 1):
         started = time.time()
@@ -346,13 +405,13 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         rng = np.random.default_rng([settings.seed, iteration])
         chosen = (np.sort(rng.choice(n, settings.select_subtomo_number, replace=False))
                   if settings.select_subtomo_number else np.arange(n))
-        merged = np.zeros_like(originals)
-        for i in chosen:
-            merged[i] = merge_with_prediction(originals[i], predictions[i], *data.tilts[i])
+        merged = _merged_cubes(originals, predictions, tilts, chosen, settings.noise2noise)
         model = _model_for(iteration, model, store, settings)
         _reset_seed_generators(model, seed)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
-        losses, val_losses, used_batch = _train(model, merged, data.tilts, plan, data.cube, level,
+        if settings.noise2noise:
+            plan = plan.across_halves(n)
+        losses, val_losses, used_batch = _train(model, merged, tilts, plan, data.cube, level,
                                                 settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
                                                 threads=data_threads(n_gpus))
         save_model(model, store.model_path(iteration))
