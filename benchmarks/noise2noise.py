@@ -44,6 +44,7 @@ from isonet_steps.core.mask import make_mask  # noqa: E402
 from isonet_steps.core.metrics import quality_report  # noqa: E402
 from isonet_steps.core.phantom import make_phantom  # noqa: E402
 from isonet_steps.io.checkpoint import RefineStore  # noqa: E402
+from isonet_steps.io.refine_state import RefineState  # noqa: E402
 from isonet_steps.network.refine import RefineData, RefineSettings, refine  # noqa: E402
 
 CUBE, CROP = 32, 48
@@ -62,7 +63,7 @@ def correct(model_path: Path, volumes: list[np.ndarray], precision: str) -> list
     return [predict_tomogram(fn, v, cube=TILE_CUBE, crop=TILE_CROP, batch_size=2, progress=False) for v in volumes]
 
 
-def train(name: str, data: RefineData, settings: RefineSettings, work: Path, times: dict) -> tuple[Path, dict]:
+def train(name: str, data: RefineData, settings: RefineSettings, work: Path, times: dict) -> tuple[Path, RefineState]:
     print(f"training {name} ...", flush=True)
     start = time.perf_counter()
     store = RefineStore(work / name)
@@ -115,8 +116,9 @@ def main() -> None:
     n2n_model, n2n_state = train("noise2noise", half_data, n2n, work, times)
 
     start = time.perf_counter()
-    (single_full,) = correct(single_model, [ph.tomogram], single_state["settings"]["precision"])
-    n2n_full, n2n_h1, n2n_h2 = correct(n2n_model, [ph.tomogram, ph.half1, ph.half2], n2n_state["settings"]["precision"])
+    (single_full,) = correct(single_model, [ph.tomogram], single_state.precision or args.precision)
+    volumes = [ph.tomogram, ph.half1, ph.half2]
+    n2n_full, n2n_h1, n2n_h2 = correct(n2n_model, volumes, n2n_state.precision or args.precision)
     times["predict (4 tomograms)"] = time.perf_counter() - start
 
     columns = {
@@ -136,11 +138,10 @@ def report(args, work: Path, figures: dict, times: dict, states: dict) -> None:
     print(f"\nworkdir: {work}")
     print(cpu.describe())
     for name, state in states.items():
-        steps = sum(r["steps_per_epoch"] * len(r["loss"]) for r in state["iterations"])
-        last = state["iterations"][-1]
-        print(f"{name}: {steps} training steps of batch {last['batch_size']}, "
-              f"precision {state['settings']['precision']}, "
-              f"last loss {last['loss'][-1]:.4f}, validation loss {last['val_loss'][-1]:.4f}")
+        steps = sum(r.steps_per_epoch * len(r.loss) for r in state.iterations)
+        last = state.iterations[-1]
+        print(f"{name}: {steps} training steps of batch {last.batch_size}, precision {state.precision}, "
+              f"last loss {last.loss[-1]:.4f}, validation loss {last.val_loss[-1]:.4f}")
     keys = list(figures)
     print(f"\n{'figure':30s}" + "".join(f"{k:>16s}" for k in keys))
     for metric in figures[keys[0]]:
