@@ -6,13 +6,16 @@ its centre cube, the input the same cube after the measured-wedge filter (applie
 cropped, which avoids FFT edge effects), plus back-projected noise when the schedule says so.
 Noise2noise (even/odd halves): a pair's input is the wedge-filtered rotation of one half's merged
 cube and its target the same rotation of the other half's, in both directions, with no added noise.
-Every batch is a pure function of (seed, iteration, epoch, step), so a resumed run sees exactly the
+Each subtomogram has its own :class:`~isonet_steps.core.wedge.Wedge` (its range, or its recorded
+angles when extract gave a tilt-angle file), so a series with a gap trains with the gap as missing;
+an ``(N, 2)`` array of ranges is still accepted. Every batch is a pure function of (seed, iteration, epoch, step), so a resumed run sees exactly the
 batches an uninterrupted run would, and batches can be made ahead in a background thread.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +23,9 @@ import numpy as np
 from ..core.noise import make_noise_cubes
 from ..core.normalize import percentile_normalize, to_network
 from ..core.rotations import ROTATIONS, rotate
-from ..core.wedge import measured_part, missing_part
+from ..core.wedge import Wedge, measured_part, missing_part
 
-__all__ = ["merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop", "PairPlan",
+__all__ = ["as_wedges", "merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop", "PairPlan",
            "make_batch", "make_noise2noise_batch", "BatchStream"]
 
 
@@ -34,9 +37,34 @@ def center_crop(volume: np.ndarray, size: int) -> np.ndarray:
     return volume[..., sl, sl, sl]
 
 
-def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, tilt_min: float, tilt_max: float) -> np.ndarray:
-    """Measured region from ``original``, missing wedge from ``prediction`` (both in network space)."""
-    merged = measured_part(original, tilt_min, tilt_max) + missing_part(prediction, tilt_min, tilt_max)
+#: Per-cube wedges: Wedges, or an ``(N, 2)`` array of (tilt_min, tilt_max) ranges.
+WedgesLike = Sequence[Wedge] | np.ndarray
+
+
+def as_wedges(tilts: WedgesLike) -> list[Wedge]:
+    """One :class:`Wedge` per cube; an ``(N, 2)`` array of ranges becomes range wedges (the same masks)."""
+    if isinstance(tilts, np.ndarray):
+        return [Wedge.from_range(float(lo), float(hi)) for lo, hi in np.asarray(tilts, dtype=float).reshape(-1, 2)]
+    return list(tilts)
+
+
+def _groups(wedges: list[Wedge]) -> list[tuple[Wedge, np.ndarray]]:
+    """The distinct wedges with a mask of the cubes that have each, ordered by range then angles.
+
+    The order (and so the random noise drawn per group) is that of ``np.unique`` over range rows,
+    which keeps range-only batches as they were before wedges carried angles.
+    """
+    distinct = sorted(set(wedges), key=lambda w: (w.tilt_min, w.tilt_max, w.angles is not None, w.angles or ()))
+    return [(w, np.array([v == w for v in wedges], dtype=bool)) for w in distinct]
+
+
+def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, tilt_min: float = -60.0,
+                          tilt_max: float = 60.0, *, wedge: Wedge | None = None) -> np.ndarray:
+    """Measured region from ``original``, missing wedge from ``prediction`` (both in network space);
+    ``wedge`` (e.g. recorded angles with gaps) replaces ``tilt_min``/``tilt_max``.
+    """
+    merged = (measured_part(original, tilt_min, tilt_max, wedge=wedge)
+              + missing_part(prediction, tilt_min, tilt_max, wedge=wedge))
     return percentile_normalize(merged)
 
 
@@ -53,12 +81,14 @@ def halves_to_network(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def merge_halves_with_predictions(first: np.ndarray, second: np.ndarray, first_prediction: np.ndarray,
-                                  second_prediction: np.ndarray, tilt_min: float, tilt_max: float) -> np.ndarray:
+                                  second_prediction: np.ndarray, tilt_min: float = -60.0, tilt_max: float = 60.0, *,
+                                  wedge: Wedge | None = None) -> np.ndarray:
     """:func:`merge_with_prediction` for both halves of a box, each with its own prediction, rescaled
     together like :func:`halves_to_network` (one range for both); ``(2, c, c, c)``.
     """
     originals, predictions = np.stack([first, second]), np.stack([first_prediction, second_prediction])
-    merged = measured_part(originals, tilt_min, tilt_max) + missing_part(predictions, tilt_min, tilt_max)
+    merged = (measured_part(originals, tilt_min, tilt_max, wedge=wedge)
+              + missing_part(predictions, tilt_min, tilt_max, wedge=wedge))
     return percentile_normalize(merged)
 
 
@@ -114,40 +144,42 @@ class PairPlan:
         return out
 
 
-def make_batch(merged: np.ndarray, tilts: np.ndarray, pairs: np.ndarray, cube: int, noise_level: float,
+def make_batch(merged: np.ndarray, tilts: WedgesLike, pairs: np.ndarray, cube: int, noise_level: float,
                noise_mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets ``(B, cube, cube, cube, 1)`` for the given (subtomogram, rotation) pairs."""
+    """Inputs and targets ``(B, cube, cube, cube, 1)`` for the given (subtomogram, rotation) pairs;
+    ``tilts``: each subtomogram's wedge (or range row), which both the filter and the noise use.
+    """
     rotated = np.stack([rotate(merged[s], r) for s, r in pairs])
-    pair_tilts = tilts[pairs[:, 0]]
-    x = _wedge_filtered_crops(rotated, pair_tilts, cube)
+    wedges = as_wedges(tilts)
+    pair_wedges = [wedges[s] for s in pairs[:, 0]]
+    x = _wedge_filtered_crops(rotated, pair_wedges, cube)
     if noise_level > 1e-7:
-        for tilt in np.unique(pair_tilts, axis=0):  # the order _wedge_filtered_crops filled them in
-            sel = np.all(pair_tilts == tilt, axis=1)
-            noise = make_noise_cubes(int(sel.sum()), cube, tilt_min=float(tilt[0]), tilt_max=float(tilt[1]),
-                                     mode=noise_mode, rng=rng)
+        for wedge, sel in _groups(pair_wedges):  # the order _wedge_filtered_crops filled them in
+            noise = make_noise_cubes(int(sel.sum()), cube, tilt_min=wedge.tilt_min, tilt_max=wedge.tilt_max,
+                                     mode=noise_mode, rng=rng, wedge=wedge)
             x[sel] += np.float32(noise_level) * noise
     y = np.ascontiguousarray(center_crop(rotated, cube))
     return x[..., None], y[..., None]
 
 
-def make_noise2noise_batch(cubes: np.ndarray, tilts: np.ndarray, pairs: np.ndarray,
+def make_noise2noise_batch(cubes: np.ndarray, tilts: WedgesLike, pairs: np.ndarray,
                            cube: int) -> tuple[np.ndarray, np.ndarray]:
     """Noise2noise inputs and targets ``(B, cube, cube, cube, 1)`` for (input cube, rotation, target cube)
     rows: the input is the wedge-filtered rotation of one half's merged cube, the target the same
     rotation of the other half's, so the target's noise is independent of the input's. No noise is added.
     """
     rotated_inputs = np.stack([rotate(cubes[i], r) for i, r, _ in pairs])
-    x = _wedge_filtered_crops(rotated_inputs, tilts[pairs[:, 0]], cube)
+    wedges = as_wedges(tilts)
+    x = _wedge_filtered_crops(rotated_inputs, [wedges[i] for i in pairs[:, 0]], cube)
     y = np.stack([center_crop(rotate(cubes[t], r), cube) for _, r, t in pairs])
     return x[..., None], np.ascontiguousarray(y, dtype=np.float32)[..., None]
 
 
-def _wedge_filtered_crops(rotated: np.ndarray, pair_tilts: np.ndarray, cube: int) -> np.ndarray:
-    """The measured part of each rotated cube (its own tilt range), filtered at crop size, then centre-cropped."""
+def _wedge_filtered_crops(rotated: np.ndarray, pair_wedges: list[Wedge], cube: int) -> np.ndarray:
+    """The measured part of each rotated cube (its own wedge), filtered at crop size, then centre-cropped."""
     x = np.empty((len(rotated), cube, cube, cube), dtype=np.float32)
-    for tilt in np.unique(pair_tilts, axis=0):
-        sel = np.all(pair_tilts == tilt, axis=1)
-        x[sel] = center_crop(measured_part(rotated[sel], float(tilt[0]), float(tilt[1])), cube)
+    for wedge, sel in _groups(pair_wedges):
+        x[sel] = center_crop(measured_part(rotated[sel], wedge=wedge), cube)
     return x
 
 
@@ -161,9 +193,9 @@ class BatchStream:
     (:meth:`PairPlan.across_halves`) makes noise2noise batches, for which ``noise_level`` is unused.
     """
 
-    def __init__(self, merged: np.ndarray, tilts: np.ndarray, plan: PairPlan, cube: int, noise_level: float,
+    def __init__(self, merged: np.ndarray, tilts: WedgesLike, plan: PairPlan, cube: int, noise_level: float,
                  noise_mode: str, seed: int, *, ahead: int | None = None, threads: int = 1):
-        self.merged, self.tilts, self.plan, self.cube = merged, tilts, plan, cube
+        self.merged, self.tilts, self.plan, self.cube = merged, as_wedges(tilts), plan, cube
         self.noise_level, self.noise_mode, self.seed = noise_level, noise_mode, seed
         threads = max(1, int(threads))
         self.ahead = ahead if ahead is not None else 2 * threads + 1

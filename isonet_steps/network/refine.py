@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.noise import NOISE_MODES, noise_schedule
 from ..core.normalize import percentile_normalize, to_network
-from ..core.wedge import measured_part
+from ..core.wedge import Wedge, measured_part
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
@@ -100,7 +100,11 @@ class RefineSettings:
 
 @dataclass
 class RefineData:
-    """Subtomograms (raw values, ``(N, crop, crop, crop)``) with their tilt ranges and names."""
+    """Subtomograms (raw values, ``(N, crop, crop, crop)``) with their tilt ranges, wedges and names.
+
+    ``wedges`` (one per subtomogram) carry the recorded angles of a series when extract gave a
+    tilt-angle file, so a gap in the series is trained as missing; None means the ``tilts`` ranges.
+    """
 
     subtomos: np.ndarray
     tilts: np.ndarray  # (N, 2) degrees
@@ -109,6 +113,7 @@ class RefineData:
     crop: int = field(init=False)
     second_half: np.ndarray | None = None  # noise2noise: the same boxes cut from the other half tomogram
     second_names: list[str] | None = None
+    wedges: list[Wedge] | None = None  # per subtomogram; None: range wedges from ``tilts``
 
     def __post_init__(self):
         """The crop is the subtomograms' own edge, so it cannot disagree with them."""
@@ -116,13 +121,23 @@ class RefineData:
         if self.second_half is not None and np.shape(self.second_half) != np.shape(self.subtomos):
             raise InputError(f"the second half's subtomograms have shape {np.shape(self.second_half)}, the first "
                              f"half's {np.shape(self.subtomos)}; extract the same boxes from both half tomograms.")
+        if self.wedges is not None and len(self.wedges) != len(self.subtomos):
+            raise ValueError(f"{len(self.wedges)} wedges for {len(self.subtomos)} subtomograms; give one each")
+
+    def subtomo_wedges(self) -> list[Wedge]:
+        """The wedge of every subtomogram: ``wedges`` when given, else each ``tilts`` range."""
+        if self.wedges is not None:
+            return list(self.wedges)
+        return [Wedge.from_range(float(lo), float(hi)) for lo, hi in np.asarray(self.tilts, dtype=float)]
 
     def fingerprint(self) -> dict:
-        """What identifies the data, so a run is not continued on other subtomograms."""
+        """What identifies the data, so a run is not continued on other subtomograms (or other angles)."""
         d = {"names": list(self.names), "cube": int(self.cube), "crop": int(self.crop),
              "tilts": np.asarray(self.tilts, dtype=float).round(3).tolist()}
         if self.second_half is not None:
             d["second_names"] = list(self.second_names or [])
+        if self.wedges is not None and any(w.angles is not None for w in self.wedges):
+            d["angles"] = [None if w.angles is None else [round(a, 3) for a in w.angles] for w in self.wedges]
         return d
 
 
@@ -216,23 +231,24 @@ def _network_cubes(data: RefineData, noise2noise: bool) -> np.ndarray:
     return np.concatenate([np.stack([h[0] for h in both]), np.stack([h[1] for h in both])])
 
 
-def _cube_tilts(data: RefineData, n_cubes: int) -> np.ndarray:
-    """The tilt range of every network cube (noise2noise: half 2's boxes have half 1's)."""
-    return np.concatenate([np.asarray(data.tilts)] * (n_cubes // len(data.tilts)))
+def _cube_wedges(data: RefineData, n_cubes: int) -> list[Wedge]:
+    """The wedge of every network cube (noise2noise: half 2's boxes have half 1's)."""
+    wedges = data.subtomo_wedges()
+    return wedges * (n_cubes // len(wedges))
 
 
-def _merged_cubes(originals: np.ndarray, predictions: np.ndarray, tilts: np.ndarray, chosen: np.ndarray,
+def _merged_cubes(originals: np.ndarray, predictions: np.ndarray, wedges: list[Wedge], chosen: np.ndarray,
                   noise2noise: bool) -> np.ndarray:
     """Every chosen cube merged with its prediction; noise2noise: the two halves of a box together."""
     merged = np.zeros_like(originals)
     if not noise2noise:
         for i in chosen:
-            merged[i] = merge_with_prediction(originals[i], predictions[i], *tilts[i])
+            merged[i] = merge_with_prediction(originals[i], predictions[i], wedge=wedges[i])
         return merged
     n = len(originals) // 2
     for i in chosen:
         merged[[i, i + n]] = merge_halves_with_predictions(originals[i], originals[i + n], predictions[i],
-                                                           predictions[i + n], *tilts[i])
+                                                           predictions[i + n], wedge=wedges[i])
     return merged
 
 # ------------------------------------------------------------------------------------------------
@@ -318,8 +334,8 @@ def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: 
     if settings.pretrained_model:
         predictions = _SubtomoPredictor(settings.precision)(model, originals, run.batch_size)
     else:
-        tilts = _cube_tilts(data, len(originals))
-        predictions = np.stack([percentile_normalize(measured_part(o, *t)) for o, t in zip(originals, tilts)])
+        wedges = _cube_wedges(data, len(originals))
+        predictions = np.stack([percentile_normalize(measured_part(o, wedge=w)) for o, w in zip(originals, wedges)])
     store.save_predictions(0, predictions)
     state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
                         noise_schedule=run.schedule, target_iterations=settings.iterations,
@@ -394,7 +410,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     state, originals, predictions = _resume_or_start(data, settings, store, run, resume, log)
     model = None  # built once from the last committed model, then carried from iteration to iteration
     predict_all = _SubtomoPredictor(settings.precision)
-    tilts = _cube_tilts(data, len(originals))
+    wedges = _cube_wedges(data, len(originals))
 
     for iteration in range(state.completed + 1, run.last + 1):
         started = time.time()
@@ -405,13 +421,13 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         rng = np.random.default_rng([settings.seed, iteration])
         chosen = (np.sort(rng.choice(n, settings.select_subtomo_number, replace=False))
                   if settings.select_subtomo_number else np.arange(n))
-        merged = _merged_cubes(originals, predictions, tilts, chosen, settings.noise2noise)
+        merged = _merged_cubes(originals, predictions, wedges, chosen, settings.noise2noise)
         model = _model_for(iteration, model, store, settings)
         _reset_seed_generators(model, seed)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         if settings.noise2noise:
             plan = plan.across_halves(n)
-        losses, val_losses, used_batch = _train(model, merged, tilts, plan, data.cube, level,
+        losses, val_losses, used_batch = _train(model, merged, wedges, plan, data.cube, level,
                                                 settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
                                                 threads=data_threads(n_gpus))
         save_model(model, store.model_path(iteration))
@@ -487,7 +503,7 @@ def data_threads(n_gpus: int) -> int:
     return max(1, min(4 * n_gpus, cpu_count() - 1))
 
 
-def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
+def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
            is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1,
            quick_calibration: int = 2) -> tuple[list[float], list[float], int]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
@@ -503,7 +519,7 @@ def _train(model, merged, tilts, plan: PairPlan, cube: int, level: float, noise_
     val_losses: list[float] = []
     epoch = 0
     while epoch < epochs:
-        stream = BatchStream(merged, tilts, plan, cube, level, noise_mode, seed, threads=threads)
+        stream = BatchStream(merged, wedges, plan, cube, level, noise_mode, seed, threads=threads)
         try:
             batch_losses = []
             for step in progress(range(plan.steps_per_epoch), total=plan.steps_per_epoch,

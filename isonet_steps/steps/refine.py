@@ -15,8 +15,32 @@ from ..io.errors import InputError
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
-from ..io.star import read_subtomo_star, resolve_path
+from ..core.wedge import Wedge
+from ..io.star import is_set, read_subtomo_star, resolve_path
+from ..io.tilt_angles import TILT_ANGLE_COLUMN, read_tilt_angles
 from ..network.refine import RefineData, RefineSettings, refine
+
+
+def _wedges(table, star_path: str | os.PathLike) -> list[Wedge]:
+    """Each row's wedge: the recorded angles of its ``rlnTiltAngleFile`` (each distinct file read once)
+    when the row names one, so gaps in the series count as missing; else its rlnTiltMin/rlnTiltMax range.
+    """
+    by_file: dict[Path, Wedge] = {}
+    wedges = []
+    has_files = TILT_ANGLE_COLUMN in table.columns
+    for _, row in table.iterrows():
+        if has_files and is_set(row[TILT_ANGLE_COLUMN]):
+            path = resolve_path(row[TILT_ANGLE_COLUMN], star_path, TILT_ANGLE_COLUMN, "tilt-angle file")
+            if path not in by_file:
+                angles = read_tilt_angles(path)
+                try:
+                    by_file[path] = Wedge.from_angles(angles)
+                except ValueError as exc:
+                    raise InputError(f"{path}: {exc}; give the tilt series' .tlt (one angle per view).") from None
+            wedges.append(by_file[path])
+        else:
+            wedges.append(Wedge.from_range(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])))
+    return wedges
 
 
 def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> RefineData:
@@ -48,7 +72,7 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
         raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or "
                          "re-extract.")
     tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
-    return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube)
+    return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, wedges=_wedges(table, star_path))
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
