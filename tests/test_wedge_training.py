@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from isonet_steps.core.wedge import Wedge, measured_part, missing_part
+from isonet_steps.core.wedge import Wedge, measured_part
 from isonet_steps.io.checkpoint import RefineStore
 from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import write_volume
@@ -91,7 +91,8 @@ def test_merge_takes_the_gap_from_the_prediction():
 
 def _tiny_star(root, with_files=True, second_angles=None):
     """Six 24³ subtomograms of two tomograms: the first with a gapped .tlt, the second with a range only
-    (or ``second_angles`` as its own .tlt)."""
+    (or ``second_angles`` as its own .tlt).
+    """
     rng = np.random.default_rng(0)
     write_tilt_angles(root / "a.tlt", GAP_ANGLES)
     if second_angles is not None:

@@ -8,8 +8,9 @@ Noise2noise (even/odd halves): a pair's input is the wedge-filtered rotation of 
 cube and its target the same rotation of the other half's, in both directions, with no added noise.
 Each subtomogram has its own :class:`~isonet_steps.core.wedge.Wedge` (its range, or its recorded
 angles when extract gave a tilt-angle file), so a series with a gap trains with the gap as missing;
-an ``(N, 2)`` array of ranges is still accepted. Every batch is a pure function of (seed, iteration, epoch, step), so a resumed run sees exactly the
-batches an uninterrupted run would, and batches can be made ahead in a background thread.
+an ``(N, 2)`` array of ranges is still accepted. Every batch is a pure function of (seed, iteration,
+epoch, step), so a resumed run sees exactly the batches an uninterrupted run would, and batches can
+be made ahead in a background thread.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ..core.normalize import percentile_normalize, to_network
 from ..core.rotations import ROTATIONS, rotate
 from ..core.wedge import Wedge, measured_part, missing_part
 
-__all__ = ["as_wedges", "merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop", "PairPlan",
-           "make_batch", "make_noise2noise_batch", "BatchStream"]
+__all__ = ["as_wedges", "merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop",
+           "PairPlan", "make_batch", "make_noise2noise_batch", "BatchStream"]
 
 
 def center_crop(volume: np.ndarray, size: int) -> np.ndarray:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.wedge import Wedge
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
-from ..core.wedge import Wedge
 from ..io.star import is_set, read_subtomo_star, resolve_path
 from ..io.tilt_angles import TILT_ANGLE_COLUMN, read_tilt_angles
 from ..network.refine import RefineData, RefineSettings, refine
