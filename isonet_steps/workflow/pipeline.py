@@ -207,7 +207,7 @@ class Pipeline:
                     subtomo_star=self.path("subtomo.star"),
                     # gold-standard halves draw from separate slabs: no shared voxel
                     split_halves="slabs" if self.p("halves") else "random",
-                    **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo"))
+                    **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo", "noise2noise"))
 
     def _refine(self, resume: bool = False) -> None:
         import dataclasses
