@@ -232,7 +232,7 @@ class Pipeline:
 
         run_predict(self.path("tomograms_mask.star"), self.path("refine", "model_final.keras"),
                     output_dir=self.path("corrected"), output_star=self.path("tomograms_corrected.star"),
-                    **self._predict_values())
+                    correct_halves=self.p("noise2noise"), **self._predict_values())
 
     def _gold_standard(self) -> None:
         from ..steps.gold_standard import run_gold_standard
