@@ -36,7 +36,7 @@ STEP_OPTIONS = {
     "learning_rate": ("refine", "learning_rate"), "noise_mode": ("refine", "noise_mode"),
     "precision": ("refine", "precision"), "select_subtomo_number": ("refine", "select_subtomo_number"),
     "steps_per_epoch": ("refine", "steps_per_epoch"), "batch_size": ("refine", "batch_size"),
-    "cone_angle": ("fsc", "cone_angle"),
+    "cone_angle": ("fsc", "cone_angle"), "noise2noise": ("extract", "noise2noise"),
 }
 
 

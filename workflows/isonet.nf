@@ -70,14 +70,18 @@ def starTomograms(star) {
     if (!rows[0].containsKey('rlnMicrographName')) {
         error "${star}: no rlnMicrographName column; give a tomograms.star made by prepare_star (or IsoNet)."
     }
-    def tomos = rows.collect { row ->
-        def name = row.rlnMicrographName
-        def candidates = name.startsWith('/') || name.contains('://') ? [file(name)] : [file("${workflow.launchDir}/${name}"), star.parent.resolve(name)]
-        def found = candidates.find { candidate -> candidate.exists() }
-        if (!found) {
-            error "${star}: rlnMicrographName ${name} does not exist (looked in ${candidates.join(' and ')}); fix the path in the STAR file."
+    // each tomogram, and its raw halves where the row names them (extract --noise2noise cuts from those)
+    def columns = ['rlnMicrographName', 'rlnTomoReconstructedTomogramHalf1', 'rlnTomoReconstructedTomogramHalf2']
+    def tomos = rows.collectMany { row ->
+        columns.findAll { column -> row[column] && row[column] != 'None' }.collect { column ->
+            def name = row[column]
+            def candidates = name.startsWith('/') || name.contains('://') ? [file(name)] : [file("${workflow.launchDir}/${name}"), star.parent.resolve(name)]
+            def found = candidates.find { candidate -> candidate.exists() }
+            if (!found) {
+                error "${star}: ${column} ${name} does not exist (looked in ${candidates.join(' and ')}); fix the path in the STAR file."
+            }
+            found
         }
-        found
     }
     return uniqueNames(star, tomos)
 }

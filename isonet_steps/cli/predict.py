@@ -21,6 +21,9 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
         help="Correct rlnDeconvTomoName where it is set and exists, else rlnMicrographName.")
 @option("--half", type=click.Choice(["1", "2"]), default=None,
         help="Gold-standard half: write <name>_half1_corrected.mrc and fill rlnCorrectedTomoHalf1 (or 2).")
+@option("--correct-halves/--no-correct-halves", default=False,
+        help="Also correct each row's raw halves (rlnTomoReconstructedTomogramHalf1/2) with the same network into "
+             "rlnCorrectedTomoHalf1/2, for the report's map of where they disagree (isonet run --noise2noise sets it).")
 @option("--output-star", default=None, help="STAR file to write [default: update TOMO_STAR in place].")
 @option("--relion5-folder", default=None,
         help="For rows from a RELION 5 project: the folder (or URI) named before each corrected file in "
@@ -30,11 +33,11 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
         help='GPUs to use, e.g. 0 or 0,1; "cpu" or "" for the CPU [default: every visible GPU].')
 @log_level_option()
 def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo_idx, use_deconv_tomo, half,
-            output_star, precision, gpus, relion5_folder, log_level):
+            correct_halves, output_star, precision, gpus, relion5_folder, log_level):
     """Correct the tomograms of TOMO_STAR with the network in MODEL (.keras) and record them in the STAR file."""
     from ..steps.predict import run_predict
 
     run_predict(tomo_star, model, output_dir=output_dir, cube_size=cube_size, crop_size=crop_size,
                 batch_size=batch_size, tomo_idx=tomo_idx, use_deconv_tomo=use_deconv_tomo,
                 half=int(half) if half else None, output_star=output_star, precision=precision, gpus=gpus,
-                relion5_folder=relion5_folder)
+                relion5_folder=relion5_folder, correct_halves=correct_halves)

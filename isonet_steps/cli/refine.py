@@ -53,6 +53,9 @@ _ints = _number_list(int, "11,16")
 @option("--until-iter", type=int, default=None, help="Stop after this iteration (one-iteration tasks in Nextflow).")
 @option("--halves/--no-halves", default=False,
         help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
+@option("--noise2noise/--no-noise2noise", default=False,
+        help="Train each box of one raw half tomogram to predict the same box of the other (rlnImageNameHalf2, "
+             "from extract --noise2noise) instead of adding noise.")
 @option("--seed", type=int, default=0, help="Random seed: same seed, same result.")
 @precision_option()
 @option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only [default: every visible GPU].")
@@ -60,8 +63,8 @@ _ints = _number_list(int, "11,16")
 @log_level_option()
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
-            select_subtomo_number, pretrained_model, resume, until_iter, halves, seed, precision, gpus, ncpus,
-            log_level):
+            select_subtomo_number, pretrained_model, resume, until_iter, halves, noise2noise, seed, precision, gpus,
+            ncpus, log_level):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..network.devices import configure
 
@@ -75,7 +78,7 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
         filter_base=filter_base, unet_depth=unet_depth, convs_per_depth=convs_per_depth, kernel=kernel,
         dropout=dropout, batch_norm=batch_norm, learning_rate=learning_rate, noise_level=noise_level,
         noise_start_iter=noise_start_iter, noise_mode=noise_mode, select_subtomo_number=select_subtomo_number,
-        pretrained_model=pretrained_model, seed=seed, precision=precision,
+        pretrained_model=pretrained_model, seed=seed, precision=precision, noise2noise=noise2noise,
     )
     run_refine(subtomo_star, result_dir, settings, until_iter=until_iter, resume=resume, halves=halves,
                log_level=log_level)

@@ -80,6 +80,7 @@ SUBTOMO_COLUMNS: dict[str, type] = {
     "rlnTiltMax": float,
     "rlnRandomSubset": int,
     "rlnTiltAngleFile": str,  # the tomogram's tilt angles (absolute), for a wedge with the series' gaps
+    "rlnImageNameHalf2": str,  # noise2noise: the same box as rlnImageName's, cut from the other (odd) half tomogram
 }
 
 

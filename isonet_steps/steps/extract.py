@@ -43,6 +43,28 @@ class _Plan:
     number: int
     counts: np.ndarray
     half_counts: dict[int, np.ndarray] | None = None  # slab split: valid centres per half, else None
+    raw_halves: tuple[Path, Path] | None = None  # noise2noise: the boxes are cut from these (even/odd) instead
+
+
+#: subtomo.star's column naming half 2's box under noise2noise (rlnImageName names half 1's, the same region).
+HALF2_IMAGE_COLUMN = "rlnImageNameHalf2"
+RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+
+
+def _raw_halves(row: dict, star, name: str, shape: tuple[int, ...]) -> tuple[Path, Path]:
+    """The row's two raw half tomograms (noise2noise), checked to exist and to match the tomogram's shape."""
+    if not all(is_set(row.get(c)) for c in RAW_HALF_COLUMNS):
+        raise InputError(f"{star}: {name} has no {' / '.join(RAW_HALF_COLUMNS)}, so --noise2noise has no even/odd "
+                         "halves to cut; give a RELION 5 tomograms.star (its reconstructions have halves), add both "
+                         "columns, or run without --noise2noise.")
+    paths = tuple(Path(resolve_path(row[c], star, c, "half tomogram")) for c in RAW_HALF_COLUMNS)
+    for path in paths:
+        with open_memmap(path, "half tomogram") as vol:
+            half_shape = tuple(int(s) for s in vol.data.shape)
+        if half_shape != shape:
+            raise InputError(f"{path}: half tomogram shape {half_shape} differs from {name}'s {shape} (Z,Y,X); "
+                             "give the halves of this same reconstruction.")
+    return paths[0], paths[1]
 
 
 def _tomogram(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool) -> tuple[Path, tuple[int, ...], float]:
@@ -99,7 +121,8 @@ def _check_number(plan: _Plan, crop: int) -> None:
                          f"ask for fewer subtomograms (rlnNumberSubtomo) or use a looser mask.")
 
 
-def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, split: str = "random") -> _Plan:
+def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, split: str = "random",
+              noise2noise: bool = False) -> _Plan:
     name = Path(str(row["rlnMicrographName"])).name
     number = int(row["rlnNumberSubtomo"]) if "rlnNumberSubtomo" in row else 100
     if number < 0:
@@ -117,7 +140,8 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
     if is_set(row.get("rlnTiltAngleFile")):  # absolute: subtomo.star is read from another folder
         angle_file = resolve_path(row["rlnTiltAngleFile"], star, "rlnTiltAngleFile")
         row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
-    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts)
+    raw = _raw_halves(row, star, name, shape) if noise2noise else None
+    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw)
     _check_number(plan, crop)
     return plan
 
@@ -165,26 +189,39 @@ def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_si
     }
 
 
+def _cut_from(source: Path, centres, out_names: list[Path], crop: int, voxel_size: float, desc: str) -> None:
+    """Write the box around each centre of ``source`` to its file, reading the tomogram box by box."""
+    with open_memmap(source, "tomogram") as vol:
+        for j in progress(range(len(centres)), total=len(centres), desc=desc, unit="subtomo"):
+            write_volume(out_names[j], crop_box(vol.data, centres[j], crop), voxel_size)
+            release_pages(vol.data)  # a big tomogram is read box by box, never held resident
+
+
 def _cut(plan: _Plan, centres, halves, folder: Path, subtomo_folder, rows: list[dict], cube_size: int,
          crop: int) -> list[Path]:
-    """Write the plan's subtomograms and append their STAR rows; returns the files written."""
+    """Write the plan's subtomograms (noise2noise: the same boxes of both halves) and append their STAR rows."""
     stem = Path(plan.name).stem
-    written = []
-    with open_memmap(plan.source, "tomogram") as vol:
-        for j in progress(range(len(centres)), total=len(centres), desc=f"extract {stem}", unit="subtomo"):
-            out = folder / f"{stem}_{j:06d}.mrc"
-            write_volume(out, crop_box(vol.data, centres[j], crop), plan.voxel_size)
-            release_pages(vol.data)  # a big tomogram is read box by box, never held resident
-            written.append(out)
-            rows.append(_subtomo_row(plan, len(rows) + 1, str(Path(subtomo_folder) / out.name), centres[j],
-                                     int(halves[j]), cube_size, crop))
-    return written
+    names = [folder / f"{stem}_{j:06d}.mrc" for j in range(len(centres))]
+    if plan.raw_halves is None:
+        _cut_from(plan.source, centres, names, crop, plan.voxel_size, f"extract {stem}")
+        seconds: list[Path] = []
+    else:
+        seconds = [folder / f"{stem}_{j:06d}_half2.mrc" for j in range(len(centres))]
+        _cut_from(plan.raw_halves[0], centres, names, crop, plan.voxel_size, f"extract {stem} half 1")
+        _cut_from(plan.raw_halves[1], centres, seconds, crop, plan.voxel_size, f"extract {stem} half 2")
+    for j, out in enumerate(names):
+        row = _subtomo_row(plan, len(rows) + 1, str(Path(subtomo_folder) / out.name), centres[j], int(halves[j]),
+                           cube_size, crop)
+        if seconds:
+            row[HALF2_IMAGE_COLUMN] = str(Path(subtomo_folder) / seconds[j].name)
+        rows.append(row)
+    return names + seconds
 
 
 def _remove_stale(folder: Path, stems: list[str], written: set[Path]) -> None:
     """Remove only stale subtomograms of these tomograms from an earlier run (never the folder)."""
     for stem in stems:
-        pattern = re.compile(re.escape(stem) + r"_\d{6}\.mrc")
+        pattern = re.compile(re.escape(stem) + r"_\d{6}(_half2)?\.mrc")
         for old in folder.iterdir():
             if pattern.fullmatch(old.name) and old not in written and old.is_file():
                 old.unlink()
@@ -194,17 +231,19 @@ def _remove_stale(folder: Path, stems: list[str], written: set[Path]) -> None:
 def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = "subtomo",
                 subtomo_star: str | os.PathLike = "subtomo.star", cube_size: int = 64, crop_size: int | None = None,
                 seed: int = 0, use_deconv_tomo: bool = True, split_halves: str = "random",
-                tomo_idx: str | None = None) -> Path:
+                tomo_idx: str | None = None, noise2noise: bool = False) -> Path:
     """Cut rlnNumberSubtomo subtomograms per chosen row into ``subtomo_folder``; returns the subtomo.star written.
 
     Every row is checked (files, sizes, masks, counts) before anything is written; the STAR comes last.
+    With ``noise2noise`` the same boxes (the centres drawn on the tomogram's mask) are cut from the row's
+    raw even/odd half tomograms instead: rlnImageName names half 1's box, rlnImageNameHalf2 half 2's.
     """
     log = get_logger("extract")
     crop = check_box_sizes(cube_size, crop_size)
     if seed < 0:
         raise InputError(f"--seed {seed} must be >= 0.")
     df = read_tomogram_star(star)
-    plans = [_plan_row(df.iloc[i].to_dict(), star, crop, cube_size, use_deconv_tomo, split_halves)
+    plans = [_plan_row(df.iloc[i].to_dict(), star, crop, cube_size, use_deconv_tomo, split_halves, noise2noise)
              for i in select_rows(df, tomo_idx, star)]
     stems = _check_names(plans, star)
     check_writable_target(Path(subtomo_folder) / "x.mrc")

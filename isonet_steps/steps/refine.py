@@ -19,6 +19,7 @@ from ..io.refine_state import RefineState
 from ..io.star import is_set, read_subtomo_star, resolve_path
 from ..io.tilt_angles import TILT_ANGLE_COLUMN, read_tilt_angles
 from ..network.refine import RefineData, RefineSettings, refine
+from .extract import HALF2_IMAGE_COLUMN
 
 
 def _wedges(table, star_path: str | os.PathLike) -> list[Wedge]:
@@ -43,8 +44,25 @@ def _wedges(table, star_path: str | os.PathLike) -> list[Wedge]:
     return wedges
 
 
-def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> RefineData:
-    """Read every subtomogram a subtomo.star names (optionally one rlnRandomSubset half)."""
+def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """Noise2noise: the same boxes cut from the other half tomogram (rlnImageNameHalf2), in the table's order."""
+    if HALF2_IMAGE_COLUMN not in table.columns or not all(is_set(v) for v in table[HALF2_IMAGE_COLUMN]):
+        raise InputError(f"{star_path}: --noise2noise needs every row's {HALF2_IMAGE_COLUMN} (the box cut from the "
+                         "other half tomogram); re-run extract with --noise2noise on tomograms with raw halves.")
+    cubes = []
+    for value in progress(table[HALF2_IMAGE_COLUMN], total=len(table), desc="reading half-2 subtomograms",
+                          unit="subtomo"):
+        path = resolve_path(value, star_path, HALF2_IMAGE_COLUMN, "subtomogram")
+        data = read_volume(path, "subtomogram").data
+        if data.shape != shape:
+            raise InputError(f"{path}: half-2 subtomogram is {data.shape} but its half-1 box is {shape}; re-run "
+                             "extract --noise2noise.")
+        cubes.append(data)
+    return np.stack(cubes), [Path(str(v)).name for v in table[HALF2_IMAGE_COLUMN]]
+
+
+def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2noise: bool = False) -> RefineData:
+    """Read every subtomogram a subtomo.star names (optionally one rlnRandomSubset half; noise2noise: both halves)."""
     table = read_subtomo_star(star_path)
     if half is not None:
         if "rlnRandomSubset" not in table.columns:
@@ -72,7 +90,9 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None) -> Refi
         raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or "
                          "re-extract.")
     tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
-    return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, wedges=_wedges(table, star_path))
+    second, second_names = _second_half(table, star_path, cubes[0].shape) if noise2noise else (None, None)
+    return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, second_half=second,
+                      second_names=second_names, wedges=_wedges(table, star_path))
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
@@ -92,7 +112,7 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
         setup_logging(log_level, store.log_path)
         try:
             log = get_logger("refine")
-            data = load_subtomos(star_path, half)
+            data = load_subtomos(star_path, half, noise2noise=settings.noise2noise)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
                      f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
             half_settings = (settings if half is None

@@ -79,6 +79,9 @@ PARAMS: tuple[Param, ...] = (
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
     Param("halves", "bool", False, "Train two networks on spatially separate halves and report the gold-standard FSC.",
           ("extract", "refine")),
+    Param("noise2noise", "bool", False,
+          "Train on the raw even/odd half tomograms: each box of one half predicts the same box of the other.",
+          ("extract", "refine", "predict")),
     # predict
     Param("predict_cube_size", "int", 96, "Predict tile stride (multiple of 2**unet_depth).", ("predict",)),
     Param("predict_crop_size", "int", 128, "Predict tile edge (at least predict_cube_size + 8).", ("predict",)),

@@ -207,7 +207,7 @@ class Pipeline:
                     subtomo_star=self.path("subtomo.star"),
                     # gold-standard halves draw from separate slabs: no shared voxel
                     split_halves="slabs" if self.p("halves") else "random",
-                    **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo"))
+                    **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo", "noise2noise"))
 
     def _refine(self, resume: bool = False) -> None:
         import dataclasses
@@ -232,7 +232,7 @@ class Pipeline:
 
         run_predict(self.path("tomograms_mask.star"), self.path("refine", "model_final.keras"),
                     output_dir=self.path("corrected"), output_star=self.path("tomograms_corrected.star"),
-                    **self._predict_values())
+                    correct_halves=self.p("noise2noise"), **self._predict_values())
 
     def _gold_standard(self) -> None:
         from ..steps.gold_standard import run_gold_standard
