@@ -14,6 +14,7 @@ from isonet_steps.io.tilt_angles import write_tilt_angles
 from isonet_steps.network.pairs import BatchStream, PairPlan, make_batch, merge_with_prediction
 from isonet_steps.network.refine import RefineData, RefineSettings, refine
 from isonet_steps.steps import refine as refine_step
+from isonet_steps.steps import row_wedge
 
 #: -60..60° every 3°, with the views between -15° and +15° (exclusive) not recorded: a gap around 0°.
 GAP_ANGLES = tuple(float(a) for a in range(-60, 61, 3) if abs(a) > 15)
@@ -115,8 +116,8 @@ def _tiny_star(root, with_files=True, second_angles=None):
 def test_load_subtomos_reads_each_angle_file_once(tmp_path, monkeypatch):
     star = _tiny_star(tmp_path)
     reads = []
-    real = refine_step.read_tilt_angles
-    monkeypatch.setattr(refine_step, "read_tilt_angles", lambda p: reads.append(p) or real(p))
+    real = row_wedge.read_tilt_angles
+    monkeypatch.setattr(row_wedge, "read_tilt_angles", lambda p: reads.append(p) or real(p))
     data = refine_step.load_subtomos(star)
     assert len(reads) == 1
     assert data.wedges is not None

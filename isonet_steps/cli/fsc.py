@@ -23,15 +23,25 @@ def draw_fsc_png(result) -> bytes:
 @option("--cone-angle", type=float, default=20.0,
         help="Half-angle of the cones around X/Y/Z and slabs around the planes, degrees.")
 @option("--plot", default=None, help="Also draw the curves to this PNG file.")
+@option("--tilt-min", type=float, default=None,
+        help="Lowest tilt angle of the series, degrees (with --tilt-max): adds the measured/missing-wedge curves.")
+@option("--tilt-max", type=float, default=None, help="Highest tilt angle of the series, degrees (with --tilt-min).")
+@option("--tilt-angles", default=None,
+        help="The series' tilt-angle file (.tlt, one angle per line): adds the measured/missing-wedge curves, "
+             "gaps in the series counted as missing.")
 @log_level_option()
-def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot, log_level):
+def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot, tilt_min, tilt_max, tilt_angles,
+            log_level):
     """Fourier shell correlation of HALF1 and HALF2: globally, along X, Y, Z and on the XY/XZ/YZ planes.
 
     Reports the resolution where each curve first falls below 0.5 and 0.143 (Nyquist if never).
     The JSON holds frequency_per_A, fsc and n_voxels per direction (global, x, y, z, xy, xz, yz)
-    and resolution_A {"0.5": {...}, "0.143": {...}} in Å.
+    and resolution_A {"0.5": {...}, "0.143": {...}} in Å. Given the tilt range (--tilt-min/--tilt-max) or
+    angles (--tilt-angles), two more curves split Fourier space by the missing wedge: measured (directions
+    the tilt series recorded) and wedge (those it did not).
     """
     from ..steps.fsc import run_fsc
 
     run_fsc(half1, half2, output, mask=mask, mask_sigma=mask_sigma, pixel_size=pixel_size, cone_angle=cone_angle,
-            plot=plot, draw_plot=draw_fsc_png if plot else None)
+            plot=plot, draw_plot=draw_fsc_png if plot else None, tilt_min=tilt_min, tilt_max=tilt_max,
+            tilt_angles=tilt_angles)

@@ -22,6 +22,15 @@ Geometry (arrays are ``[Z, Y, X]``):
   Usable shells hold at least ``MIN_SHELL_VOXELS`` (10) Fourier voxels: at the low end of a
   narrow cone a shell can hold one independent coefficient, whose "correlation" is chance.
 
+- With the tomogram's :class:`~isonet_steps.core.wedge.Wedge`, two more curves split the voxels by
+  the missing wedge: "measured" (the direction lies on a line the tilt series measured) and
+  "wedge" (it does not: the missing wedge, and the gaps of a series with missing views). The rule
+  is the Wedge's angle of (kz, kx) from the kx axis, the same for every ky, applied at every
+  frequency (:meth:`Wedge.measured_directions`, no inscribed-circle cut); the ky axis itself (the
+  tilt axis) is measured. The two partition every shell, so their counts add up to the global
+  one. They show how well a correction restored the directions never measured against those
+  that were, the key figure for missing-wedge correction.
+
 Only half the spectrum is stored (``rfftn``); voxels whose mirror image is not stored count twice.
 Sums are accumulated a few kz planes at a time with ``np.bincount``, so memory beyond the two
 spectra stays small (a 300 x 1000 x 1000 pair needs about 2.4 GB of spectra).
@@ -34,9 +43,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.errors import InputError
+from .wedge import Wedge
 
 #: Curve names, in the order they are reported.
 DIRECTIONS: tuple[str, ...] = ("global", "x", "y", "z", "xy", "xz", "yz")
+#: The two curves of the missing-wedge split, present when the FSC is given the tomogram's wedge.
+WEDGE_DIRECTIONS: tuple[str, ...] = ("measured", "wedge")
 #: Thresholds reported by default: 0.5 and the gold-standard 0.143.
 THRESHOLDS: tuple[float, ...] = (0.5, 0.143)
 #: Shells with fewer Fourier voxels than this are not tested for a threshold crossing.
@@ -52,6 +64,7 @@ class FSCResult:
     ``frequency`` (1/Å) and every array in ``curves``/``counts`` run over shells 1 .. N//2 (DC
     left out). ``counts`` are Fourier voxels per shell over the full (not half) spectrum.
     ``resolution[threshold_key][direction]`` is in Å (NaN when a curve has too few shells).
+    With a ``wedge`` the curves include :data:`WEDGE_DIRECTIONS` too.
     """
 
     frequency: np.ndarray
@@ -62,6 +75,12 @@ class FSCResult:
     cone_angle: float
     shape: tuple[int, int, int]
     thresholds: tuple[float, ...] = field(default=THRESHOLDS)
+    wedge: Wedge | None = None
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The curves this result holds, in report order (the wedge split last, when computed)."""
+        return tuple(d for d in (*DIRECTIONS, *WEDGE_DIRECTIONS) if d in self.curves)
 
     @property
     def nyquist(self) -> float:
@@ -74,21 +93,45 @@ class FSCResult:
         def clean(values) -> list:
             return [float(f"{v:.8g}") if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
-        return {
+        directions = self.directions
+        data = {
             "pixel_size_A": float(self.pixel_size),
             "shape_zyx": [int(s) for s in self.shape],
             "cone_angle_deg": float(self.cone_angle),
             "shell_width_per_A": float(self.frequency[0]) if self.frequency.size else None,
             "nyquist_A": float(self.nyquist),
-            "directions": list(DIRECTIONS),
+            "directions": list(directions),
             "frequency_per_A": clean(self.frequency),
-            "fsc": {d: clean(self.curves[d]) for d in DIRECTIONS},
-            "n_voxels": {d: [int(c) for c in self.counts[d]] for d in DIRECTIONS},
+            "fsc": {d: clean(self.curves[d]) for d in directions},
+            "n_voxels": {d: [int(c) for c in self.counts[d]] for d in directions},
             "resolution_A": {
                 key: {d: (None if not np.isfinite(v) else round(float(v), 3)) for d, v in per.items()}
                 for key, per in self.resolution.items()
             },
         }
+        if self.wedge is not None:
+            data["wedge"] = wedge_to_dict(self.wedge)
+        return data
+
+
+def wedge_to_dict(wedge: Wedge) -> dict:
+    """The wedge of an FSC as JSON: its range, recorded angles (or null) and the measured intervals."""
+    return {
+        "tilt_min_deg": float(wedge.tilt_min),
+        "tilt_max_deg": float(wedge.tilt_max),
+        "angles_deg": None if wedge.angles is None else [float(a) for a in wedge.angles],
+        "measured_intervals_deg": [[float(lo), float(hi)] for lo, hi in wedge.intervals],
+        "description": wedge.describe(),
+    }
+
+
+def wedge_from_dict(data: dict | None) -> Wedge | None:
+    """The inverse of :func:`wedge_to_dict` (None stays None)."""
+    if not data:
+        return None
+    if data.get("angles_deg"):
+        return Wedge.from_angles(data["angles_deg"])
+    return Wedge.from_range(float(data["tilt_min_deg"]), float(data["tilt_max_deg"]))
 
 
 def threshold_key(threshold: float) -> str:
@@ -156,24 +199,41 @@ def _rfft_multiplicity(nx: int, size: int) -> np.ndarray:
     return mult[None, None, :]
 
 
-def _bin_codes(uz2, uy2, ux2, overflow: int, n_bins: int, cos2: float, sin2: float) -> np.ndarray:
-    """Each voxel's bin ``shell + code·n_bins`` (raveled), ``code`` the 6-bit membership of the directions."""
+#: The bit of a voxel's code that says "measured" (after the six directional bits), with a wedge.
+_MEASURED_BIT = len(DIRECTIONS) - 1
+
+
+def _bin_codes(uz2, uy2, ux2, overflow: int, n_bins: int, cos2: float, sin2: float,
+               measured: np.ndarray | None = None) -> np.ndarray:
+    """Each voxel's bin ``shell + code·n_bins`` (raveled), ``code`` the 6-bit membership of the directions.
+
+    ``measured`` (boolean, broadcastable to the chunk: ``(kz, 1, kx)``) adds a seventh bit, set on
+    the directions the tilt series measured.
+    """
     r2 = uz2 + uy2 + ux2
     idx = np.floor(np.sqrt(r2) + 0.5).astype(np.intp)
     np.minimum(idx, overflow, out=idx)
     masks = _direction_masks(uz2, uy2, ux2, r2, cos2, sin2)
     for bit, name in enumerate(DIRECTIONS[1:]):
         idx += masks[name].astype(np.intp) * ((1 << bit) * n_bins)
+    if measured is not None:
+        idx += measured.astype(np.intp) * ((1 << _MEASURED_BIT) * n_bins)
     return idx.ravel()
 
 
 def _sums_by_direction(acc: np.ndarray, n_codes: int, n_bins: int, n_shells: int) -> dict[str, np.ndarray]:
-    """Per direction, the sums over every code that includes it (global: all codes)."""
+    """Per direction, the sums over every code that includes it (global: all codes); the wedge split
+    when the codes carry the measured bit.
+    """
     acc = acc.reshape(4, n_codes, n_bins)[:, :, :n_shells]
     codes = np.arange(n_codes)
     sums = {"global": acc.sum(axis=1)}
     for bit, name in enumerate(DIRECTIONS[1:]):
         sums[name] = acc[:, (codes >> bit) & 1 == 1].sum(axis=1)
+    if n_codes > 1 << _MEASURED_BIT:
+        measured = (codes >> _MEASURED_BIT) & 1 == 1
+        sums["measured"] = acc[:, measured].sum(axis=1)
+        sums["wedge"] = acc[:, ~measured].sum(axis=1)
     return sums
 
 
@@ -184,12 +244,13 @@ def shell_sums(
     pixel_size: float,
     cone_angle: float = 20.0,
     *,
+    wedge: Wedge | None = None,
     progress=None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-shell sums of Re(F1 F2*), |F1|^2, |F2|^2 and voxel counts, for every direction.
 
     Returns the shell frequencies (1/Å, shells 0 .. N//2) and, per direction, an array
-    ``(4, n_shells)`` of [cross, power1, power2, count].
+    ``(4, n_shells)`` of [cross, power1, power2, count]; with a ``wedge`` also "measured" and "wedge".
     """
     nz, ny, nx = shape
     n = max(shape)
@@ -208,7 +269,8 @@ def shell_sums(
     # Each voxel's membership of the six directional subsets is a 6-bit code; one bincount per
     # quantity over (code, shell) serves every direction at once.
     n_bins = n_shells + 1
-    n_codes = 1 << len(DIRECTIONS[1:])
+    n_codes = 1 << (len(DIRECTIONS[1:]) + (wedge is not None))
+    measured = None if wedge is None else wedge.measured_directions(nz, nx, rfft=True)[:, None, :]
     acc = np.zeros((4, n_codes * n_bins), dtype=np.float64)
     plane = ny * ux.size
     step = max(1, _CHUNK_VOXELS // plane)
@@ -217,7 +279,8 @@ def shell_sums(
         starts = progress(starts, total=len(starts), desc="FSC shells", unit="chunk")
     for z0 in starts:
         z1 = min(nz, z0 + step)
-        idx = _bin_codes(np.square(uz[z0:z1])[:, None, None], uy2, ux2, overflow, n_bins, cos2, sin2)
+        idx = _bin_codes(np.square(uz[z0:z1])[:, None, None], uy2, ux2, overflow, n_bins, cos2, sin2,
+                         None if measured is None else measured[z0:z1])
         a = spec1[z0:z1]
         b = spec2[z0:z1]
         weights = (
@@ -291,7 +354,7 @@ def _curves(sums: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[st
     """FSC curve and voxel count per direction over shells 1 .. N//2 (NaN where a shell is empty)."""
     curves: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
-    for name in DIRECTIONS:
+    for name in sums:
         cross, p1, p2, count = sums[name][:, 1:]
         denom = np.sqrt(p1 * p2)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -307,7 +370,7 @@ def _resolutions(frequency: np.ndarray, curves: dict[str, np.ndarray], counts: d
     resolution: dict[str, dict[str, float]] = {}
     for t in thresholds:
         per = {}
-        for name in DIRECTIONS:
+        for name in curves:
             res = crossing_resolution(frequency, curves[name], t, counts[name], min_shell_voxels)
             per[name] = nyquist if np.isinf(res) else res
         resolution[threshold_key(t)] = per
@@ -325,6 +388,7 @@ def fourier_shell_correlation(
     thresholds: tuple[float, ...] = THRESHOLDS,
     min_shell_voxels: int = MIN_SHELL_VOXELS,
     overwrite_input: bool = False,
+    wedge: Wedge | None = None,
     progress=None,
 ) -> FSCResult:
     """Global and directional FSC between two independent half volumes ``[Z, Y, X]``.
@@ -338,6 +402,7 @@ def fourier_shell_correlation(
     thresholds : FSC values at which the resolution is reported.
     min_shell_voxels : shells with fewer Fourier voxels are not tested for a crossing.
     overwrite_input : allow the halves to be used as scratch space (saves memory).
+    wedge : the tomogram's missing wedge; adds the "measured" and "wedge" curves (module docstring).
     progress : optional wrapper ``progress(iterable, total=, desc=, unit=)`` for a progress bar.
 
     Returns
@@ -353,7 +418,7 @@ def fourier_shell_correlation(
     spec1 = _prepared_spectrum(half1, weights, overwrite_input)
     spec2 = _prepared_spectrum(half2, weights, overwrite_input)
     del weights
-    frequency, sums = shell_sums(spec1, spec2, shape, pixel_size, cone_angle, progress=progress)
+    frequency, sums = shell_sums(spec1, spec2, shape, pixel_size, cone_angle, wedge=wedge, progress=progress)
     del spec1, spec2
     curves, counts = _curves(sums)
     frequency = frequency[1:]
@@ -367,4 +432,5 @@ def fourier_shell_correlation(
         cone_angle=float(cone_angle),
         shape=shape,
         thresholds=tuple(thresholds),
+        wedge=wedge,
     )

@@ -27,9 +27,9 @@ __all__ = ["GAP_FACTOR", "Wedge", "measured_intervals", "wedge_mask_2d", "apply_
            "missing_part", "wedge_mask_3d"]
 
 
-@lru_cache(maxsize=64)
-def _intervals_mask(nz: int, nx: int, intervals: tuple[tuple[float, float], ...], rfft: bool) -> np.ndarray:
-    """The (kz, kx) mask of the union of measured angular ``intervals`` (degrees from kx, each lo ≤ hi)."""
+def _angular_membership(nz: int, nx: int, intervals: tuple[tuple[float, float], ...],
+                        rfft: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which (kz, kx) lie on a measured line (by angle from kx alone), and the kz, kx grids themselves."""
     kz = np.fft.fftfreq(nz)[:, None]
     kx = (np.fft.rfftfreq(nx) if rfft else np.fft.fftfreq(nx))[None, :]
     # angle of each (kz, kx) from the kx axis, folded into (-90, 90]: a line through the origin.
@@ -42,6 +42,23 @@ def _intervals_mask(nz: int, nx: int, intervals: tuple[tuple[float, float], ...]
         in_wedge |= (angle >= lo - eps) & (angle <= hi + eps)
     if any(hi >= 90.0 - eps or lo <= -90.0 + eps for lo, hi in intervals):  # ±90 reaches kz from either side
         in_wedge |= np.isclose(np.abs(angle), 90.0)
+    return in_wedge, kz, kx
+
+
+@lru_cache(maxsize=64)
+def _angular_mask(nz: int, nx: int, intervals: tuple[tuple[float, float], ...], rfft: bool) -> np.ndarray:
+    """Boolean (kz, kx): on a measured line by angle alone (no inscribed circle); (0, 0), the ky axis, measured."""
+    mask = _angular_membership(nz, nx, intervals, rfft)[0]
+    mask[0, 0] = True  # kz = kx = 0 is the tilt axis (ky), which every projection contains
+    mask.setflags(write=False)
+    return mask
+
+
+@lru_cache(maxsize=64)
+def _intervals_mask(nz: int, nx: int, intervals: tuple[tuple[float, float], ...], rfft: bool) -> np.ndarray:
+    """The (kz, kx) mask of the union of measured angular ``intervals`` (degrees from kx, each lo ≤ hi)."""
+    in_wedge, kz, kx = _angular_membership(nz, nx, intervals, rfft)
+    eps = 1e-6
     inside = (kz / 0.5) ** 2 + (kx / 0.5) ** 2 <= 1.0 + 1e-9
     mask = in_wedge & inside
     if any(lo - eps <= 0.0 <= hi + eps for lo, hi in intervals):  # the whole kx axis when 0° was recorded
@@ -140,6 +157,15 @@ class Wedge:
     def mask_2d(self, nz: int, nx: int, *, rfft: bool = False) -> np.ndarray:
         """Measured region (1) of the (kz, kx) plane, numpy FFT order; cached, read-only."""
         return _intervals_mask(int(nz), int(nx), self.intervals, bool(rfft))
+
+    def measured_directions(self, nz: int, nx: int, *, rfft: bool = False) -> np.ndarray:
+        """Boolean (kz, kx), numpy FFT order: True where the direction lies on a measured line.
+
+        The angular rule of :meth:`mask_2d` without its inscribed circle: a direction is measured
+        or missing at every frequency, as the directional FSC needs (the cube's corners beyond the
+        circle still belong to the direction they point in). Cached, read-only.
+        """
+        return _angular_mask(int(nz), int(nx), self.intervals, bool(rfft))
 
     def describe(self) -> str:
         """A short human description, e.g. ``-50..65° (41 angles, 1 gap)``."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..core.fsc import DIRECTIONS, FSCResult, threshold_key
+from ..core.fsc import FSCResult, threshold_key
 
 __all__ = [
     "CENTRAL_EDGE",
@@ -330,7 +330,8 @@ def noise_plot(schedules: Mapping[str, Sequence[tuple[int, float]]], *, width: i
 
 
 # --- FSC curves -----------------------------------------------------------------------------------
-#: Line styles of the FSC plot (``Axes.plot`` keywords): axes solid, planes dashed, global black and thicker.
+#: Line styles of the FSC plot (``Axes.plot`` keywords): axes solid, planes dashed, global black and thicker;
+#: the missing-wedge split, when present, thickest: measured region dark green, missing wedge magenta.
 PLOT_STYLES: dict[str, dict] = {
     "global": {"color": "#000000", "linewidth": 2.2},
     "x": {"color": "#d62728", "linewidth": 1.5},
@@ -339,7 +340,18 @@ PLOT_STYLES: dict[str, dict] = {
     "xy": {"color": "#ff7f0e", "linewidth": 1.3, "linestyle": (0, (5, 3))},
     "xz": {"color": "#9467bd", "linewidth": 1.3, "linestyle": (0, (5, 3))},
     "yz": {"color": "#17becf", "linewidth": 1.3, "linestyle": (0, (5, 3))},
+    "measured": {"color": "#006d2c", "linewidth": 2.8},
+    "wedge": {"color": "#d01ad0", "linewidth": 2.8},
 }
+#: Legend names of the FSC curves that are not an axis or a plane.
+_FSC_LABELS = {"global": "global", "measured": "measured", "wedge": "missing wedge"}
+
+
+def fsc_label(name: str) -> str:
+    """How a curve of the FSC is named in the legend: ``global``, ``X``, ``XY plane``, ``missing wedge``."""
+    if name in _FSC_LABELS:
+        return _FSC_LABELS[name]
+    return name.upper() if len(name) == 1 else name.upper() + " plane"
 _NICE_RESOLUTIONS = (1000, 500, 300, 200, 150, 100, 80, 60, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3, 2.5, 2,
                      1.5, 1)
 
@@ -371,8 +383,8 @@ def fsc_figure(result: FSCResult, *, title: str = "Fourier shell correlation", w
     keys = [threshold_key(t) for t in result.thresholds]
     series = {}
     styles = {}
-    for name in DIRECTIONS:
-        label = name if name == "global" else (name.upper() if len(name) == 1 else name.upper() + " plane")
+    for name in result.directions:
+        label = fsc_label(name)
         values = [result.resolution.get(k, {}).get(name, float("nan")) for k in keys]
         label += " " + " / ".join(f"{v:.1f}" if np.isfinite(v) else "–" for v in values)
         series[label] = (result.frequency, result.curves[name])

@@ -209,7 +209,7 @@ def _iterations_table(runs: dict[str, list[IterationRecord]]) -> str:
 
 def fsc_result_from_dict(data: dict):
     """An :class:`fsc.FSCResult` from the JSON ``isonet fsc`` writes (null -> NaN)."""
-    from ..core.fsc import FSCResult
+    from ..core.fsc import FSCResult, wedge_from_dict
 
     def arr(values) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
@@ -226,11 +226,30 @@ def fsc_result_from_dict(data: dict):
         cone_angle=float(data.get("cone_angle_deg", 20.0)),
         shape=tuple(int(s) for s in data.get("shape_zyx", (0, 0, 0))),  # type: ignore[arg-type]
         thresholds=tuple(float(k) for k in data["resolution_A"]),
+        wedge=wedge_from_dict(data.get("wedge")),
     )
 
 
+#: Table names of the FSC curves that are not a cone or a slab.
+_FSC_ROW_NAMES = {"global": "global", "measured": "measured region (tilt range)", "wedge": "missing wedge"}
+
+
+def _fsc_row_name(direction: str) -> str:
+    if direction in _FSC_ROW_NAMES:
+        return _FSC_ROW_NAMES[direction]
+    return f"{direction.upper()} axis (cone)" if len(direction) == 1 else f"{direction.upper()} plane (slab)"
+
+
+def _wedge_caption(result) -> str:
+    """What the measured/wedge rows mean, when the FSC has them."""
+    if "wedge" not in result.curves:
+        return ""
+    which = f" ({result.wedge.describe()})" if result.wedge is not None else ""
+    return (f" Measured region: the directions the tilt series{which} recorded; missing wedge: those it never did "
+            "(with its gaps), each at every frequency.")
+
+
 def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
-    from ..core.fsc import DIRECTIONS
     from .figures import fsc_figure
     from .html import plot_figure
 
@@ -240,7 +259,7 @@ def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         notes.append(f"{path}: not an FSC JSON of 'isonet fsc' ({type(exc).__name__}: {exc}); left out.")
         return not_run(f"{label}: the FSC file could not be read (see Notes).")
-    names = [d for d in DIRECTIONS if d in result.curves]
+    names = list(result.directions)
     keys = list(data["resolution_A"])
     heads = ["direction", *[f"FSC {k} (Å)" for k in keys]]
     rows = []
@@ -252,15 +271,14 @@ def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
                 cells.append("—")
             else:
                 cells.append(f"{float(v):.1f}" + ("*" if abs(float(v) - result.nyquist) < 1e-6 else ""))
-        name = d if d == "global" else (f"{d.upper()} axis (cone)" if len(d) == 1 else f"{d.upper()} plane (slab)")
-        rows.append([name, *cells])
+        rows.append([_fsc_row_name(d), *cells])
     return (f"<h3>{esc(label)}</h3><div class=\"plots\">"
             + plot_figure(fsc_figure(result), f"{path.name}: global and directional FSC", cls="plot fsc")
             + '<div class="side">' + table(heads, rows, numeric=list(range(1, len(heads))))
             + f'<p class="caption">Resolution in Å where each curve first falls below the threshold; '
               f"* = never falls below it (Nyquist, {result.nyquist:g} Å). Cones and slabs have a half-angle of "
               f"{result.cone_angle:g}°. Volume {' × '.join(map(str, result.shape[::-1]))} voxels (X × Y × Z) at "
-              f"{result.pixel_size:g} Å/voxel.</p></div></div>")
+              f"{result.pixel_size:g} Å/voxel.{esc(_wedge_caption(result))}</p></div></div>")
 
 
 def fsc_section(run) -> str:
@@ -281,7 +299,9 @@ def fsc_section(run) -> str:
              "same input tomogram, so shared noise and shared artefacts correlate too: this is a measure of how "
              "reproducibly each direction is restored, not of agreement with the true structure. Curves: global, cones "
              "around the X, Y and Z axes (solid) and slabs around the XY, XZ and YZ planes (dashed); "
-             "Z is the beam direction, where the missing wedge acts.</p>")
+             "Z is the beam direction, where the missing wedge acts. Where the tilt range is known, two thick curves "
+             "split Fourier space by it: the measured region (dark green) and the missing wedge (magenta), i.e. how "
+             "reproducibly the directions never recorded are restored, next to those that were.</p>")
     return section("fsc", title, intro + "\n".join(blocks))
 
 

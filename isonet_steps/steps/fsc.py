@@ -2,6 +2,8 @@
 
 Drawing the curves is the report layer's (matplotlib), above this one: a caller that wants the PNG
 passes ``draw_plot``, a function from the result to PNG bytes, and this step writes it atomically.
+Given the tomogram's tilt range or angles, the FSC is also split by its missing wedge ("measured"
+and "wedge" curves, :mod:`isonet_steps.core.fsc`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..core.fsc import DIRECTIONS, FSCResult, fourier_shell_correlation
+from ..core.fsc import FSCResult, fourier_shell_correlation
+from ..core.wedge import Wedge
 from ..io.atomic import write_bytes, write_json
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import Header, read_header, read_volume
+from .row_wedge import wedge_from_file
 
 #: Renders an FSC result as PNG bytes (``report.figures`` provides one; the CLI passes it in).
 DrawPlot = Callable[[FSCResult], bytes]
@@ -77,7 +81,7 @@ def _write(output, plot, payload: dict, result: FSCResult, draw_plot: DrawPlot |
         raise InputError(f"{output}: cannot write the JSON ({exc.strerror}); choose a writable location.") from None
     for key, per in result.resolution.items():
         log.info("FSC %s: %s", key, ", ".join(
-            f"{d} {per[d]:.1f} Å" if np.isfinite(per[d]) else f"{d} n/a" for d in DIRECTIONS))
+            f"{d} {per[d]:.1f} Å" if np.isfinite(per[d]) else f"{d} n/a" for d in result.directions))
     log.info("wrote %s", output)
     if plot and draw_plot is not None:
         try:
@@ -87,30 +91,57 @@ def _write(output, plot, payload: dict, result: FSCResult, draw_plot: DrawPlot |
         log.info("wrote %s", plot)
 
 
+def option_wedge(tilt_min: float | None, tilt_max: float | None, tilt_angles: str | os.PathLike | None) -> Wedge | None:
+    """The wedge of ``--tilt-min/--tilt-max`` or ``--tilt-angles`` (None without them); one-line errors."""
+    if tilt_angles is not None:
+        if tilt_min is not None or tilt_max is not None:
+            raise InputError(f"--tilt-angles {tilt_angles} and --tilt-min/--tilt-max both given; give the angles file "
+                             "(it knows the range and any gaps) or the range, not both.")
+        return wedge_from_file(tilt_angles)
+    if tilt_min is None and tilt_max is None:
+        return None
+    if tilt_min is None or tilt_max is None:
+        raise InputError("--tilt-min and --tilt-max go together; give both ends of the tilt range (e.g. -60 and 60), "
+                         "or neither.")
+    if not -90.0 <= tilt_min < tilt_max <= 90.0:
+        raise InputError(f"tilt range --tilt-min {tilt_min:g} --tilt-max {tilt_max:g} must rise within ±90 degrees; "
+                         "give the series' lowest and highest tilt angle, e.g. -60 and 60.")
+    return Wedge.from_range(tilt_min, tilt_max)
+
+
 def run_fsc(half1: str | os.PathLike, half2: str | os.PathLike, output: str | os.PathLike = "fsc.json", *,
             mask: str | os.PathLike | None = None, mask_sigma: float = 2.0, pixel_size: float | None = None,
             cone_angle: float = 20.0, plot: str | os.PathLike | None = None,
-            draw_plot: DrawPlot | None = None) -> dict:
+            draw_plot: DrawPlot | None = None, wedge: Wedge | None = None, tilt_min: float | None = None,
+            tilt_max: float | None = None, tilt_angles: str | os.PathLike | None = None) -> dict:
     """FSC of two halves (optionally masked) written to ``output`` as JSON; returns what the JSON holds.
 
     ``plot``: also write the curves there, drawn by ``draw_plot`` (required with ``plot``).
+    ``wedge`` (or ``tilt_min`` and ``tilt_max``, or a ``tilt_angles`` file): the tomogram's missing
+    wedge, which adds the "measured" and "wedge" curves.
     """
     if plot and draw_plot is None:
         raise ValueError("run_fsc: a plot needs draw_plot (the report layer draws the figure)")
     voxel = _check_inputs(half1, half2, mask, mask_sigma, pixel_size, cone_angle)
+    given = option_wedge(tilt_min, tilt_max, tilt_angles)
+    if wedge is not None and given is not None:
+        raise ValueError("run_fsc: give wedge or tilt_min/tilt_max/tilt_angles, not both")
+    wedge = wedge or given
     mask_data = _read_mask(mask)
     a = read_volume(half1, "half tomogram").data
     b = read_volume(half2, "half tomogram").data
-    get_logger().info("FSC of %s and %s: shape %s, voxel %.4g Å, cone %.4g°%s", half1, half2, a.shape, voxel,
-                      cone_angle, f", mask {mask}" if mask else "")
+    get_logger().info("FSC of %s and %s: shape %s, voxel %.4g Å, cone %.4g°%s%s", half1, half2, a.shape, voxel,
+                      cone_angle, f", mask {mask}" if mask else "",
+                      f", wedge {wedge.describe()}" if wedge is not None else "")
     result = fourier_shell_correlation(a, b, voxel, mask=mask_data, mask_sigma=mask_sigma, cone_angle=cone_angle,
-                                       overwrite_input=True, progress=progress)
+                                       overwrite_input=True, wedge=wedge, progress=progress)
     del a, b, mask_data
     payload = {
         "half1": str(half1),
         "half2": str(half2),
         "mask": None if mask is None else str(mask),
         "mask_sigma_voxels": float(mask_sigma) if mask is not None else None,
+        **({"tilt_angles": str(tilt_angles)} if tilt_angles is not None else {}),
         **result.to_dict(),
     }
     _write(output, plot, payload, result, draw_plot)

@@ -6,6 +6,8 @@ corrected tomograms measures how consistently two independent trainings restore 
 Note what it measures: consistency between independent halves, not agreement with the truth —
 both predictions see the same input tomogram, so shared noise and shared artefacts correlate too;
 on phantoms the benchmark also compares with the ground truth.
+Each FSC is given its row's missing wedge (:mod:`.row_wedge`), so it also reports how consistently
+the directions the tilt series never measured are restored, next to those it did.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..core.wedge import Wedge
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_volume, write_volume
@@ -20,6 +23,7 @@ from ..io.star import is_set, read_tomogram_star, select_rows, write_star
 from .fsc import DrawPlot, run_fsc
 from .predict import run_predict
 from .prepare_star import PATH_COLUMNS, absolute_paths
+from .row_wedge import row_wedge
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
@@ -34,14 +38,21 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
 
 
 class _Fsc:
-    """The FSC settings every pair of this run shares; each call writes <out>.json (and .png when drawn)."""
+    """The FSC settings every pair of this run shares; each call writes <out>.json (and .png when drawn).
 
-    def __init__(self, cone_angle: float, draw_plot: DrawPlot | None):
-        self.cone_angle, self.draw_plot = cone_angle, draw_plot
+    ``wedge``: the tomogram's missing wedge (:meth:`with_wedge` sets it per row) for the measured/wedge split.
+    """
+
+    def __init__(self, cone_angle: float, draw_plot: DrawPlot | None, wedge: Wedge | None = None):
+        self.cone_angle, self.draw_plot, self.wedge = cone_angle, draw_plot, wedge
+
+    def with_wedge(self, wedge: Wedge | None) -> _Fsc:
+        """The same settings for a tomogram with this wedge."""
+        return _Fsc(self.cone_angle, self.draw_plot, wedge)
 
     def __call__(self, a, b, out_json: Path, mask) -> dict:
         return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, draw_plot=self.draw_plot,
-                       plot=out_json.with_suffix(".png") if self.draw_plot is not None else None)
+                       plot=out_json.with_suffix(".png") if self.draw_plot is not None else None, wedge=self.wedge)
 
 
 def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96, crop_size: int = 128,
@@ -63,6 +74,8 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
                                    batch_size=batch_size or None, gpus=gpus)
     # the STAR's relative paths stay valid from the work copy: resolve them first
     original = read_tomogram_star(tomo_star)
+    cache: dict[Path, Wedge] = {}  # each row's wedge, read before any prediction so a bad .tlt fails early
+    wedges = {i: row_wedge(original.iloc[i], tomo_star, cache) for i in select_rows(original, tomo_idx, tomo_star)}
     write_star(absolute_paths(original, tomo_star), work_star)
     for half, model in enumerate(models, start=1):
         run_predict(work_star, model, half=half, tomo_idx=tomo_idx, **predict)
@@ -71,7 +84,7 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
         table["rlnGoldStandardFsc"] = "None"
     fsc = _Fsc(cone_angle, draw_plot)
     for i in select_rows(table, tomo_idx, work_star):
-        _row(table, i, mask, fsc, average, output_dir, models, predict)
+        _row(table, i, mask, fsc.with_wedge(wedges[i]), average, output_dir, models, predict)
     for column in PATH_COLUMNS:  # keep the user's own paths as they were written
         if column in original.columns:
             table[column] = original[column]
@@ -95,8 +108,9 @@ def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path, models
     result = fsc(row["rlnCorrectedTomoHalf1"], row["rlnCorrectedTomoHalf2"], out_json, mask)
     table.at[i, "rlnGoldStandardFsc"] = str(out_json)
     r = result["resolution_A"]["0.143"]
-    get_logger("gold-standard").info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s Å",
-                                     row["rlnIndex"], r["x"], r["y"], r["z"])
+    split = f", measured {r['measured']}, missing wedge {r['wedge']}" if "wedge" in r else ""
+    get_logger("gold-standard").info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s%s Å",
+                                     row["rlnIndex"], r["x"], r["y"], r["z"], split)
     if average:
         a = read_volume(row["rlnCorrectedTomoHalf1"], "corrected half")
         b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")

@@ -10,38 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.wedge import Wedge
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
 from ..io.star import is_set, read_subtomo_star, resolve_path
-from ..io.tilt_angles import TILT_ANGLE_COLUMN, read_tilt_angles
 from ..network.refine import RefineData, RefineSettings, refine
 from .extract import HALF2_IMAGE_COLUMN
-
-
-def _wedges(table, star_path: str | os.PathLike) -> list[Wedge]:
-    """Each row's wedge: the recorded angles of its ``rlnTiltAngleFile`` (each distinct file read once)
-    when the row names one, so gaps in the series count as missing; else its rlnTiltMin/rlnTiltMax range.
-    """
-    by_file: dict[Path, Wedge] = {}
-    wedges = []
-    has_files = TILT_ANGLE_COLUMN in table.columns
-    for _, row in table.iterrows():
-        if has_files and is_set(row[TILT_ANGLE_COLUMN]):
-            path = resolve_path(row[TILT_ANGLE_COLUMN], star_path, TILT_ANGLE_COLUMN, "tilt-angle file")
-            if path not in by_file:
-                angles = read_tilt_angles(path)
-                try:
-                    by_file[path] = Wedge.from_angles(angles)
-                except ValueError as exc:
-                    raise InputError(f"{path}: {exc}; give the tilt series' .tlt (one angle per view).") from None
-            wedges.append(by_file[path])
-        else:
-            wedges.append(Wedge.from_range(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])))
-    return wedges
+from .row_wedge import row_wedges
 
 
 def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
@@ -92,7 +69,7 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
     tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
     second, second_names = _second_half(table, star_path, cubes[0].shape) if noise2noise else (None, None)
     return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, second_half=second,
-                      second_names=second_names, wedges=_wedges(table, star_path))
+                      second_names=second_names, wedges=row_wedges(table, star_path))
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
