@@ -24,6 +24,7 @@ from isonet_steps.io.star import read_star, read_subtomo_star, read_tomogram_sta
 from isonet_steps.io.tilt_angles import read_tilt_angles, write_tilt_angles
 from isonet_steps.steps.extract import run_extract
 from isonet_steps.steps.prepare_star import run_prepare_star
+from isonet_steps.steps.refine import load_subtomos
 
 PHANTOM_RANGE = (-50.0, 65.0)  # asymmetric: its mirror is -65..50
 BIG = (40, 64, 64)  # room for gold-standard slab halves of 32³ boxes
@@ -139,9 +140,13 @@ def test_folder_tlt_fills_the_wedge_and_extract_carries_it(tmp_path):
     subtomos = read_subtomo_star(subtomo_star)
     assert len(subtomos) == 6
     by_tomo = subtomos.groupby("rlnMicrographName")["rlnTiltAngleFile"].agg(set).to_dict()
-    assert by_tomo == {str(folder / "TS_01_rec.mrc"): {str(tlt.absolute())}, str(folder / "TS_02.mrc"): {"None"}}
+    copy = tmp_path / "run" / "subtomo" / "TS_01_rec.tlt"  # the angles travel with the boxes
+    assert by_tomo == {str(folder / "TS_01_rec.mrc"): {str(copy)}, str(folder / "TS_02.mrc"): {"None"}}
+    tlt.unlink()  # refine reads the copy, wherever subtomo.star and its folder went
     first = subtomos[subtomos["rlnTiltAngleFile"] != "None"].iloc[0]
     assert read_tilt_angles(resolve_path(first["rlnTiltAngleFile"], subtomo_star, "rlnTiltAngleFile")) == tuple(angles)
+    wedges = load_subtomos(subtomo_star).subtomo_wedges()
+    assert {w.angles for w in wedges} == {tuple(angles), None}
 
 
 def test_folder_without_tlt_has_no_angle_column_and_keeps_the_range(tmp_path):
@@ -312,7 +317,9 @@ def test_isonet_run_on_a_relion5_star_with_halves(tmp_path):
     assert set(prepared["rlnRelionTomogramsStar"]) == {str(star)}
     assert (out / "tomograms_deconv.star").is_file()  # RELION's CTF gave a defocus: deconv ran
     subtomos = read_subtomo_star(out / "subtomo.star")
-    assert set(subtomos["rlnTiltAngleFile"]) == {str(out / "tilt_angles" / f"{n}.tlt") for n in ("TS_01", "TS_02")}
+    assert set(subtomos["rlnTiltAngleFile"]) == {str(out / "subtomo" / f"rec_{n}.tlt") for n in ("TS_01", "TS_02")}
+    for n in ("TS_01", "TS_02"):  # extract's copies of prepare's angle files, beside the boxes
+        assert (out / "subtomo" / f"rec_{n}.tlt").read_bytes() == (out / "tilt_angles" / f"{n}.tlt").read_bytes()
     table = _relion_back(out / "corrected" / "relion5_tomograms.star", root, relative=False)
     names = [Path(v).name for v in table["rlnTomoReconstructedTomogram"]]
     assert names == ["rec_TS_01_corrected.mrc", "rec_TS_02_corrected.mrc"]  # the mean of the two half networks

@@ -23,11 +23,12 @@ from ..core.extract import (
     slab_width,
     tomogram_rng,
 )
-from ..io.atomic import check_writable_target, make_output_folder
+from ..io.atomic import check_writable_target, make_output_folder, write_bytes
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import open_memmap, release_pages, write_volume
 from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+from ..io.tilt_angles import read_tilt_angles
 
 
 @dataclass
@@ -137,8 +138,9 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
         get_logger("extract").info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
         counts = count_candidates(None, shape, crop)
         half_counts = slab_counts(None, shape, crop) if split == "slabs" else None
-    if is_set(row.get("rlnTiltAngleFile")):  # absolute: subtomo.star is read from another folder
+    if is_set(row.get("rlnTiltAngleFile")):  # read now: a bad file fails before anything is written
         angle_file = resolve_path(row["rlnTiltAngleFile"], star, "rlnTiltAngleFile")
+        read_tilt_angles(angle_file)
         row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
     raw = _raw_halves(row, star, name, shape) if noise2noise else None
     plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw)
@@ -218,6 +220,22 @@ def _cut(plan: _Plan, centres, halves, folder: Path, subtomo_folder, rows: list[
     return names + seconds
 
 
+def _copy_tilt_angles(plan: _Plan, folder: Path, subtomo_folder) -> Path | None:
+    """Copy the row's tilt-angle file beside its subtomograms and name it as they are named.
+
+    subtomo.star and its folder are what refine reads, often elsewhere (a Nextflow task, a
+    container): the angles travel with the boxes instead of pointing back into this run.
+    """
+    if not is_set(plan.row.get("rlnTiltAngleFile")):
+        return None
+    source = Path(str(plan.row["rlnTiltAngleFile"]))
+    copy = folder / f"{Path(plan.name).stem}.tlt"
+    if source.resolve() != copy.resolve():
+        write_bytes(copy, source.read_bytes())
+    plan.row = {**plan.row, "rlnTiltAngleFile": str(Path(subtomo_folder) / copy.name)}
+    return copy
+
+
 def _remove_stale(folder: Path, stems: list[str], written: set[Path]) -> None:
     """Remove only stale subtomograms of these tomograms from an earlier run (never the folder)."""
     for stem in stems:
@@ -256,7 +274,9 @@ def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = 
         centres, halves = _draw(plan, crop, seed, 1 if in_half[1] <= in_half[2] else 2)  # who gets an odd one out
         log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
                  int(plan.row["rlnIndex"]), plan.name, len(centres), crop, plan.source)
+        angles = _copy_tilt_angles(plan, folder, subtomo_folder)
         written.update(_cut(plan, centres, halves, folder, subtomo_folder, rows, cube_size, crop))
+        written.update([angles] if angles else [])
         for half in halves:
             in_half[int(half)] += 1
     _remove_stale(folder, stems, written)
