@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -299,6 +300,9 @@ def test_real_run_interrupted_and_resumed(tmp_path):
             assert float(out.voxel_size.x) == pytest.approx(float(raw.voxel_size.x))
             assert float(out.data.std()) > 0
     assert "<html" in (second / "report.html").read_text()[:2000].lower()
+    # the FSC split by the tomogram's wedge: its tilt range came from the predict STAR's row
+    fsc = json.loads((second / "fsc" / "tomo_fsc.json").read_text())
+    assert {"measured", "wedge"} <= set(fsc["directions"]), fsc["directions"]
     # the published prepare_star STAR names the tomogram where it was published (relative to the
     # STAR, as IsoNet resolves names), not the task's staged copy
     prepared = starfile.read(second / "star" / "prepare_star.star")

@@ -224,14 +224,22 @@ def checkPredictTiles(opts) {
     }
 }
 
-// One FSC input per tomogram: its two half-corrected files and its mask ([] when none or unused).
-def fscInputs(meta, half1_files, half2_files, mask_files, use_mask) {
+// One FSC input per tomogram: its two half-corrected files, its mask ([] when none or unused) and
+// its wedge from the predict STAR's row: the tilt range in meta, the tilt-angle file when the row
+// names one that lies beside that STAR ([] otherwise).
+def fscInputs(meta, star, half1_files, half2_files, mask_files, use_mask) {
     def stem = { f, suffix -> f.name.replaceFirst(suffix, '') }
     def half2 = [half2_files].flatten().collectEntries { f -> [stem(f, /_half2_corrected\.mrc$/), f] }
     def masks = [mask_files].flatten().collectEntries { f -> [stem(f, /_mask\.mrc$/), f] }
+    def rows = starRows(star)
     return [half1_files].flatten().findAll { f -> half2.containsKey(stem(f, /_half1_corrected\.mrc$/)) }.collect { f ->
         def name = stem(f, /_half1_corrected\.mrc$/)
-        [meta + [id: "${meta.id}:${name}", tomo: name], f, half2[name], use_mask && masks[name] ? masks[name] : []]
+        def row = rows.find { r -> (r.rlnCorrectedTomoHalf1 ?: '').tokenize('/').last() == f.name } ?: [:]
+        def wedge = row.rlnTiltMin && row.rlnTiltMax ? [tilt_min: row.rlnTiltMin.toDouble(), tilt_max: row.rlnTiltMax.toDouble()] : [:]
+        def named = row.rlnTiltAngleFile && row.rlnTiltAngleFile != 'None' ? row.rlnTiltAngleFile : null
+        def angles = named ? (named.startsWith('/') ? file(named) : star.parent.resolve(named)) : null
+        [meta + [id: "${meta.id}:${name}", tomo: name] + wedge, f, half2[name],
+         use_mask && masks[name] ? masks[name] : [], angles && angles.exists() ? angles : []]
     }
 }
 
@@ -326,11 +334,11 @@ workflow ISONET {
             .join(ISONET_PREDICT_HALF2.out.corrected)
             .map { m, star1, corrected1, star2, corrected2 -> [m, [corrected1, corrected2].flatten()] }
 
-        // one FSC per tomogram: <name>_half1_corrected.mrc with <name>_half2_corrected.mrc and its mask
+        // one FSC per tomogram: <name>_half1_corrected.mrc with <name>_half2_corrected.mrc, its mask and wedge
         ch_fsc_in = ISONET_PREDICT_HALF1.out.corrected
             .join(ISONET_PREDICT_HALF2.out.corrected)
             .join(ISONET_MAKE_MASK.out.mask)
-            .flatMap { m, star1, half1, star2, half2, star_mask, masks -> fscInputs(m, half1, half2, masks, asBool(opts.fsc_use_mask)) }
+            .flatMap { m, star1, half1, star2, half2, star_mask, masks -> fscInputs(m, star1, half1, half2, masks, asBool(opts.fsc_use_mask)) }
         ISONET_FSC(ch_fsc_in)
         ch_fsc_files = ISONET_FSC.out.json
             .mix(ISONET_FSC.out.plot)

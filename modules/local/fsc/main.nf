@@ -1,10 +1,12 @@
-// ISONET_FSC: gold-standard directional FSC between the two half-corrected versions of a tomogram.
+// ISONET_FSC: gold-standard directional FSC between the two half-corrected versions of a tomogram,
+// with the measured-region and missing-wedge curves of its tilt range (meta.tilt_min/tilt_max) or of
+// its recorded tilt angles (a .tlt) when it has them.
 process ISONET_FSC {
     tag "${meta.id}"
     label 'process_low'
 
     input:
-    tuple val(meta), path(half1), path(half2), path(mask)   // mask: [] when none
+    tuple val(meta), path(half1), path(half2), path(mask), path(angles, stageAs: 'tilt_angles/*')   // mask, angles: [] when none
 
     output:
     tuple val(meta), path('*_fsc.json'), emit: json
@@ -15,9 +17,10 @@ process ISONET_FSC {
     def args = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.tomo}"
     def masking = mask ? "--mask ${mask}" : ''
+    def wedge = angles ? "--tilt-angles ${angles}" : (meta.tilt_min != null ? "--tilt-min ${meta.tilt_min} --tilt-max ${meta.tilt_max}" : '')
     """
     export OMP_NUM_THREADS=${task.cpus}
-    isonet-fsc ${half1} ${half2} -o ${prefix}_fsc.json --plot ${prefix}_fsc.png ${masking} ${args}
+    isonet-fsc ${half1} ${half2} -o ${prefix}_fsc.json --plot ${prefix}_fsc.png ${masking} ${wedge} ${args}
     """
 
     stub:
