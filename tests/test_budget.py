@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from isonet_steps.cli import demo
 from isonet_steps.network.budget import OVERHEAD, iterations_within
+from isonet_steps.workflow import demo
 
 
 def test_iterations_are_the_most_that_fit_within_limits():
