@@ -165,3 +165,16 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "bfloat16" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def identity_model(tmp_path_factory):
+    """A tiny depth-2 U-Net whose convolutions are all zero: the residual makes it the identity."""
+    keras = pytest.importorskip("keras")
+    from isonet_steps.network.unet import build_unet, save_model
+
+    model = build_unet(depth=2, filter_base=4)
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv3D, keras.layers.Conv3DTranspose)):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    return save_model(model, tmp_path_factory.mktemp("model") / "model_final.keras")

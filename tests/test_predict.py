@@ -192,18 +192,6 @@ def test_corrected_file_names():
 keras = pytest.importorskip("keras")
 
 
-@pytest.fixture(scope="module")
-def identity_model(tmp_path_factory):
-    """A tiny depth-2 U-Net whose convolutions are all zero: the residual makes it the identity."""
-    from isonet_steps.network.unet import build_unet, save_model
-
-    model = build_unet(depth=2, filter_base=4)
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv3D, keras.layers.Conv3DTranspose)):
-            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-    return save_model(model, tmp_path_factory.mktemp("model") / "model_final.keras")
-
-
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A tomogram with dark blobs, 7.5 Å voxels, and a tomograms.star naming it; cwd = tmp_path."""
