@@ -8,6 +8,7 @@ correlation inside the missing wedge and in the measured region, the real-space 
 Z/X elongation of the gold beads, for the raw and the corrected tomogram, and each step's wall time.
 
     python benchmarks/quality.py [--workdir DIR] [--quick] [--seed 0] [--json out.json]
+        [--early-stop-patience N] [--iterations I --epochs E --steps-per-epoch S --noise-start-iter 5,8]
 
 Every step runs as its own process (``python -m isonet_steps <step>``), as a user would run it.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,9 +36,11 @@ from isonet_steps.core.metrics import quality_report  # noqa: E402
 def run(step: str, *args: str, cwd: Path, times: dict) -> None:
     cmd = [sys.executable, "-m", "isonet_steps", step, *map(str, args)]
     print("$", " ".join(cmd[2:]), flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, cwd=cwd, check=True, env={**__import__("os").environ, "ISONET_NO_PROGRESS": "1"})
     times[step] = times.get(step, 0.0) + time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds: steadier than wall time on a shared machine
+    times[f"{step} cpu"] = times.get(f"{step} cpu", 0.0) + after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
 
 
 def read(path: Path) -> np.ndarray:
@@ -54,10 +58,18 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--precision", choices=["auto", "float32", "mixed"], default="auto",
                     help="refine and predict --precision (auto: mixed where the hardware has bfloat16 units)")
+    ap.add_argument("--early-stop-patience", type=int, default=0,
+                    help="refine --early-stop-patience (0: every epoch, as the protocol)")
+    ap.add_argument("--iterations", type=int, default=None, help="override the protocol's (or --quick's) iterations")
+    ap.add_argument("--epochs", type=int, default=None, help="override the epochs per iteration")
+    ap.add_argument("--steps-per-epoch", type=int, default=30)
+    ap.add_argument("--noise-start-iter", default=None, help="override the iterations where 0.05, 0.1 start")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     iterations, epochs, noise_start = (3, 2, "2,3") if args.quick else (10, 4, "5,8")
+    iterations, epochs = args.iterations or iterations, args.epochs or epochs
+    noise_start = args.noise_start_iter or noise_start
     times: dict[str, float] = {}
 
     run("make-phantom", "phantom", "--shape", args.shape, "--tilt-min", -60, "--tilt-max", 60,
@@ -72,7 +84,8 @@ def main() -> None:
     run("extract", "tomograms.star", "--subtomo-folder", "subtomo", "--subtomo-star", "subtomo.star",
         "--cube-size", 32, "--seed", args.seed, cwd=work, times=times)
     run("refine", "subtomo.star", "--result-dir", "results", "--iterations", iterations, "--epochs", epochs,
-        "--steps-per-epoch", 30, "--batch-size", 8, "--filter-base", 16, "--noise-level", "0.05,0.1",
+        "--early-stop-patience", args.early_stop_patience, "--steps-per-epoch", args.steps_per_epoch,
+        "--batch-size", 8, "--filter-base", 16, "--noise-level", "0.05,0.1",
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
     run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected",
@@ -87,6 +100,8 @@ def main() -> None:
 
     state = load_refine_state(work / "results" / "refine_state.json")
     refine_steps = sum(r.steps_per_epoch * len(r.loss) for r in state.iterations)
+    planned_steps = sum(r.steps_per_epoch * epochs for r in state.iterations)
+    trained_epochs = [len(r.loss) for r in state.iterations]
 
     print(f"\nworkdir: {work}")
     from isonet_steps.network import cpu
@@ -100,8 +115,12 @@ def main() -> None:
         print(f"  {step:14s} {seconds:8.1f}")
     print(f"  refine: {refine_steps} training steps, {times['refine'] / max(refine_steps, 1):.2f} s per step overall")
     print(f"  precision: {state.precision} (asked: {args.precision})")
+    print(f"  early-stop patience {args.early_stop_patience}: epochs trained per iteration {trained_epochs} of "
+          f"{epochs}; {refine_steps} of {planned_steps} planned steps ({1 - refine_steps / planned_steps:.0%} saved)")
     if args.json:
-        args.json.write_text(json.dumps({"figures": figures, "times_s": times}, indent=2))
+        args.json.write_text(json.dumps({"figures": figures, "times_s": times, "refine_steps": refine_steps,
+                                         "planned_steps": planned_steps, "epochs_trained": trained_epochs,
+                                         "early_stop_patience": args.early_stop_patience}, indent=2))
 
 
 if __name__ == "__main__":

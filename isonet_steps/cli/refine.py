@@ -29,6 +29,8 @@ _ints = _number_list(int, "11,16")
 @option("--result-dir", default="results", help="Folder for models, checkpoints and the log.")
 @option("--iterations", type=int, default=30, help="Refinement iterations.")
 @option("--epochs", type=int, default=10, help="Epochs per iteration.")
+@option("--early-stop-patience", type=int, default=0,
+        help="Stop an iteration's epochs after this many without a 1 % gain in validation loss; 0: train all epochs.")
 @option("--steps-per-epoch", type=int, default=None, help="Training steps per epoch [default: min(6·N/batch, 200)].")
 @option("--batch-size", type=int, default=None, help="Pairs per training step [default: max(4, 2 per GPU)].")
 @option("--filter-base", type=int, default=64, help="Filters of the first U-Net level.")
@@ -64,7 +66,7 @@ _ints = _number_list(int, "11,16")
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
             select_subtomo_number, pretrained_model, resume, until_iter, halves, noise2noise, seed, precision, gpus,
-            ncpus, log_level):
+            ncpus, log_level, early_stop_patience):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..network.devices import configure
 
@@ -79,6 +81,7 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
         dropout=dropout, batch_norm=batch_norm, learning_rate=learning_rate, noise_level=noise_level,
         noise_start_iter=noise_start_iter, noise_mode=noise_mode, select_subtomo_number=select_subtomo_number,
         pretrained_model=pretrained_model, seed=seed, precision=precision, noise2noise=noise2noise,
+        early_stop_patience=early_stop_patience,
     )
     run_refine(subtomo_star, result_dir, settings, until_iter=until_iter, resume=resume, halves=halves,
                log_level=log_level)

@@ -31,10 +31,16 @@ from .pairs import BatchStream, PairPlan, halves_to_network, merge_halves_with_p
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
     from .inference import InferenceFunction
 
-__all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch"]
+__all__ = ["RefineSettings", "RefineData", "refine", "default_batch_size", "default_steps_per_epoch",
+           "early_stop_reason", "EARLY_STOP_MIN_IMPROVEMENT"]
 
 #: Settings that may change between a run and its continuation without changing what was computed.
 _FREE_TO_CHANGE = ("iterations",)
+
+#: Early stopping counts an epoch as an improvement only when it lowers the iteration's best validation loss
+#: by this fraction of it: the validation loss is the mean of a few batches (10 % of an epoch's steps), so
+#: smaller gains are within its epoch-to-epoch sampling spread and would keep a flat iteration training.
+EARLY_STOP_MIN_IMPROVEMENT = 0.01
 
 
 @dataclass
@@ -60,6 +66,7 @@ class RefineSettings:
     seed: int = 0
     precision: str = "auto"
     noise2noise: bool = False  # train half 1 -> half 2 and back (needs RefineData.second_half); no added noise
+    early_stop_patience: int = 0  # stop an iteration's epochs after this many without improvement; 0: all epochs
 
     def validate(self) -> None:
         """Refuse bad settings before any data is read or any network built."""
@@ -80,6 +87,8 @@ class RefineSettings:
             (self.precision in PRECISIONS, f"--precision {self.precision!r} must be one of {', '.join(PRECISIONS)}"),
             (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
              f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
+            (self.early_stop_patience >= 0,
+             f"--early-stop-patience {self.early_stop_patience} must be 0 (off) or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,6 +104,8 @@ class RefineSettings:
             d.pop(key)
         if not self.noise2noise:
             d.pop("noise2noise")  # result folders from before the option continue as they were
+        if not self.early_stop_patience:
+            d.pop("early_stop_patience")  # off trains every epoch, as before the option
         return d
 
 
@@ -429,7 +440,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
             plan = plan.across_halves(n)
         losses, val_losses, used_batch = _train(model, merged, wedges, plan, data.cube, level,
                                                 settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
-                                                threads=data_threads(n_gpus))
+                                                threads=data_threads(n_gpus), patience=settings.early_stop_patience)
         save_model(model, store.model_path(iteration))
         log.info("iteration %d: predicting %d subtomograms", iteration, n)
         predictions = predict_all(model, originals, used_batch)
@@ -503,9 +514,50 @@ def data_threads(n_gpus: int) -> int:
     return max(1, min(4 * n_gpus, cpu_count() - 1))
 
 
+def early_stop_reason(val_losses: Sequence[float], patience: int,
+                      min_improvement: float = EARLY_STOP_MIN_IMPROVEMENT) -> str | None:
+    """Why an iteration should train no more epochs (None: go on, and always with ``patience`` 0).
+
+    It stops after ``patience`` epochs in a row that did not lower the best validation loss of this
+    iteration by ``min_improvement`` of it. Only one iteration's epochs are compared: the loss jumps
+    when the noise level steps up, between iterations, which therefore never triggers a stop. A loss
+    that is not a number (diverged) never counts as an improvement.
+    """
+    if patience <= 0 or not val_losses:
+        return None
+    best, best_epoch, waited = float(val_losses[0]), 1, 0
+    for epoch, value in enumerate(val_losses[1:], start=2):
+        if value < best - min_improvement * abs(best):
+            best, best_epoch, waited = float(value), epoch, 0
+        else:
+            waited += 1
+    if waited < patience:
+        return None
+    return (f"validation loss {val_losses[-1]:.4g} has not improved on epoch {best_epoch}'s {best:.4g} by "
+            f"{min_improvement:.0%} for {waited} epoch{'s' if waited > 1 else ''}")
+
+
+def _fit_epoch(model, stream: BatchStream, plan: PairPlan, epoch: int, epochs: int,
+               calibration: int) -> tuple[float, float]:
+    """Train one epoch, recalibrate batch norm on its first ``calibration`` batches, validate: mean losses."""
+    batch_losses = []
+    for step in progress(range(plan.steps_per_epoch), total=plan.steps_per_epoch,
+                         desc=f"epoch {epoch + 1}/{epochs}", unit="step"):
+        x, y = stream.get(epoch, step)
+        out = model.train_on_batch(x, y, return_dict=True)
+        batch_losses.append(float(out["loss"]))
+    recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(min(calibration, plan.steps_per_epoch))))
+    val = []
+    for step in range(plan.validation_steps):
+        x, y = stream.get(epoch, step, validation=True)
+        out = model.test_on_batch(x, y, return_dict=True)
+        val.append(float(out["loss"]))
+    return float(np.mean(batch_losses)), float(np.mean(val))
+
+
 def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
            is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1,
-           quick_calibration: int = 2) -> tuple[list[float], list[float], int]:
+           quick_calibration: int = 2, patience: int = 0) -> tuple[list[float], list[float], int]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
 
     Before each epoch's validation the batch-norm statistics are recalibrated on that epoch's
@@ -513,7 +565,9 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
     validation sees the network as inference will. Running averages would lag behind the weights
     and jump when the noise level changes, making the validation curve spike for no reason. The
     last calibration starts afresh (its first batch replaces the statistics), so the saved model
-    does not depend on the earlier, quicker ones.
+    does not depend on the earlier, quicker ones. With ``patience`` the epochs stop early
+    (:func:`early_stop_reason`; at least one is trained) and the epoch stopped at is calibrated
+    again on ``calibration_batches``: the same statistics as had it been planned as the last.
     """
     losses: list[float] = []
     val_losses: list[float] = []
@@ -521,20 +575,9 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
     while epoch < epochs:
         stream = BatchStream(merged, wedges, plan, cube, level, noise_mode, seed, threads=threads)
         try:
-            batch_losses = []
-            for step in progress(range(plan.steps_per_epoch), total=plan.steps_per_epoch,
-                                 desc=f"epoch {epoch + 1}/{epochs}", unit="step"):
-                x, y = stream.get(epoch, step)
-                out = model.train_on_batch(x, y, return_dict=True)
-                batch_losses.append(float(out["loss"]))
             last = epoch == epochs - 1  # the last epoch's statistics also serve the predictions
-            calibration = min(calibration_batches if last else quick_calibration, plan.steps_per_epoch)
-            recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(calibration)))
-            val = []
-            for step in range(plan.validation_steps):
-                x, y = stream.get(epoch, step, validation=True)
-                out = model.test_on_batch(x, y, return_dict=True)
-                val.append(float(out["loss"]))
+            calibration = calibration_batches if last else quick_calibration
+            loss, val = _fit_epoch(model, stream, plan, epoch, epochs, calibration)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             if not is_out_of_memory(exc) or plan.batch_size == 1:
                 raise
@@ -545,8 +588,18 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
             continue
         finally:
             stream.close()
-        losses.append(float(np.mean(batch_losses)))
-        val_losses.append(float(np.mean(val)))
+        losses.append(loss)
+        val_losses.append(val)
         log.info("epoch %d/%d: loss %.4f, validation loss %.4f", epoch + 1, epochs, losses[-1], val_losses[-1])
         epoch += 1
+        reason = early_stop_reason(val_losses, patience) if epoch < epochs else None
+        if reason:
+            log.info("early stop after epoch %d of %d: %s", epoch, epochs, reason)
+            stream = BatchStream(merged, wedges, plan, cube, level, noise_mode, seed, threads=threads)
+            try:
+                recalibrate_batch_norm(model, (stream.get(epoch - 1, s)[0]
+                                               for s in range(min(calibration_batches, plan.steps_per_epoch))))
+            finally:
+                stream.close()
+            break
     return losses, val_losses, plan.batch_size

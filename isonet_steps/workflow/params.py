@@ -61,6 +61,9 @@ PARAMS: tuple[Param, ...] = (
     # refine
     Param("iterations", "int", 30, "Refinement iterations.", ("refine",)),
     Param("epochs", "int", 10, "Epochs per iteration.", ("refine",)),
+    Param("early_stop_patience", "int", 0,
+          "Stop an iteration's epochs after this many without a 1 % gain in validation loss; 0: train all epochs.",
+          ("refine",)),
     Param("steps_per_epoch", "int", None, "Training steps per epoch [min(6·N/batch, 200)].", ("refine",)),
     Param("batch_size", "int", None, "Training batch [max(4, 2 per GPU)].", ("refine",)),
     Param("filter_base", "int", 64, "Filters of the first U-Net level.", ("refine",)),
