@@ -17,7 +17,15 @@ from PIL import Image
 
 from isonet_steps.core.fsc import fourier_shell_correlation
 from isonet_steps.io.mrc import write_volume
-from isonet_steps.report.figures import fsc_figure, kzkx_log_power, loss_plot, noise_plot, power_figure, power_window
+from isonet_steps.report.figures import (
+    epoch_positions,
+    fsc_figure,
+    kzkx_log_power,
+    loss_plot,
+    noise_plot,
+    power_figure,
+    power_window,
+)
 from isonet_steps.report.plots import figure_png, figure_svg, gray_png, line_axes, new_figure, prepare_matplotlib
 
 
@@ -98,6 +106,11 @@ def test_report_plots_svg_and_power_maps():
     loss = figure_svg(loss_plot({"half 1": records, "half 2": records}))
     assert len(_curves(loss)) == 4 and "loss (mean absolute error)" in loss
     assert loss_plot({"": []}) is None and noise_plot({}) is None
+    # an iteration stopped early keeps the epoch spacing of the full ones: it ends before its interval does
+    mixed = [{"iteration": 1, "loss": [0.3, 0.2, 0.1, 0.1]}, {"iteration": 2, "loss": [0.2, 0.2]}]
+    xs, ys = epoch_positions(mixed, "loss")
+    assert xs == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5] and ys == [0.3, 0.2, 0.1, 0.1, 0.2, 0.2]
+    assert len(_curves(figure_svg(loss_plot({"": mixed})))) == 1
     noise = figure_svg(noise_plot({"planned": [(1, 0.0), (2, 0.05)], "used": [(1, 0.0)]}))
     assert len(_curves(noise)) == 2 and "noise level" in noise
 

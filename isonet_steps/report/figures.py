@@ -29,6 +29,7 @@ __all__ = [
     "power_window",
     "wedge_power_ratio",
     "loss_plot",
+    "epoch_positions",
     "noise_plot",
 ]
 
@@ -266,6 +267,24 @@ def _whole_ticks(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def epoch_positions(records: Sequence[Mapping], key: str) -> tuple[list[float], list[float]]:
+    """X (iteration ``i`` spans ``(i - 1, i]``) and value of every epoch's ``key`` loss over ``records``.
+
+    The epochs take the interval in steps of 1 / (the most epochs any iteration trained), so an
+    iteration that stopped early (``early_stop_patience``) ends before its interval does and the
+    gap shows the epochs it saved, instead of its few epochs being stretched over the interval.
+    """
+    values = [[float("nan") if v is None else float(v) for v in rec.get(key) or []] for rec in records]
+    slots = max((len(v) for v in values), default=0)
+    xs: list[float] = []
+    ys: list[float] = []
+    for rec, losses in zip(records, values):
+        for e, v in enumerate(losses):
+            xs.append(int(rec["iteration"]) - 1 + (e + 1) / slots)
+            ys.append(v)
+    return xs, ys
+
+
 def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height: int = 360):
     """Training and validation loss per epoch across iterations; ``runs`` = name -> iteration records.
 
@@ -279,13 +298,7 @@ def loss_plot(runs: Mapping[str, Sequence[Mapping]], *, width: int = 560, height
     styles: dict[str, dict] = {}
     for k, (name, records) in enumerate(runs.items()):
         for key, what, dash in (("loss", "training", "solid"), ("val_loss", "validation", (0, (5, 3)))):
-            xs: list[float] = []
-            ys: list[float] = []
-            for rec in records:
-                values = [float("nan") if v is None else float(v) for v in rec.get(key) or []]
-                for e, v in enumerate(values):
-                    xs.append(int(rec["iteration"]) - 1 + (e + 1) / len(values))
-                    ys.append(v)
+            xs, ys = epoch_positions(records, key)
             if xs:
                 label = f"{name} {what}".strip()
                 series[label] = (xs, ys)

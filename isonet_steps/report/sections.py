@@ -143,7 +143,8 @@ def training_section(run) -> str:
     if plots:
         parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append('<p class="caption">Iteration <i>i</i> spans (<i>i</i> − 1, <i>i</i>] on the x axis; its epochs '
-                     "sit evenly inside it. The loss is the mean absolute error (L1, as in IsoNet) between the "
+                     "sit evenly inside it (one stopped early by early_stop_patience ends before it does). "
+                     "The loss is the mean absolute error (L1, as in IsoNet) between the "
                      "network's output and the rotated subtomogram on the measured region; it rises when the "
                      "noise level steps up.</p>")
     else:
