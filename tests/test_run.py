@@ -56,7 +56,8 @@ def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(sta
         assert Path(table[column].iloc[0]).exists(), column
     fsc = json.loads(Path(table["rlnGoldStandardFsc"].iloc[0]).read_text())
     assert set(fsc["resolution_A"]) == {"0.5", "0.143"}
-    assert set(fsc["resolution_A"]["0.143"]) == {"global", "x", "y", "z", "xy", "xz", "yz"}
+    # the six directions, and the measured region and missing wedge of the row's tilt range
+    assert set(fsc["resolution_A"]["0.143"]) == {"global", "x", "y", "z", "xy", "xz", "yz", "measured", "wedge"}
     assert (out / "report.html").exists()
     records = _records(out)
     assert set(records) == {"prepare", "make_mask", "extract", "refine", "gold_standard"}
