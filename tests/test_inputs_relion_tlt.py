@@ -5,6 +5,7 @@ tomograms out of predict and ``isonet run``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -313,3 +314,28 @@ def test_isonet_run_on_a_relion5_star_with_halves(tmp_path):
     assert names == ["rec_TS_01_corrected.mrc", "rec_TS_02_corrected.mrc"]  # the mean of the two half networks
     assert [Path(v).name for v in table["rlnTomoReconstructedTomogramHalf1"]] == [
         "rec_TS_01_half1_corrected.mrc", "rec_TS_02_half1_corrected.mrc"]
+
+
+#: An IMOD series with a gap (no views between -20° and +20°): the gap is missing wedge too.
+GAP_SERIES = [float(a) for a in (*range(-60, -19, 4), *range(24, 61, 4))]
+
+
+def imod_folder(folder: Path) -> Path:
+    """A folder as IMOD leaves it: TS_01.mrc with its TS_01.tlt beside it."""
+    write_volume(folder / "TS_01.mrc", _blob_volume((48, 64, 64), 3), 10.0)
+    write_tilt_angles(folder / "TS_01.tlt", GAP_SERIES)
+    return folder
+
+
+def test_isonet_run_on_an_imod_folder_trains_with_its_recorded_angles(tmp_path):
+    folder = imod_folder(tmp_path / "imod")
+    out = tmp_path / "run"
+    env = {**os.environ, "ISONET_NO_PROGRESS": "1"}
+    run = subprocess.run([sys.executable, "-m", "isonet_steps", "run", "--input", str(folder), "--outdir", str(out),
+                          "--iterations", "1", *TINY], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    subtomos = read_subtomo_star(out / "subtomo.star")
+    assert set(subtomos["rlnTiltAngleFile"]) == {str(out / "subtomo" / "TS_01.tlt")}
+    state = json.loads((out / "refine" / "refine_state.json").read_text())
+    assert {tuple(a) for a in state["data"]["angles"]} == {tuple(GAP_SERIES)}  # trained on the angles, gap included
+    assert (out / "report.html").exists()

@@ -308,3 +308,75 @@ def test_real_run_interrupted_and_resumed(tmp_path):
     prepared = starfile.read(second / "star" / "prepare_star.star")
     assert list(prepared["rlnMicrographName"]) == ["../phantom/tomo.mrc"]
     assert (second / "star" / "../phantom/tomo.mrc").resolve() == phantom.resolve()
+
+
+def _relion_project_with_halves(root: Path) -> Path:
+    """A one-tomogram RELION 5 project (tilt series STAR with aligned angles, both halves), big enough to extract."""
+    from test_inputs_relion_tlt import _blob_volume
+    from test_relion5 import DEFOCUS_01, JOB, STAGE_01, VOXEL, YTILT_01, _global, _row, _tilt_series_text, _write_text
+
+    from isonet_steps.io.mrc import write_volume
+
+    _write_text(root / "AlignTiltSeries/job004/tilt_series/TS_01.star",
+                _tilt_series_text("TS_01", STAGE_01, DEFOCUS_01, YTILT_01))
+    for i, suffix in enumerate(("", "_half1", "_half2")):
+        write_volume(root / JOB / "tomograms" / f"rec_TS_01{suffix}.mrc", _blob_volume((48, 64, 64), i), VOXEL)
+    return _write_text(root / JOB / "tomograms.star", _global([_row("TS_01", halves=True)]))
+
+
+@pytest.mark.slow
+def test_real_run_on_a_relion5_project_with_noise2noise(tmp_path):
+    """A RELION 5 project for real: its angles, CTF and halves in, noise2noise training, the corrected
+    tomogram and halves out, and a RELION 5 tomograms.star naming the published correction.
+    """
+    from test_relion5 import YTILT_01
+
+    from isonet_steps.io.tilt_angles import read_tilt_angles
+
+    star = _relion_project_with_halves(tmp_path / "relion")
+    out = tmp_path / "out"
+    ok(nextflow(tmp_path, "-profile", "test", "--phantom", "false", "--input", str(star), "--halves", "false",
+                "--noise2noise", "true", "--iterations", "1", "--number_subtomos", "8", "--cube_size", "16",
+                "--crop_size", "24", "--predict_cube_size", "16", "--predict_crop_size", "32", "--outdir", str(out)))
+    rows = trace(out)
+    for step in ("ISONET_PREPARE_STAR", "ISONET_DECONV", "ISONET_MAKE_MASK", "ISONET_EXTRACT", "ISONET_REFINE_INIT",
+                 "ISONET_PREDICT", "ISONET_REPORT"):
+        assert tasks_of(rows, step), step  # deconv too: RELION's CTF estimation gave the defocus
+    assert read_tilt_angles(out / "star" / "tilt_angles" / "TS_01.tlt") == pytest.approx(sorted(YTILT_01))
+    state = json.loads((out / "refine" / "refine_state.json").read_text())
+    assert state["settings"]["noise2noise"] is True
+    corrected = out / "corrected_tomos"
+    for name in ("rec_TS_01_corrected.mrc", "rec_TS_01_half1_corrected.mrc", "rec_TS_01_half2_corrected.mrc"):
+        with mrcfile.open(corrected / name, permissive=False) as volume:
+            assert volume.data.shape == (48, 64, 64) and float(volume.data.std()) > 0
+    relion = starfile.read(corrected / "relion5_tomograms.star", always_dict=True)["global"]
+    named = Path(relion["rlnTomoReconstructedTomogram"].iloc[0])
+    assert named.is_absolute() and named.resolve() == (corrected / "rec_TS_01_corrected.mrc").resolve()
+    for column in ("rlnTomoName", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnTomoHand",
+                   "rlnTomoTiltSeriesPixelSize", "rlnTomoTiltSeriesStarFile"):
+        assert column in relion.columns, column
+    assert "Where the halves disagree" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_real_run_on_an_imod_folder_with_tlt(tmp_path):
+    """An IMOD folder (TS_01.mrc + TS_01.tlt with a gap) for real: the angles reach prepare, travel to refine,
+    which trains on them, and the published STAR names them.
+    """
+    from test_inputs_relion_tlt import GAP_SERIES, imod_folder
+
+    from isonet_steps.io.tilt_angles import read_tilt_angles
+
+    folder = imod_folder(tmp_path / "imod")
+    out = tmp_path / "out"
+    ok(nextflow(tmp_path, "-profile", "test", "--phantom", "false", "--input", str(folder), "--halves", "false",
+                "--iterations", "1", "--number_subtomos", "8", "--cube_size", "16", "--crop_size", "24",
+                "--predict_cube_size", "16", "--predict_crop_size", "32", "--outdir", str(out)))
+    prepared = starfile.read(out / "star" / "prepare_star.star")
+    assert list(prepared["rlnTiltAngleFile"]) == ["tilt_angles/TS_01.tlt"]
+    assert (prepared["rlnTiltMin"].iloc[0], prepared["rlnTiltMax"].iloc[0]) == (-60.0, 60.0)
+    assert read_tilt_angles(out / "star" / "tilt_angles" / "TS_01.tlt") == pytest.approx(GAP_SERIES)
+    state = json.loads((out / "refine" / "refine_state.json").read_text())
+    assert [tuple(a) for a in state["data"]["angles"]] == [tuple(GAP_SERIES)] * len(state["data"]["names"])
+    with mrcfile.open(out / "corrected_tomos" / "TS_01_corrected.mrc", permissive=False) as volume:
+        assert volume.data.shape == (48, 64, 64) and float(volume.voxel_size.x) == pytest.approx(10.0)
