@@ -31,33 +31,22 @@ class RawWedgeCheck:
     check: WedgeCheck
 
 
-def _tilt_file(run, t) -> Path | None:
-    """The ``rlnTiltAngleFile`` of tomogram ``t``'s row in the run's STAR (None when not set)."""
-    from ..io.star import is_set, read_tomogram_star, resolve_path
-    from ..io.tilt_angles import TILT_ANGLE_COLUMN
-
-    if run.star is None:
-        return None
-    table = read_tomogram_star(run.star)
-    if TILT_ANGLE_COLUMN not in table.columns:
-        return None
-    rows = table[table["rlnIndex"] == t.index]
-    if rows.empty or not is_set(rows.iloc[0][TILT_ANGLE_COLUMN]):
-        return None
-    return resolve_path(rows.iloc[0][TILT_ANGLE_COLUMN], run.star, TILT_ANGLE_COLUMN, "tilt-angle file")
-
-
 def row_wedge(run, t) -> tuple[Wedge, Path | None]:
-    """The wedge of tomogram ``t``: its tilt-angle file's angles when the row names one, else its range.
+    """The wedge of tomogram ``t``, as refine and the FSC take it (``steps.row_wedge``): its tilt-angle
+    file's angles when the row names one (returned too, for the fix), else its range.
 
     An unreadable angle file is noted and the range used instead, so the report still checks something.
     """
-    try:
-        path = _tilt_file(run, t)
-        if path is not None:
-            from ..io.tilt_angles import read_tilt_angles
+    from ..io.star import read_tomogram_star, resolve_path
+    from ..io.tilt_angles import TILT_ANGLE_COLUMN
+    from ..steps.row_wedge import row_wedge as star_row_wedge
 
-            return Wedge.from_angles(read_tilt_angles(path)), path
+    try:
+        rows = read_tomogram_star(run.star) if run.star is not None else None
+        if rows is not None and not (row := rows[rows["rlnIndex"] == t.index]).empty:
+            wedge = star_row_wedge(row.iloc[0], run.star)
+            if wedge.angles is not None:
+                return wedge, resolve_path(row.iloc[0][TILT_ANGLE_COLUMN], run.star, TILT_ANGLE_COLUMN)
     except InputError as exc:
         run.notes.append(f"{exc} The wedge check uses rlnTiltMin/rlnTiltMax instead.")
     return Wedge.from_range(*t.tilt_range), None
