@@ -5,6 +5,8 @@ Run from the repository root:
     python benchmarks/speed.py            # CPU: filter base 16, 500×500×200 tomogram, training steps
     python benchmarks/speed.py --quick    # smaller, fewer repeats (about a minute on 2 cores)
     python benchmarks/speed.py --gpu      # filter base 64 on a 1000×1000×300 tomogram (or "no GPU")
+    KERAS_BACKEND=torch python benchmarks/speed.py --gpu --oom   # the same on PyTorch, and the
+                                          # out-of-memory back-off on an oversized batch
 
 Predict runs the network as ``isonet predict`` does: batch normalisation folded into the
 convolutions, dropout removed, in float32 and in mixed precision (bfloat16 compute, which
@@ -97,13 +99,15 @@ def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats
     )
 
 
-def bench_train(filter_base, batch, side, jit, steps):
+def bench_train(filter_base, batch, side, jit, steps, precision="float32"):
     import keras
     import numpy as np
 
-    from isonet_steps.network.unet import build_unet, compile_unet
+    from isonet_steps.network.layout import data_format_of, for_backend
+    from isonet_steps.network.unet import build_unet, compile_unet, precision_policy
 
-    model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=jit)
+    with precision_policy(precision):  # laid out as refine trains it (channels-first on PyTorch)
+        model = compile_unet(for_backend(build_unet(filter_base=filter_base)), 4e-4, jit_compile=jit)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, side, side, side, 1)).astype(np.float32)
     y = rng.normal(size=x.shape).astype(np.float32)
@@ -116,10 +120,64 @@ def bench_train(filter_base, batch, side, jit, steps):
     per_step = (time.perf_counter() - start) / steps
     busy = (time.process_time() - cpu) / (per_step * steps)
     print(
-        f"train fb{filter_base} batch {batch} of {side}³, jit_compile={model.jit_compile} ({keras.backend.backend()}): "
-        f"{1 / per_step:.2f} steps/s ({per_step:.2f} s/step, first step {first:.1f} s, {busy:.1f} cores busy)",
+        f"train fb{filter_base} {precision:7s} batch {batch} of {side}³, jit_compile={model.jit_compile} "
+        f"({keras.backend.backend()}, {data_format_of(model)}): {1 / per_step:.2f} steps/s "
+        f"({per_step:.3f} s/step, first step {first:.1f} s, "
+        f"{busy:.1f} cores busy; an IsoNet iteration, 10 epochs × 200 steps: {2000 * per_step / 60:.1f} min)",
         flush=True,
     )
+    return per_step
+
+
+def bench_oom_backoff(filter_base, precision, batch_size=64, crop=256, cube=224):
+    """Predict with a batch far too large for the GPU: the batch must halve until it fits and the
+    result must equal a one-tile-at-a-time prediction (the tiles are the same, only grouped differently).
+    """
+    import numpy as np
+
+    from isonet_steps.network.inference import model_predict_fn, predict_tomogram
+    from isonet_steps.network.unet import build_unet
+
+    fn = model_predict_fn(build_unet(filter_base=filter_base), precision=precision)
+    asked = []
+
+    def recording(batch):
+        asked.append(len(batch))
+        return fn(batch)
+
+    tomo = np.random.default_rng(1).normal(size=(192, 448, 448)).astype(np.float32)
+    start = time.perf_counter()
+    out = predict_tomogram(recording, tomo, cube=cube, crop=crop, batch_size=batch_size, progress=False)
+    took = time.perf_counter() - start
+    ref = predict_tomogram(fn, tomo, cube=cube, crop=crop, batch_size=1, progress=False)
+    tried = sorted(set(asked), reverse=True)
+    diff = float(np.max(np.abs(out - ref)) / (np.std(ref) + 1e-12))
+    print(f"out-of-memory back-off fb{filter_base} {precision}: asked {batch_size} tiles of {crop}³ per call; "
+          f"tried {tried}, worked at {asked[-1]} ({took:.1f} s in all); largest difference from one-tile calls "
+          f"{diff:.1e} of the output's spread", flush=True)
+
+
+def describe_gpus():
+    """Name, memory and compute capability of each GPU the keras backend sees."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            print(f"GPU {i}: {props.name}, {props.total_memory / 2**30:.0f} GiB, compute capability "
+                  f"{props.major}.{props.minor}, {props.multi_processor_count} multiprocessors; "
+                  f"torch {torch.__version__}, "
+                  f"cuDNN {torch.backends.cudnn.version()}, TF32 convolutions {torch.backends.cudnn.allow_tf32}",
+                  flush=True)
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            print(f"{gpu.name}: {details.get('device_name')}, compute capability {details.get('compute_capability')}; "
+                  f"tensorflow {tf.__version__}", flush=True)
 
 
 def bench_pairs(batch, crop, cube, noise_level, repeats):
@@ -148,11 +206,12 @@ def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     """
     import numpy as np
 
+    from isonet_steps.network.layout import for_backend
     from isonet_steps.network.pairs import BatchStream, PairPlan
     from isonet_steps.network.unet import build_unet, compile_unet, precision_policy
 
     with precision_policy(precision):
-        model = compile_unet(build_unet(filter_base=filter_base), 4e-4, jit_compile=False)
+        model = compile_unet(for_backend(build_unet(filter_base=filter_base)), 4e-4, jit_compile=False)
     rng = np.random.default_rng(0)
     merged = rng.normal(size=(24, crop, crop, crop)).astype(np.float32)
     tilts = np.array([[-60.0, 60.0]] * len(merged))
@@ -182,6 +241,10 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true", help="no training figures")
     parser.add_argument("--shape", default=None, help="CPU predict tomogram Z,Y,X [200,500,500; --quick 64,128,128]")
     parser.add_argument("--default-tiling-only", action="store_true", help="predict at cube 96 / crop 128 only")
+    parser.add_argument("--jit", action="store_true",
+                        help="GPU training compiled (XLA on TensorFlow, torch.compile on PyTorch); default eager")
+    parser.add_argument("--oom", action="store_true",
+                        help="GPU: also predict with a batch too large for the card (the out-of-memory back-off)")
     parser.add_argument("--xla-cpu", action="store_true",
                         help="also time CPU training with jit_compile=True (XLA's CPU Conv3D is >10x slower)")
     args = parser.parse_args()
@@ -225,17 +288,24 @@ def main() -> None:
     if n_gpus == 0:
         print("no GPU", flush=True)
         return
+    describe_gpus()
     shape = (150, 500, 500) if args.quick else (300, 1000, 1000)
+    if args.shape:
+        shape = tuple(int(v) for v in args.shape.split(","))
     for precision in precisions:
-        bench_predict(64, shape, 64, 96, 4 * n_gpus, precision)
-        bench_predict(64, shape, 96, 128, 4 * n_gpus, precision)
+        bench_predict(64, shape, 96, 128, 4 * n_gpus, precision)  # predict's default tiling
+        if not args.default_tiling_only:
+            bench_predict(64, shape, 64, 96, 4 * n_gpus, precision)  # IsoNet's
     if not args.skip_train:
-        steps = 5 if args.quick else 20
+        steps = 5 if args.quick else 10
         per_batch = bench_pairs(4, 96, 64, 0.1, 5)
         print(f"  (a GPU training step must take longer than {per_batch:.2f} s for one data thread to keep up)")
-        bench_train(64, 8, 32, True, steps)
-        bench_train(64, 4, 64, True, steps)
-        bench_train(64, 4, 64, False, steps)
+        bench_pairs(4, 128, 96, 0.1, 3)
+        for precision in precisions:
+            for side in (64, 96):
+                bench_train(64, 4, side, args.jit, steps, precision)
+    if args.oom:
+        bench_oom_backoff(64, precisions[-1])
 
 
 if __name__ == "__main__":

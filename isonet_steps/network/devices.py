@@ -30,6 +30,7 @@ __all__ = [
     "usable_gpus",
     "distribution_scope",
     "is_out_of_memory",
+    "release_cached_memory",
     "PRECISIONS",
     "bfloat16_is_fast",
     "resolve_precision",
@@ -280,3 +281,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
         current = current.__cause__ or current.__context__
         seen += 1
     return False
+
+
+def release_cached_memory() -> None:
+    """Free what a failed, out-of-memory attempt left behind before a smaller one is tried.
+
+    The exception's frames hold the attempt's tensors until collected, and PyTorch keeps freed
+    GPU blocks in its own cache, sized for the failed batch: returned to the driver, the
+    smaller batch finds the memory in one piece.
+    """
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

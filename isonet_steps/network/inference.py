@@ -22,7 +22,6 @@ memory the batch is halved and retried.
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 from ..core.normalize import from_network, to_network
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
-from .devices import is_out_of_memory
+from .devices import is_out_of_memory, release_cached_memory
 
 if TYPE_CHECKING:  # Keras takes seconds to import; the steps import it only when they run a network
     import keras
@@ -202,8 +201,9 @@ def _run_batches(predict_fn: PredictFn, x: np.ndarray, batch_size: int, hint: st
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            del exc
-            gc.collect()
+            y = None
+        if y is None:  # out of memory; freed here, outside the handler that still holds the failed attempt
+            release_cached_memory()
             if batch_size == 1:
                 raise InputError(f"out of memory predicting a single {hint}; {_OOM_FIX}") from None
             batch_size //= 2
@@ -400,16 +400,19 @@ def model_predict_fn(model, *, precision: str = "float32") -> InferenceFunction:
     """A fast inference callable for a Keras model (compiled graph, ``training=False``, float32 out).
 
     The network is first rebuilt for inference (:func:`~isonet_steps.network.unet.inference_model`: batch
-    normalisation folded into the convolutions, dropout removed). ``predict_on_batch`` then reuses
+    normalisation folded into the convolutions, dropout removed; channels-first on PyTorch,
+    :mod:`~isonet_steps.network.layout`). ``predict_on_batch`` then reuses
     one traced function per input shape and runs under a multi-GPU strategy when the model was built
     in one. ``precision="mixed"`` computes in bfloat16 (about 3x faster on CPUs with AMX and on
     tensor-core GPUs); the last convolution and the residual sum with the input stay float32.
     ``"auto"`` picks mixed where the hardware has bfloat16 units.
     """
     from .devices import mirrored_strategy, resolve_precision
+    from .layout import for_backend
     from .unet import inference_model
 
     precision = resolve_precision(precision)
-    folded = inference_model(model, compute_dtype="mixed_bfloat16" if precision == "mixed" else "float32")
+    compute_dtype = "mixed_bfloat16" if precision == "mixed" else "float32"
+    folded = for_backend(inference_model(model, compute_dtype=compute_dtype))  # channels-first on PyTorch
     strategy = mirrored_strategy()
     return InferenceFunction(folded, split_between_gpus=strategy is not None and strategy.num_replicas_in_sync > 1)

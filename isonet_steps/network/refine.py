@@ -25,7 +25,7 @@ from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.refine_state import IterationRecord, RefineState
-from .devices import PRECISIONS
+from .devices import PRECISIONS, release_cached_memory
 from .pairs import BatchStream, PairPlan, halves_to_network, merge_halves_with_predictions, merge_with_prediction
 
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
@@ -382,11 +382,12 @@ def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineSt
 def _model_for(iteration: int, model, store: RefineStore, settings: RefineSettings):
     """The network iteration ``iteration`` starts from: the last committed model, loaded once, then carried."""
     from .devices import distribution_scope
+    from .layout import for_backend
     from .unet import compile_unet, load_model
 
     if model is None:
         with distribution_scope():
-            model = load_model(store.model_path(iteration - 1))
+            model = for_backend(load_model(store.model_path(iteration - 1)))
             compile_unet(model, settings.learning_rate)
     else:
         _fresh_optimizer_state(model)  # IsoNet's fresh Adam, without recompiling and retracing
@@ -576,20 +577,24 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
     epoch = 0
     while epoch < epochs:
         stream = BatchStream(merged, wedges, plan, cube, level, noise_mode, seed, threads=threads)
+        result = None
         try:
             last = epoch == epochs - 1  # the last epoch's statistics also serve the predictions
             calibration = calibration_batches if last else quick_calibration
-            loss, val = _fit_epoch(model, stream, plan, epoch, epochs, calibration)
+            result = _fit_epoch(model, stream, plan, epoch, epochs, calibration)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             if not is_out_of_memory(exc) or plan.batch_size == 1:
                 raise
+        finally:
+            stream.close()
+        if result is None:  # out of memory: freed outside the handler that still held the failed attempt
+            release_cached_memory()
             new_batch = max(1, plan.batch_size // 2)
             log.warning("out of memory at batch size %d: retrying epoch %d with batch size %d",
                         plan.batch_size, epoch + 1, new_batch)
             plan = PairPlan(plan.train, plan.validation, new_batch, plan.steps_per_epoch * 2, plan.validation_steps * 2)
             continue
-        finally:
-            stream.close()
+        loss, val = result
         losses.append(loss)
         val_losses.append(val)
         log.info("epoch %d/%d: loss %.4f, validation loss %.4f", epoch + 1, epochs, losses[-1], val_losses[-1])

@@ -25,6 +25,7 @@ from keras import layers
 
 from ..io.atomic import atomic_path
 from ..io.errors import InputError
+from .layout import with_data_format
 
 __all__ = [
     "LEAKY_SLOPE",
@@ -242,6 +243,8 @@ def copy_inference_weights(source: keras.Model, target: keras.Model) -> None:
     config = json.loads(json.dumps(source.get_config()))
     _, folds = _inference_rewrites(config)
     for layer in target.layers:
+        if not layer.weights:  # also the layout's Permutes, which only one of the two may have
+            continue
         weights = source.get_layer(layer.name).get_weights()
         if layer.name in folds:
             weights = _folded(weights, source.get_layer(folds[layer.name]))
@@ -284,13 +287,19 @@ def _inference_rewrites(config: dict) -> tuple[dict[str, str], dict[str, str]]:
                 conv.get("class_name") == "Conv3D"
                 and consumers.get(conv["name"]) == 1
                 and conv["name"] not in folds
-                and conv["config"].get("data_format", "channels_last") == "channels_last"
-                and layer["config"].get("axis") in (-1, 4, [-1], [4])
+                and _channel_axis(conv["config"].get("data_format", "channels_last"), layer["config"].get("axis"))
             )
             if foldable:
                 removed[layer["name"]] = source
                 folds[conv["name"]] = layer["name"]
     return removed, folds
+
+
+def _channel_axis(data_format: str, axis) -> bool:
+    """True when a BatchNormalization's ``axis`` is the channel axis of a convolution in ``data_format``."""
+    if data_format == "channels_first":
+        return axis in (1, [1])
+    return axis in (-1, 4, [-1], [4])
 
 
 def _resolve(name: str, removed: dict[str, str]) -> str:
@@ -408,10 +417,11 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Save in the ``.keras`` format atomically: a temporary ``.keras`` name in the same folder, then rename."""
+    """Save in the ``.keras`` format, channels-last, atomically: a temporary ``.keras`` name, then rename."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"model files are saved as .keras, got {path}")
+    model = with_data_format(model, "channels_last")  # saved models load on every backend and CPU
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp, overwrite=True)
     return path
