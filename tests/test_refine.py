@@ -183,3 +183,42 @@ def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypat
     # earlier epochs validated with other statistics; the last one with the same
     val0, val2 = states[0].iterations[0].val_loss, states[1].iterations[0].val_loss
     assert val0[-1] == val2[-1] and val0[:-1] != val2[:-1]
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named as PyTorch's: how the refine loop recognises a GPU out-of-memory (with TF's ResourceExhaustedError)."""
+
+
+def _memory_of_one_pair(monkeypatch) -> list[int]:
+    """Make every epoch at a batch above 1 run out of memory, as on a GPU too small; record the batches tried."""
+    import isonet_steps.network.refine as refine_module
+
+    tried = []
+    original = refine_module._fit_epoch
+
+    def fit_epoch(model, stream, plan, *args, **kwargs):
+        tried.append(plan.batch_size)
+        if plan.batch_size > 1:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 16.00 GiB")
+        return original(model, stream, plan, *args, **kwargs)
+
+    monkeypatch.setattr(refine_module, "_fit_epoch", fit_epoch)
+    return tried
+
+
+def test_out_of_memory_halves_the_batch_once_for_the_whole_run(tmp_path, monkeypatch):
+    tried = _memory_of_one_pair(monkeypatch)
+    state = refine(_data(), _settings(), RefineStore(tmp_path / "a"))
+    assert tried == [2, 1, 1, 1]  # iteration 1 falls back; iterations 2 and 3 start at the batch that fitted
+    records = state.iterations
+    assert [r.iteration for r in records] == [1, 2, 3]
+    assert [(r.batch_size, r.steps_per_epoch) for r in records] == [(1, 4)] * 3  # as many pairs per epoch
+    assert all(np.isfinite(r.loss[0]) for r in records)
+    # continued after iteration 1, the run reads the fallback from the state and ends with the same model
+    tried.clear()
+    store_b = RefineStore(tmp_path / "b")
+    refine(_data(), _settings(), store_b, until_iter=1)
+    refine(_data(), _settings(), store_b)
+    assert tried == [2, 1, 1, 1]
+    for wa, wb in zip(_weights(RefineStore(tmp_path / "a").final_model_path), _weights(store_b.final_model_path)):
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)

@@ -394,6 +394,19 @@ def _model_for(iteration: int, model, store: RefineStore, settings: RefineSettin
     return model
 
 
+def _batch_that_fits(run: _RunPlan, state: RefineState, log) -> tuple[int, int]:
+    """The planned batch and steps, or the smaller batch (with as many more steps) an earlier
+    iteration fell back to on out-of-memory: the next one then does not run out of memory first.
+    Read from the committed records, so a continued run picks the same as an uninterrupted one.
+    """
+    last = state.last
+    if last is None or last.batch_size >= run.batch_size:
+        return run.batch_size, run.steps
+    log.info("batch size %d, %d steps per epoch: iteration %d ran out of memory at %d", last.batch_size,
+             last.steps_per_epoch, last.iteration, run.batch_size)
+    return last.batch_size, last.steps_per_epoch
+
+
 def _commit(store: RefineStore, state: RefineState, record: IterationRecord, log) -> None:
     """The iteration's record into the state, written last so the iteration counts only once complete."""
     state.record(record)
@@ -419,7 +432,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
 
     log = get_logger("refine")
     run = _plan_run(data, settings, n_gpus, until_iter)
-    n, batch_size, steps, schedule = run.n, run.batch_size, run.steps, run.schedule
+    n, schedule = run.n, run.schedule
 
     state, originals, predictions = _resume_or_start(data, settings, store, run, resume, log)
     model = None  # built once from the last committed model, then carried from iteration to iteration
@@ -438,18 +451,19 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         merged = _merged_cubes(originals, predictions, wedges, chosen, settings.noise2noise)
         model = _model_for(iteration, model, store, settings)
         _reset_seed_generators(model, seed)
+        batch_size, steps = _batch_that_fits(run, state, log)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         if settings.noise2noise:
             plan = plan.across_halves(n)
-        losses, val_losses, used_batch = _train(model, merged, wedges, plan, data.cube, level,
-                                                settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
-                                                threads=data_threads(n_gpus), patience=settings.early_stop_patience)
+        losses, val_losses, plan = _train(model, merged, wedges, plan, data.cube, level,
+                                          settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
+                                          threads=data_threads(n_gpus), patience=settings.early_stop_patience)
         save_model(model, store.model_path(iteration))
         log.info("iteration %d: predicting %d subtomograms", iteration, n)
-        predictions = predict_all(model, originals, used_batch)
+        predictions = predict_all(model, originals, plan.batch_size)
         store.save_predictions(iteration, predictions)
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,
-                                 batch_size=used_batch, steps_per_epoch=plan.steps_per_epoch,
+                                 batch_size=plan.batch_size, steps_per_epoch=plan.steps_per_epoch,
                                  seconds=round(time.time() - started, 2))
         _commit(store, state, record, log)
         if on_iteration:
@@ -560,8 +574,9 @@ def _fit_epoch(model, stream: BatchStream, plan: PairPlan, epoch: int, epochs: i
 
 def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise_mode: str, seed: int, epochs: int,
            is_out_of_memory, log, calibration_batches: int = 8, threads: int = 1,
-           quick_calibration: int = 2, patience: int = 0) -> tuple[list[float], list[float], int]:
+           quick_calibration: int = 2, patience: int = 0) -> tuple[list[float], list[float], PairPlan]:
     """Fit one iteration; on GPU out-of-memory halve the batch (twice the steps) and redo the epoch.
+    Returns the losses and the plan it ended with (its batch is the one that fitted).
 
     Before each epoch's validation the batch-norm statistics are recalibrated on that epoch's
     first batches (``quick_calibration`` of them, ``calibration_batches`` after the last epoch), so
@@ -609,4 +624,4 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
             finally:
                 stream.close()
             break
-    return losses, val_losses, plan.batch_size
+    return losses, val_losses, plan
