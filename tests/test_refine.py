@@ -208,17 +208,18 @@ def _memory_of_one_pair(monkeypatch) -> list[int]:
 
 def test_out_of_memory_halves_the_batch_once_for_the_whole_run(tmp_path, monkeypatch):
     tried = _memory_of_one_pair(monkeypatch)
-    state = refine(_data(), _settings(), RefineStore(tmp_path / "a"))
-    assert tried == [2, 1, 1, 1]  # iteration 1 falls back; iterations 2 and 3 start at the batch that fitted
+    settings = _settings(iterations=2)
+    state = refine(_data(), settings, RefineStore(tmp_path / "a"))
+    assert tried == [2, 1, 1]  # iteration 1 falls back; iteration 2 starts at the batch that fitted
     records = state.iterations
-    assert [r.iteration for r in records] == [1, 2, 3]
-    assert [(r.batch_size, r.steps_per_epoch) for r in records] == [(1, 4)] * 3  # as many pairs per epoch
+    assert [r.iteration for r in records] == [1, 2]
+    assert [(r.batch_size, r.steps_per_epoch) for r in records] == [(1, 4)] * 2  # as many pairs per epoch
     assert all(np.isfinite(r.loss[0]) for r in records)
     # continued after iteration 1, the run reads the fallback from the state and ends with the same model
     tried.clear()
     store_b = RefineStore(tmp_path / "b")
-    refine(_data(), _settings(), store_b, until_iter=1)
-    refine(_data(), _settings(), store_b)
-    assert tried == [2, 1, 1, 1]
+    refine(_data(), settings, store_b, until_iter=1)
+    refine(_data(), settings, store_b)
+    assert tried == [2, 1, 1]
     for wa, wb in zip(_weights(RefineStore(tmp_path / "a").final_model_path), _weights(store_b.final_model_path)):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
