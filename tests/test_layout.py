@@ -117,3 +117,11 @@ def test_each_backend_gets_its_faster_layout():
     model = build_unet(depth=1, filter_base=2, convs_per_depth=2)
     expected = "channels_first" if keras.backend.backend() == "torch" else "channels_last"
     assert data_format_of(for_backend(model)) == expected
+
+
+def test_a_network_without_the_residual_sum_stays_as_it_was():
+    inputs = keras.Input(shape=(None, None, None, 1))
+    foreign = keras.Model(inputs, keras.layers.Conv3D(1, 3, padding="same", name="conv")(inputs))
+    with pytest.raises(ValueError, match="residual"):
+        with_data_format(foreign, "channels_first")
+    assert for_backend(foreign) is foreign

@@ -42,8 +42,16 @@ def preferred_data_format() -> str:
 
 
 def for_backend(model: keras.Model) -> keras.Model:
-    """``model`` in :func:`preferred_data_format` (the same object when it already is)."""
-    return with_data_format(model, preferred_data_format())
+    """``model`` in :func:`preferred_data_format`: the same object when it already is, or when it is
+    not a U-Net this module can rebuild (a foreign pretrained model then runs as it was saved).
+    """
+    try:
+        return with_data_format(model, preferred_data_format())
+    except ValueError as exc:
+        from ..io.log import get_logger
+
+        get_logger().debug("network kept in its own layout: %s", exc)
+        return model
 
 
 def with_data_format(model: keras.Model, data_format: str) -> keras.Model:
@@ -77,7 +85,7 @@ def with_data_format(model: keras.Model, data_format: str) -> keras.Model:
 
 
 def _tensor_refs(node) -> list[dict]:
-    """Every serialised tensor (``__keras_tensor__``) inside a layer's inbound nodes, in place."""
+    """Every serialised tensor (``__keras_tensor__``) inside a layer's inbound nodes: the dicts themselves, to edit."""
     if isinstance(node, dict):
         if node.get("class_name") == "__keras_tensor__":
             return [node]
