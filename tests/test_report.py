@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -282,8 +283,9 @@ def test_bad_input_is_one_line(tmp_path, demo_run, case):
     else:
         out = tmp_path
         args, needle = [str(demo_run), "-o", str(out)], "is a folder"
-    result = subprocess.run(["/work/venv/bin/isonet", "report", *args] if Path("/work/venv/bin/isonet").exists()
-                            else ["isonet", "report", *args], capture_output=True, text=True)
+    # the installed command, as a user types it (found beside this interpreter when PATH lacks it)
+    isonet = shutil.which("isonet") or str(Path(sys.executable).with_name("isonet"))
+    result = subprocess.run([isonet, "report", *args], capture_output=True, text=True)
     assert result.returncode == 2
     assert needle in result.stderr and result.stderr.startswith("Error: ")
     assert "Traceback" not in result.stderr
