@@ -554,6 +554,11 @@ def early_stop_reason(val_losses: Sequence[float], patience: int,
             f"{min_improvement:.0%} for {waited} epoch{'s' if waited > 1 else ''}")
 
 
+def _first_inputs(stream: BatchStream, plan: PairPlan, epoch: int, count: int):
+    """The network inputs of ``epoch``'s first ``count`` training batches (at most the epoch's steps)."""
+    return (stream.get(epoch, step)[0] for step in range(min(count, plan.steps_per_epoch)))
+
+
 def _fit_epoch(model, stream: BatchStream, plan: PairPlan, epoch: int, epochs: int,
                calibration: int) -> tuple[float, float]:
     """Train one epoch, recalibrate batch norm on its first ``calibration`` batches, validate: mean losses."""
@@ -563,7 +568,7 @@ def _fit_epoch(model, stream: BatchStream, plan: PairPlan, epoch: int, epochs: i
         x, y = stream.get(epoch, step)
         out = model.train_on_batch(x, y, return_dict=True)
         batch_losses.append(float(out["loss"]))
-    recalibrate_batch_norm(model, (stream.get(epoch, s)[0] for s in range(min(calibration, plan.steps_per_epoch))))
+    recalibrate_batch_norm(model, _first_inputs(stream, plan, epoch, calibration))
     val = []
     for step in range(plan.validation_steps):
         x, y = stream.get(epoch, step, validation=True)
@@ -619,8 +624,7 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
             log.info("early stop after epoch %d of %d: %s", epoch, epochs, reason)
             stream = BatchStream(merged, wedges, plan, cube, level, noise_mode, seed, threads=threads)
             try:
-                recalibrate_batch_norm(model, (stream.get(epoch - 1, s)[0]
-                                               for s in range(min(calibration_batches, plan.steps_per_epoch))))
+                recalibrate_batch_norm(model, _first_inputs(stream, plan, epoch - 1, calibration_batches))
             finally:
                 stream.close()
             break
