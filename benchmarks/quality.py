@@ -9,6 +9,10 @@ Z/X elongation of the gold beads, for the raw and the corrected tomogram, and ea
 
     python benchmarks/quality.py [--workdir DIR] [--quick] [--seed 0] [--json out.json]
         [--early-stop-patience N] [--iterations I --epochs E --steps-per-epoch S --noise-start-iter 5,8]
+        [--batch-size B] [--snr 0.5] [--score-iterations]
+
+``--score-iterations`` predicts with every iteration's saved model too and scores it beside refine's time
+up to that iteration: how soon the quality arrives, and how much it moves from iteration to iteration.
 
 Every step runs as its own process (``python -m isonet_steps <step>``), as a user would run it.
 """
@@ -48,6 +52,26 @@ def read(path: Path) -> np.ndarray:
         return np.asarray(m.data, dtype=np.float32)
 
 
+def score_iterations(work: Path, state, refine_wall: float, truth: np.ndarray, labels: np.ndarray,
+                     precision: str) -> dict:
+    """Each iteration's model predicted and scored: how quality grows with refine's time (which model to keep).
+
+    The time so far is refine's start-up (its wall time less its iterations') plus the iterations up to that one.
+    """
+    print("\nafter iteration   refine s so far   " + " / ".join(["wedge FC", "measured FC", "real-space", "bead Z/X"]))
+    elapsed = refine_wall - sum(record.seconds for record in state.iterations)
+    scores, scratch = {}, {}
+    for record in state.iterations:
+        elapsed += record.seconds
+        out = f"corrected_it{record.iteration:02d}"
+        run("predict", "tomograms.star", f"results/model_iter{record.iteration:02d}.keras", "--output-dir", out,
+            "--precision", precision, cwd=work, times=scratch)
+        report = quality_report(read(work / out / "phantom_corrected.mrc"), truth, labels)
+        scores[record.iteration] = {"refine_seconds": round(elapsed, 1), **report}
+        print(f"{record.iteration:15d} {elapsed:17.0f}   " + " / ".join(f"{v:.3f}" for v in report.values()))
+    return scores
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -64,6 +88,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the epochs per iteration")
     ap.add_argument("--steps-per-epoch", type=int, default=30)
     ap.add_argument("--noise-start-iter", default=None, help="override the iterations where 0.05, 0.1 start")
+    ap.add_argument("--batch-size", type=int, default=8, help="refine --batch-size (the protocol's 8)")
+    ap.add_argument("--score-iterations", action="store_true",
+                    help="also predict with every iteration's saved model and score it, beside refine's seconds so far")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -85,7 +112,7 @@ def main() -> None:
         "--cube-size", 32, "--seed", args.seed, cwd=work, times=times)
     run("refine", "subtomo.star", "--result-dir", "results", "--iterations", iterations, "--epochs", epochs,
         "--early-stop-patience", args.early_stop_patience, "--steps-per-epoch", args.steps_per_epoch,
-        "--batch-size", 8, "--filter-base", 16, "--noise-level", "0.05,0.1",
+        "--batch-size", args.batch_size, "--filter-base", 16, "--noise-level", "0.05,0.1",
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
     run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected",
@@ -117,6 +144,8 @@ def main() -> None:
     print(f"  precision: {state.precision} (asked: {args.precision})")
     print(f"  early-stop patience {args.early_stop_patience}: epochs trained per iteration {trained_epochs} of "
           f"{epochs}; {refine_steps} of {planned_steps} planned steps ({1 - refine_steps / planned_steps:.0%} saved)")
+    if args.score_iterations:
+        figures["iterations"] = score_iterations(work, state, times["refine"], truth, labels, args.precision)
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "times_s": times, "refine_steps": refine_steps,
                                          "planned_steps": planned_steps, "epochs_trained": trained_epochs,
