@@ -113,7 +113,8 @@ def main() -> None:
         "--cube-size", 32, "--seed", args.seed, cwd=work, times=times)
     run("refine", "subtomo.star", "--result-dir", "results", "--iterations", iterations, "--epochs", epochs,
         "--early-stop-patience", args.early_stop_patience, "--steps-per-epoch", args.steps_per_epoch,
-        "--batch-size", args.batch_size, "--learning-rate", args.learning_rate, "--filter-base", 16, "--noise-level", "0.05,0.1",
+        "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
+        "--filter-base", 16, "--noise-level", "0.05,0.1",
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
     run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected",
