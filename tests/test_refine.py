@@ -223,3 +223,39 @@ def test_out_of_memory_halves_the_batch_once_for_the_whole_run(tmp_path, monkeyp
     assert tried == [2, 1, 1]
     for wa, wb in zip(_weights(RefineStore(tmp_path / "a").final_model_path), _weights(store_b.final_model_path)):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+
+
+def test_fill_relaxation_mixes_new_predictions_into_the_previous_fill_and_resumes(tmp_path, monkeypatch):
+    import isonet_steps.network.refine as refine_module
+
+    class Numbered:
+        """Predicts 1.0 everywhere on its first call, 2.0 on the second, ...: each fill's origin is visible."""
+
+        calls = 0
+
+        def __init__(self, precision):
+            pass
+
+        def __call__(self, model, originals, batch_size):
+            Numbered.calls += 1
+            return np.full(originals.shape, float(Numbered.calls), dtype=np.float32)
+
+    monkeypatch.setattr(refine_module, "_SubtomoPredictor", Numbered)
+    store = RefineStore(tmp_path / "results")
+    settings = _settings(fill_relaxation=0.5)
+    refine(_data(), settings, store, until_iter=2)
+    np.testing.assert_allclose(np.load(store.predictions_path(2)), 0.5 * 2 + 0.5 * 1)  # iteration 1: new alone
+    refine(_data(), settings, store)  # continues from the stored (relaxed) fill
+    fill = np.load(store.predictions_path(3))
+    assert fill.dtype == np.float32
+    np.testing.assert_allclose(fill, 0.5 * 3 + 0.5 * 1.5)
+    with pytest.raises(InputError, match="fill_relaxation"):
+        refine(_data(), _settings(fill_relaxation=0.25, iterations=4), store)
+
+
+def test_fill_relaxation_must_be_a_weight():
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(InputError, match="--fill-relaxation"):
+            _settings(fill_relaxation=bad).validate()
+    assert "fill_relaxation" not in _settings().fingerprint()  # IsoNet's fill: older runs continue
+    assert _settings(fill_relaxation=0.5).fingerprint()["fill_relaxation"] == 0.5

@@ -40,6 +40,9 @@ _ints = _number_list(int, "11,16")
 @option("--dropout", "--drop-out", "dropout", type=float, default=0.3, help="Dropout rate.")
 @option("--batch-norm/--no-batch-norm", default=True, help="Batch normalisation in conv blocks.")
 @option("--learning-rate", type=float, default=4e-4, help="Adam learning rate (fresh optimiser each iteration).")
+@option("--fill-relaxation", type=float, default=1.0,
+        help="Weight of an iteration's new predictions in the missing-wedge fill the next trains on; "
+             "1: IsoNet (new alone).")
 @option("--noise-level", callback=_floats, default="0.05,0.1,0.15,0.2",
         help="Noise levels (ratio to data), comma-separated.")
 @option("--noise-start-iter", callback=_ints, default="11,16,21,26", help="Iteration where each noise level starts.")
@@ -66,7 +69,7 @@ _ints = _number_list(int, "11,16")
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
             select_subtomo_number, pretrained_model, resume, until_iter, halves, noise2noise, seed, precision, gpus,
-            ncpus, log_level, early_stop_patience):
+            ncpus, log_level, early_stop_patience, fill_relaxation):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..network.devices import configure
 
@@ -81,7 +84,7 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
         dropout=dropout, batch_norm=batch_norm, learning_rate=learning_rate, noise_level=noise_level,
         noise_start_iter=noise_start_iter, noise_mode=noise_mode, select_subtomo_number=select_subtomo_number,
         pretrained_model=pretrained_model, seed=seed, precision=precision, noise2noise=noise2noise,
-        early_stop_patience=early_stop_patience,
+        early_stop_patience=early_stop_patience, fill_relaxation=fill_relaxation,
     )
     run_refine(subtomo_star, result_dir, settings, until_iter=until_iter, resume=resume, halves=halves,
                log_level=log_level)

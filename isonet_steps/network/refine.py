@@ -69,6 +69,7 @@ class RefineSettings:
     precision: str = "auto"
     noise2noise: bool = False  # train half 1 -> half 2 and back (needs RefineData.second_half); no added noise
     early_stop_patience: int = 0  # stop an iteration's epochs after this many without improvement; 0: all epochs
+    fill_relaxation: float = 1.0  # new predictions' weight in the wedge fill (the rest: the previous fill); 1: IsoNet
 
     def validate(self) -> None:
         """Refuse bad settings before any data is read or any network built."""
@@ -89,6 +90,8 @@ class RefineSettings:
             (self.precision in PRECISIONS, f"--precision {self.precision!r} must be one of {', '.join(PRECISIONS)}"),
             (self.select_subtomo_number is None or self.select_subtomo_number >= 1,
              f"--select-subtomo-number {self.select_subtomo_number} must be at least 1"),
+            (0 < self.fill_relaxation <= 1,
+             f"--fill-relaxation {self.fill_relaxation} must be above 0 and at most 1 (1: IsoNet's fill)"),
             (self.early_stop_patience >= 0,
              f"--early-stop-patience {self.early_stop_patience} must be 0 (off) or more"),
         ]
@@ -108,6 +111,8 @@ class RefineSettings:
             d.pop("noise2noise")  # result folders from before the option continue as they were
         if not self.early_stop_patience:
             d.pop("early_stop_patience")  # off trains every epoch, as before the option
+        if self.fill_relaxation == 1:
+            d.pop("fill_relaxation")  # IsoNet's fill, as before the option
         return d
 
 
@@ -460,7 +465,8 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
                                           threads=data_threads(n_gpus), patience=settings.early_stop_patience)
         save_model(model, store.model_path(iteration))
         log.info("iteration %d: predicting %d subtomograms", iteration, n)
-        predictions = predict_all(model, originals, plan.batch_size)
+        predictions = _relaxed_fill(predict_all(model, originals, plan.batch_size), predictions, iteration,
+                                    settings.fill_relaxation)
         store.save_predictions(iteration, predictions)
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,
                                  batch_size=plan.batch_size, steps_per_epoch=plan.steps_per_epoch,
@@ -552,6 +558,16 @@ def early_stop_reason(val_losses: Sequence[float], patience: int,
         return None
     return (f"validation loss {val_losses[-1]:.4g} has not improved on epoch {best_epoch}'s {best:.4g} by "
             f"{min_improvement:.0%} for {waited} epoch{'s' if waited > 1 else ''}")
+
+
+def _relaxed_fill(new: np.ndarray, previous: np.ndarray, iteration: int, weight: float) -> np.ndarray:
+    """The predictions the next iteration fills the missing wedge from: ``weight`` on the new ones, the
+    rest on the previous fill (from iteration 2; the first has no fill before it). Damps the swings of
+    the fill from one iteration to the next; 1 is IsoNet's (the new predictions alone).
+    """
+    if iteration == 1 or weight == 1:
+        return new
+    return (weight * new + (1 - weight) * previous).astype(new.dtype, copy=False)
 
 
 def _first_inputs(stream: BatchStream, plan: PairPlan, epoch: int, count: int):

@@ -73,6 +73,9 @@ PARAMS: tuple[Param, ...] = (
     Param("dropout", "float", 0.3, "Dropout rate.", ("refine",)),
     Param("batch_norm", "bool", True, "Batch normalisation.", ("refine",)),
     Param("learning_rate", "float", 4e-4, "Adam learning rate.", ("refine",)),
+    Param("fill_relaxation", "float", 1.0,
+          "Weight of an iteration's new predictions in the missing-wedge fill the next trains on; "
+          "1: IsoNet (new alone).", ("refine",)),
     Param("noise_level", "floats", (0.05, 0.1, 0.15, 0.2), "Noise levels, comma-separated.", ("refine",)),
     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration where each noise level starts.", ("refine",)),
     Param("noise_mode", "str", "noFilter", "Noise filter: noFilter, ramp or hamming.", ("refine",)),
