@@ -562,7 +562,7 @@ def early_stop_reason(val_losses: Sequence[float], patience: int,
 
 def _relaxed_fill(new: np.ndarray, previous: np.ndarray, iteration: int, weight: float) -> np.ndarray:
     """The predictions the next iteration fills the missing wedge from: ``weight`` on the new ones, the
-    rest on the previous fill (from iteration 2; the first has no fill before it). Damps the swings of
+    rest on the previous fill (from iteration 2; iteration 1's are taken whole). Damps the swings of
     the fill from one iteration to the next; 1 is IsoNet's (the new predictions alone).
     """
     if iteration == 1 or weight == 1:
