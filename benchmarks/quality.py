@@ -9,7 +9,7 @@ Z/X elongation of the gold beads, for the raw and the corrected tomogram, and ea
 
     python benchmarks/quality.py [--workdir DIR] [--quick] [--seed 0] [--json out.json]
         [--early-stop-patience N] [--iterations I --epochs E --steps-per-epoch S --noise-start-iter 5,8]
-        [--batch-size B] [--learning-rate 4e-4] [--snr 0.5] [--score-iterations]
+        [--batch-size B] [--learning-rate 4e-4] [--fill-relaxation 1] [--snr 0.5] [--score-iterations]
 
 ``--score-iterations`` predicts with every iteration's saved model too and scores it beside refine's time
 up to that iteration: how soon the quality arrives, and how much it moves from iteration to iteration.
@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--noise-start-iter", default=None, help="override the iterations where 0.05, 0.1 start")
     ap.add_argument("--batch-size", type=int, default=8, help="refine --batch-size (the protocol's 8)")
     ap.add_argument("--learning-rate", type=float, default=4e-4, help="refine --learning-rate (IsoNet's 4e-4)")
+    ap.add_argument("--fill-relaxation", type=float, default=1.0, help="refine --fill-relaxation (1: IsoNet's fill)")
     ap.add_argument("--score-iterations", action="store_true",
                     help="also predict with every iteration's saved model and score it, beside refine's seconds so far")
     args = ap.parse_args()
@@ -114,6 +115,7 @@ def main() -> None:
     run("refine", "subtomo.star", "--result-dir", "results", "--iterations", iterations, "--epochs", epochs,
         "--early-stop-patience", args.early_stop_patience, "--steps-per-epoch", args.steps_per_epoch,
         "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
+        "--fill-relaxation", args.fill_relaxation,
         "--filter-base", 16, "--noise-level", "0.05,0.1",
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
