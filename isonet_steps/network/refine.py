@@ -567,7 +567,9 @@ def _relaxed_fill(new: np.ndarray, previous: np.ndarray, iteration: int, weight:
     """
     if iteration == 1 or weight == 1:
         return new
-    return (weight * new + (1 - weight) * previous).astype(new.dtype, copy=False)
+    new *= weight  # in place: ``new`` is a fresh array, and the fill of real data is gigabytes
+    new += (1 - weight) * previous
+    return new
 
 
 def _first_inputs(stream: BatchStream, plan: PairPlan, epoch: int, count: int):
