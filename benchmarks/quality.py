@@ -9,8 +9,10 @@ Z/X elongation of the gold beads, for the raw and the corrected tomogram, and ea
 
     python benchmarks/quality.py [--workdir DIR] [--quick] [--seed 0] [--json out.json]
         [--early-stop-patience N] [--iterations I --epochs E --steps-per-epoch S --noise-start-iter 5,8]
-        [--batch-size B] [--learning-rate 4e-4] [--fill-relaxation 1] [--snr 0.5] [--score-iterations]
+        [--batch-size B] [--learning-rate 4e-4] [--fill-relaxation 1] [--snr 0.5] [--score-iterations] [--fast]
 
+``--fast`` trains on the fast schedule users get from ``conf/fast.yaml`` (its iterations, epochs, steps,
+batch and noise), read from that file, so the figures are the shipped schedule's; other flags still override.
 ``--score-iterations`` predicts with every iteration's saved model too and scores it beside refine's time
 up to that iteration: how soon the quality arrives, and how much it moves from iteration to iteration.
 
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from isonet_steps.core.metrics import quality_report  # noqa: E402
+from isonet_steps.workflow.params import read_params_file  # noqa: E402
 
 
 def run(step: str, *args: str, cwd: Path, times: dict) -> None:
@@ -45,6 +48,13 @@ def run(step: str, *args: str, cwd: Path, times: dict) -> None:
     times[step] = times.get(step, 0.0) + time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds: steadier than wall time on a shared machine
     times[f"{step} cpu"] = times.get(f"{step} cpu", 0.0) + after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+
+
+def fast_schedule() -> dict:
+    """conf/fast.yaml as this script's defaults (its refine schedule under the flags' names)."""
+    values = read_params_file(ROOT / "conf" / "fast.yaml")
+    listed = {name: ",".join(f"{v:g}" for v in values.pop(name)) for name in ("noise_level", "noise_start_iter")}
+    return {**values, **listed}
 
 
 def read(path: Path) -> np.ndarray:
@@ -87,12 +97,16 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="override the protocol's (or --quick's) iterations")
     ap.add_argument("--epochs", type=int, default=None, help="override the epochs per iteration")
     ap.add_argument("--steps-per-epoch", type=int, default=30)
-    ap.add_argument("--noise-start-iter", default=None, help="override the iterations where 0.05, 0.1 start")
+    ap.add_argument("--noise-start-iter", default=None, help="override the iterations where the noise levels start")
+    ap.add_argument("--noise-level", default="0.05,0.1", help="refine --noise-level (the protocol's 0.05,0.1)")
     ap.add_argument("--batch-size", type=int, default=8, help="refine --batch-size (the protocol's 8)")
     ap.add_argument("--learning-rate", type=float, default=4e-4, help="refine --learning-rate (IsoNet's 4e-4)")
     ap.add_argument("--fill-relaxation", type=float, default=1.0, help="refine --fill-relaxation (1: IsoNet's fill)")
     ap.add_argument("--score-iterations", action="store_true",
                     help="also predict with every iteration's saved model and score it, beside refine's seconds so far")
+    ap.add_argument("--fast", action="store_true", help="the schedule of conf/fast.yaml (flags given override it)")
+    if ap.parse_known_args()[0].fast:
+        ap.set_defaults(**fast_schedule())
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -116,7 +130,7 @@ def main() -> None:
         "--early-stop-patience", args.early_stop_patience, "--steps-per-epoch", args.steps_per_epoch,
         "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
         "--fill-relaxation", args.fill_relaxation,
-        "--filter-base", 16, "--noise-level", "0.05,0.1",
+        "--filter-base", 16, "--noise-level", args.noise_level,
         "--noise-start-iter", noise_start, "--seed", args.seed, "--precision", args.precision, "--no-continue",
         cwd=work, times=times)
     run("predict", "tomograms.star", "results/model_final.keras", "--output-dir", "corrected",

@@ -114,6 +114,20 @@ def test_stub_refine_recursion_past_40_iterations(tmp_path):
     assert len(list((out / "models" / "half1").glob("model_iter*.keras"))) == 45
 
 
+def test_stub_fast_schedule_params_file(tmp_path):
+    """-params-file conf/fast.yaml over the test profile: its iterations, each refine task given its schedule."""
+    out = tmp_path / "out"
+    ok(nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(out), "--halves", "false",
+                "-params-file", str(ROOT / "conf" / "fast.yaml")))
+    rows = tasks_of(trace(out), "ISONET_REFINE_ITERATION")
+    assert len(rows) == 6
+    for row in rows:
+        script = (Path(row["workdir"]) / ".command.sh").read_text()
+        for flag in ("--epochs 1", "--steps-per-epoch 80", "--batch-size 2",
+                     "--noise-level 0.05,0.1", "--noise-start-iter 3,5"):
+            assert flag in script, (flag, script)
+
+
 def test_stub_deconv_follows_the_selected_rows(tmp_path):
     """--tomo_idx selecting only a defocus-0 row: no deconv task (it had nothing to write)."""
     data = tmp_path / "data"

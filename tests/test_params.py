@@ -1,12 +1,18 @@
 """Params files for isonet run: the Nextflow names, typed; unknown names refused."""
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from isonet_steps.cli.run import collect_params
+from isonet_steps.core.noise import noise_schedule
 from isonet_steps.io.errors import InputError
+from isonet_steps.network.refine import RefineSettings
 from isonet_steps.workflow.params import BY_NAME, read_params_file
+
+FAST = Path(__file__).resolve().parents[1] / "conf" / "fast.yaml"
 
 
 def test_yaml_and_json_params_are_typed(tmp_path):
@@ -40,3 +46,14 @@ def test_bad_params_files(tmp_path, text, needle):
     p.write_text(text)
     with pytest.raises(InputError, match=needle):
         read_params_file(p)
+
+
+def test_fast_schedule_file_sets_only_refine_and_is_valid():
+    """conf/fast.yaml (README's fast schedule) is a refine schedule that refine accepts, with noise before the end."""
+    values = read_params_file(FAST)
+    assert set(values) <= {field.name for field in dataclasses.fields(RefineSettings)}
+    settings = RefineSettings(**values)
+    settings.validate()
+    assert settings.iterations < RefineSettings().iterations and settings.epochs < RefineSettings().epochs
+    schedule = noise_schedule(settings.iterations, settings.noise_level, settings.noise_start_iter)
+    assert 0 < schedule[settings.iterations] and schedule[1] == 0  # the first iteration trains on the data alone

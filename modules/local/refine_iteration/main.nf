@@ -71,6 +71,7 @@ process ISONET_REFINE_ITERATION {
     def next = String.format('%02d', done + 1)
     def folders = args.tokenize().contains('--halves') ? 'refine_state/half1 refine_state/half2' : 'refine_state'
     """
+    echo "isonet-refine ${args}"
     cp -rL previous_state refine_state
     for folder in ${folders}; do
         mkdir -p "\${folder}/checkpoint"
