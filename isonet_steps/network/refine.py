@@ -567,8 +567,10 @@ def _relaxed_fill(new: np.ndarray, previous: np.ndarray, iteration: int, weight:
     """
     if iteration == 1 or weight == 1:
         return new
-    new *= weight  # in place: ``new`` is a fresh array, and the fill of real data is gigabytes
-    new += (1 - weight) * previous
+    # previous + weight·(new − previous), all in place in the fresh ``new``: the fill of real data is gigabytes
+    new -= previous
+    new *= weight
+    new += previous
     return new
 
 
