@@ -40,8 +40,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
                ISONET_NO_PROGRESS="1")
     env.pop("NXF_WORK", None)
     # these runs last seconds: the JVM's quick JIT tier alone (no optimising C2 compiles) and the serial
-    # collector halve Nextflow's CPU time, the suite's largest part after TensorFlow's imports
-    env["NXF_OPTS"] = " ".join(filter(None, ["-XX:TieredStopAtLevel=1 -XX:+UseSerialGC", env.get("NXF_OPTS")]))
+    # collector halve Nextflow's CPU time, the suite's largest part after TensorFlow's imports (a
+    # NXF_OPTS of one's own is kept as it is: two collectors given would stop the JVM)
+    env.setdefault("NXF_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     # Nextflow appends bin/ to PATH: drop the environment's own isonet-* entry points (an
     # installed copy that may be older than this checkout) so the tasks run the checkout's code
     venv_bin = str(Path(sys.executable).parent)
