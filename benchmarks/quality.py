@@ -10,11 +10,14 @@ Z/X elongation of the gold beads, for the raw and the corrected tomogram, and ea
     python benchmarks/quality.py [--workdir DIR] [--quick] [--seed 0] [--json out.json]
         [--early-stop-patience N] [--iterations I --epochs E --steps-per-epoch S --noise-start-iter 5,8]
         [--batch-size B] [--learning-rate 4e-4] [--fill-relaxation 1] [--snr 0.5] [--score-iterations] [--fast]
+        [--emulate-avx2]
 
 ``--fast`` trains on the fast schedule users get from ``conf/fast.yaml`` (its iterations, epochs, steps,
 batch and noise), read from that file, so the figures are the shipped schedule's; other flags still override.
 ``--score-iterations`` predicts with every iteration's saved model too and scores it beside refine's time
 up to that iteration: how soon the quality arrives, and how much it moves from iteration to iteration.
+``--emulate-avx2`` holds oneDNN to its AVX2 kernels (``ONEDNN_MAX_CPU_ISA=AVX2``) in every step: on an
+AVX-512 machine, the kernels (and, with ``--precision auto``, the float32 arithmetic) of an AVX2-only CPU.
 
 Every step runs as its own process (``python -m isonet_steps <step>``), as a user would run it.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -105,9 +109,13 @@ def main() -> None:
     ap.add_argument("--score-iterations", action="store_true",
                     help="also predict with every iteration's saved model and score it, beside refine's seconds so far")
     ap.add_argument("--fast", action="store_true", help="the schedule of conf/fast.yaml (flags given override it)")
+    ap.add_argument("--emulate-avx2", action="store_true",
+                    help="ONEDNN_MAX_CPU_ISA=AVX2 for every step: an AVX2-only CPU's kernels (auto precision: float32)")
     if ap.parse_known_args()[0].fast:
         ap.set_defaults(**fast_schedule())
     args = ap.parse_args()
+    if args.emulate_avx2:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"  # the steps run as subprocesses and inherit it
     work = args.workdir or Path(tempfile.mkdtemp(prefix="isonet-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     iterations, epochs, noise_start = (3, 2, "2,3") if args.quick else (10, 4, "5,8")
