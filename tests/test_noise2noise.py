@@ -132,8 +132,25 @@ def test_refine_in_noise2noise_mode_trains_and_writes_its_model(tmp_path):
     assert saved["data"]["second_names"] == [f"o{i}.mrc" for i in range(4)]
     record = state.iterations[0]
     assert record.noise_level == 0.0 and np.isfinite(record.loss[0]) and np.isfinite(record.val_loss[0])
-    predictions = np.load(store.predictions_path(1))
-    assert predictions.shape == (8, 24, 24, 24) and np.isfinite(predictions).all()  # both halves predicted
+
+
+def test_noise2noise_fills_both_halves_of_every_box_it_draws(tmp_path, monkeypatch):
+    import isonet_steps.network.refine as refine_module
+
+    filled = []
+
+    def merged_spy(originals, predictions, wedges, chosen, noise2noise):
+        filled.append((chosen, predictions))
+        return merge(originals, predictions, wedges, chosen, noise2noise)
+
+    merge = refine_module._merged_cubes
+    monkeypatch.setattr(refine_module, "_merged_cubes", merged_spy)
+    refine(_data(), _settings(iterations=2), RefineStore(tmp_path / "results"))
+    boxes, fill = filled[1]  # iteration 2: the first network's predictions
+    assert fill.shape == (8, 24, 24, 24) and 0 < len(boxes) <= 4
+    for box in range(4):
+        for cube in (box, box + 4):  # half 1's box and the same box in half 2
+            assert np.isfinite(fill[cube]).all() and fill[cube].any() == (box in boxes)
 
 
 def test_noise2noise_without_a_second_half_is_one_clear_error(tmp_path):

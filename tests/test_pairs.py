@@ -84,3 +84,19 @@ def test_batches_are_a_function_of_their_index():
         a.close()
         b.close()
         c.close()
+
+
+def test_the_cubes_a_plan_draws_are_those_its_batches_read():
+    plan = PairPlan.make(np.arange(3, 43), 3, 5, np.random.default_rng(2))
+    read = {int(c) for epoch in range(2) for validation, steps in ((False, 5), (True, plan.validation_steps))
+            for step in range(steps) for c in plan.batch_pairs(epoch, step, validation=validation, seed=7)[:, 0]}
+    assert plan.cubes_drawn(2, seed=7).tolist() == sorted(read)
+    assert set(plan.cubes_drawn(1, seed=7)) <= read < set(range(3, 43))  # 36 draws of 800 pairs miss some cubes
+    # out of memory: batch 1 and twice the steps read a part of what batch 3 reads
+    fallback = PairPlan(plan.train, plan.validation, 1, 10, 2 * plan.validation_steps)
+    smaller = {int(c) for epoch in range(2) for step in range(10)
+               for c in fallback.batch_pairs(epoch, step, seed=7)[:, 0]}
+    assert smaller <= read
+    both_ways = plan.across_halves(50)  # noise2noise rows: input and target cubes
+    drawn = both_ways.cubes_drawn(2, seed=7)
+    assert set(drawn) >= {c + 50 for c in drawn if c < 50} and drawn.max() >= 50

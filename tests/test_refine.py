@@ -48,9 +48,40 @@ def test_refine_writes_models_state_and_final(uninterrupted):
     assert saved["completed"] == 3
     assert [r["noise_level"] for r in saved["iterations"]] == [0.0, 0.1, 0.1]
     assert all(len(r["loss"]) == 1 and np.isfinite(r["loss"][0]) for r in saved["iterations"])
-    assert store.predictions_path(3).exists() and not store.predictions_path(2).exists()
-    preds = np.load(store.predictions_path(3))
-    assert preds.shape == (6, 24, 24, 24) and np.isfinite(preds).all()
+    assert not list(store.dir.rglob("*.npy"))  # IsoNet's fill: the models alone continue a run
+
+
+def test_each_iteration_predicts_only_the_subtomograms_its_batches_draw(tmp_path, monkeypatch):
+    import isonet_steps.network.pairs as pairs_module
+    import isonet_steps.network.refine as refine_module
+
+    predicted, filled, read = [], [], []
+
+    class Counting(refine_module._SubtomoPredictor):
+        def __call__(self, model, originals, batch_size):
+            predicted.append(len(originals))
+            return super().__call__(model, originals, batch_size)
+
+    def merged_spy(originals, predictions, wedges, chosen, noise2noise):
+        filled.append((set(chosen.tolist()), predictions))
+        read.append(set())
+        return merge(originals, predictions, wedges, chosen, noise2noise)
+
+    def get_spy(stream, epoch, step, validation=False):
+        read[-1].update(stream.plan.batch_pairs(epoch, step, validation=validation, seed=stream.seed)[:, 0].tolist())
+        return get(stream, epoch, step, validation)
+
+    merge, get = refine_module._merged_cubes, pairs_module.BatchStream.get
+    monkeypatch.setattr(refine_module, "_SubtomoPredictor", Counting)
+    monkeypatch.setattr(refine_module, "_merged_cubes", merged_spy)
+    monkeypatch.setattr(pairs_module.BatchStream, "get", get_spy)
+    refine(_data(), _settings(), RefineStore(tmp_path / "results"))
+    assert [boxes for boxes, _ in filled] == read  # exactly the cubes the batches read were filled
+    assert predicted == [len(boxes) for boxes in read[1:]]  # by the last network; after the last, none
+    assert min(predicted) < 6  # 2 steps of 2 pairs and 1 validation batch draw fewer than the 6 cubes
+    for boxes, fill in filled[1:]:
+        others = [i for i in range(6) if i not in boxes]
+        assert np.abs(fill[sorted(boxes)]).min(axis=(1, 2, 3)).max() > 0 and not fill[others].any()
 
 
 def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_path):
@@ -244,11 +275,12 @@ def test_fill_relaxation_mixes_new_predictions_into_the_previous_fill_and_resume
     store = RefineStore(tmp_path / "results")
     settings = _settings(fill_relaxation=0.5)
     refine(_data(), settings, store, until_iter=2)
-    np.testing.assert_allclose(np.load(store.predictions_path(2)), 0.5 * 2 + 0.5 * 1)  # iteration 1: new alone
-    refine(_data(), settings, store)  # continues from the stored (relaxed) fill
-    fill = np.load(store.predictions_path(3))
-    assert fill.dtype == np.float32
-    np.testing.assert_allclose(fill, 0.5 * 3 + 0.5 * 1.5)
+    np.testing.assert_allclose(np.load(store.fill_path(2)), 1.0)  # iteration 2 takes iteration 1's predictions
+    refine(_data(), settings, store)  # continues from the stored fill
+    fill = np.load(store.fill_path(3))
+    assert fill.dtype == np.float32 and fill.shape == (6, 24, 24, 24)  # every cube: each fill builds on the last
+    np.testing.assert_allclose(fill, 0.5 * 2 + 0.5 * 1)
+    assert not store.fill_path(2).exists()
     with pytest.raises(InputError, match="fill_relaxation"):
         refine(_data(), _settings(fill_relaxation=0.25, iterations=4), store)
 

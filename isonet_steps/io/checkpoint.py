@@ -54,9 +54,9 @@ class RefineStore:
         """Fixed name, so predict and the pipeline find the result without knowing the iteration count."""
         return self.dir / "model_final.keras"
 
-    def predictions_path(self, iteration: int) -> Path:
-        """Subtomogram predictions that the next iteration trains on; needed to continue after it."""
-        return self.dir / "checkpoint" / f"predictions_iter{iteration:02d}.npy"
+    def fill_path(self, iteration: int) -> Path:
+        """The missing-wedge fill an iteration trained on, kept with a relaxed fill: the next builds on it."""
+        return self.dir / "checkpoint" / f"fill_iter{iteration:02d}.npy"
 
     @property
     def state_path(self) -> Path:
@@ -98,29 +98,29 @@ class RefineStore:
         return backup
 
     # --- arrays ------------------------------------------------------------------------------
-    def save_predictions(self, iteration: int, predictions: np.ndarray) -> Path:
+    def save_fill(self, iteration: int, fill: np.ndarray) -> Path:
         """Float32 and atomic: a continued run must train on exactly what this one would have."""
-        path = self.predictions_path(iteration)
+        path = self.fill_path(iteration)
         with atomic_path(path, suffix=".npy") as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(predictions, dtype=np.float32))
+                np.save(fh, np.ascontiguousarray(fill, dtype=np.float32))
                 fh.flush()
                 os.fsync(fh.fileno())
         return path
 
-    def load_predictions(self, iteration: int) -> np.ndarray:
-        """What the continued iteration trains on; a missing file means the run cannot continue."""
-        path = self.predictions_path(iteration)
+    def load_fill(self, iteration: int) -> np.ndarray:
+        """What the continued iteration's relaxed fill builds on; a missing file means it cannot continue."""
+        path = self.fill_path(iteration)
         if not path.exists():
             raise InputError(f"{path}: missing checkpoint of iteration {iteration}; start over with --no-continue or a "
                              "new --result-dir.")
         return np.load(path)
 
-    def drop_predictions_before(self, iteration: int) -> None:
-        """Only the latest predictions are needed to continue; older ones would fill the disk."""
-        for old in (self.dir / "checkpoint").glob("predictions_iter*.npy"):
+    def drop_fills_before(self, iteration: int) -> None:
+        """Only the latest fill is needed to continue; older ones would fill the disk."""
+        for old in (self.dir / "checkpoint").glob("fill_iter*.npy"):
             try:
-                if int(old.stem.removeprefix("predictions_iter")) < iteration:
+                if int(old.stem.removeprefix("fill_iter")) < iteration:
                     old.unlink(missing_ok=True)
             except ValueError:
                 continue

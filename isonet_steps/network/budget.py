@@ -14,11 +14,11 @@ import time
 __all__ = ["seconds_per_step", "iterations_within", "OVERHEAD"]
 
 #: Refine's time per iteration over its bare training steps: batch-norm calibration, validation,
-#: predicting every subtomogram, saving, first-step tracing. For the demo's plan (one epoch of 80
-#: steps of 2 cubes, 96 subtomograms of 48³ predicted per iteration), in CPU seconds on emulated
-#: AVX2: 80 steps x 0.5 s, calibration 8 x 0.16 s, validation 8 x 0.1 s, predicting the
-#: subtomograms 14 s, so 1.4; 1.45 with saving and merging. With fewer steps per iteration the
-#: fixed part weighs more.
+#: predicting the subtomograms it draws, saving, first-step tracing. For the demo's plan (one epoch of
+#: 80 steps of 2 cubes; measured when all 96 subtomograms of 48³ were predicted per iteration, now
+#: about 80 of them and none after the last), in CPU seconds on emulated AVX2: 80 steps x 0.5 s,
+#: calibration 8 x 0.16 s, validation 8 x 0.1 s, predicting the subtomograms 14 s, so 1.4; 1.45 with
+#: saving and merging (an upper bound now). With fewer steps per iteration the fixed part weighs more.
 OVERHEAD = 1.45
 
 

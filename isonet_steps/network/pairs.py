@@ -139,10 +139,33 @@ class PairPlan:
         passes = idx // len(pool)
         out = np.empty((self.batch_size, pool.shape[1]), dtype=np.int64)
         for p in np.unique(passes):
-            order = np.random.default_rng([seed, int(validation), int(p)]).permutation(len(pool))
+            order = _pass_order(seed, validation, int(p), len(pool))
             sel = passes == p
             out[sel] = pool[order[idx[sel] % len(pool)]]
         return out
+
+    def cubes_drawn(self, epochs: int, seed: int = 0) -> np.ndarray:
+        """Sorted indices of every cube that ``epochs`` epochs of :meth:`batch_pairs` read (training and
+        validation; noise2noise rows: input and target cubes), so only those need a missing-wedge fill.
+
+        Batches walk one running index per pool, so a plan with a smaller batch and proportionally more
+        steps (out-of-memory fallback) or fewer epochs (early stop) reads a subset of these.
+        """
+        drawn = []
+        for validation, per_epoch in ((False, self.steps_per_epoch), (True, self.validation_steps)):
+            pool = self.validation if validation else self.train
+            total = epochs * per_epoch * self.batch_size
+            for p in range(-(-total // len(pool))):
+                count = min(len(pool), total - p * len(pool))
+                drawn.append(pool[_pass_order(seed, validation, p, len(pool))[:count]])
+        rows = np.concatenate(drawn)
+        cube_columns = rows[:, [0, 2]] if rows.shape[1] == 3 else rows[:, :1]
+        return np.unique(cube_columns)
+
+
+def _pass_order(seed: int, validation: bool, index: int, size: int) -> np.ndarray:
+    """The shuffled order of one pass through a pair pool: fixed by (seed, pool, pass)."""
+    return np.random.default_rng([seed, int(validation), index]).permutation(size)
 
 
 def make_batch(merged: np.ndarray, tilts: WedgesLike, pairs: np.ndarray, cube: int, noise_level: float,

@@ -2,9 +2,12 @@
 
 Iteration n trains on pairs built from the subtomograms with their missing wedge filled by the
 network of iteration n−1 (iteration 1: left empty), starting from that network's weights with a
-fresh Adam optimiser (as IsoNet does), then predicts every subtomogram for iteration n+1.
-Each finished iteration is committed to the result folder (model, predictions, state), so a rerun
-continues after the last finished iteration and gives the same final model as an uninterrupted run.
+fresh Adam optimiser (as IsoNet does). The fill is predicted when iteration n starts, and only for
+the subtomograms its batches draw: IsoNet predicts every subtomogram after each iteration, the last
+included, though a short iteration (or ``--select-subtomo-number``) trains on a part of them.
+Each finished iteration is committed to the result folder (model, state; with a relaxed fill the fill
+too), so a rerun continues after the last finished iteration and gives the same final model as an
+uninterrupted run.
 With ``noise2noise`` the boxes come from two half tomograms (even/odd) and each half's pairs take
 their targets from the other half (:mod:`.pairs`); the cubes of half 2 follow those of half 1.
 """
@@ -199,7 +202,7 @@ def _fresh_optimizer_state(model) -> None:
 
 
 class _SubtomoPredictor:
-    """Predicts every subtomogram after each iteration with one inference network (batch norm
+    """Predicts the subtomograms each iteration fills with one inference network (batch norm
     folded, dropout gone; :func:`~isonet_steps.network.unet.inference_model`), built once and given the
     newly trained weights each iteration, so its compiled graph is reused.
     """
@@ -257,7 +260,9 @@ def _cube_wedges(data: RefineData, n_cubes: int) -> list[Wedge]:
 
 def _merged_cubes(originals: np.ndarray, predictions: np.ndarray, wedges: list[Wedge], chosen: np.ndarray,
                   noise2noise: bool) -> np.ndarray:
-    """Every chosen cube merged with its prediction; noise2noise: the two halves of a box together."""
+    """Every chosen cube (box) merged with its prediction; noise2noise: the two halves of a box together.
+    The other cubes stay zero: no batch draws them.
+    """
     merged = np.zeros_like(originals)
     if not noise2noise:
         for i in chosen:
@@ -332,9 +337,8 @@ def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_ite
     return _RunPlan(n=n, batch_size=batch_size, steps=steps, schedule=schedule, last=last)
 
 
-def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerprint: dict,
-           originals: np.ndarray) -> tuple[RefineState, np.ndarray]:
-    """Iteration 0: the initial (or pretrained) model, the first predictions and the state, committed."""
+def _start(settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerprint: dict) -> RefineState:
+    """Iteration 0: the initial (or pretrained) model and the state, committed."""
     import keras
 
     from .devices import distribution_scope
@@ -349,23 +353,17 @@ def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: 
                                convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
                                dropout=settings.dropout, batch_norm=settings.batch_norm)
     save_model(model, store.model_path(0))
-    if settings.pretrained_model:
-        predictions = _SubtomoPredictor(settings.precision)(model, originals, run.batch_size)
-    else:
-        wedges = _cube_wedges(data, len(originals))
-        predictions = np.stack([percentile_normalize(measured_part(o, wedge=w)) for o, w in zip(originals, wedges)])
-    store.save_predictions(0, predictions)
     state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
                         noise_schedule=run.schedule, target_iterations=settings.iterations,
                         settings=fingerprint["settings"], data=fingerprint["data"])
     store.save_state(state)
-    return state, predictions
+    return state
 
 
 def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan, resume: bool,
-                     log) -> tuple[RefineState, np.ndarray, np.ndarray]:
+                     log) -> tuple[RefineState, np.ndarray, np.ndarray | None]:
     """The state to continue from (checked against these settings and data) or a fresh iteration 0;
-    with the subtomograms as the network sees them and the latest committed predictions.
+    with the subtomograms as the network sees them and, for a relaxed fill, the last iteration's fill.
     """
     store.prepare()
     fingerprint = {"settings": settings.fingerprint(), "data": data.fingerprint()}
@@ -376,12 +374,13 @@ def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineSt
     originals = _network_cubes(data, settings.noise2noise)
 
     if state is None:
-        state, predictions = _start(data, settings, store, run, fingerprint, originals)
-    else:
-        predictions = store.load_predictions(state.completed)
+        state = _start(settings, store, run, fingerprint)
+    previous_fill = None
+    if settings.fill_relaxation != 1 and state.completed >= 2:  # the next fill builds on it (iteration 3 on)
+        previous_fill = store.load_fill(state.completed)
     state.noise_schedule = run.schedule
     state.target_iterations = settings.iterations
-    return state, originals, predictions
+    return state, originals, previous_fill
 
 
 def _model_for(iteration: int, model, store: RefineStore, settings: RefineSettings):
@@ -416,7 +415,7 @@ def _commit(store: RefineStore, state: RefineState, record: IterationRecord, log
     """The iteration's record into the state, written last so the iteration counts only once complete."""
     state.record(record)
     store.save_state(state)
-    store.drop_predictions_before(record.iteration)
+    store.drop_fills_before(record.iteration)
     log.info("iteration %d done in %.1f s: loss %.4f, validation loss %.4f", record.iteration, record.seconds,
              record.loss[-1], record.val_loss[-1])
 
@@ -439,9 +438,9 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     run = _plan_run(data, settings, n_gpus, until_iter)
     n, schedule = run.n, run.schedule
 
-    state, originals, predictions = _resume_or_start(data, settings, store, run, resume, log)
+    state, originals, fill = _resume_or_start(data, settings, store, run, resume, log)
     model = None  # built once from the last committed model, then carried from iteration to iteration
-    predict_all = _SubtomoPredictor(settings.precision)
+    predictor = _SubtomoPredictor(settings.precision)
     wedges = _cube_wedges(data, len(originals))
 
     for iteration in range(state.completed + 1, run.last + 1):
@@ -453,21 +452,21 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         rng = np.random.default_rng([settings.seed, iteration])
         chosen = (np.sort(rng.choice(n, settings.select_subtomo_number, replace=False))
                   if settings.select_subtomo_number else np.arange(n))
-        merged = _merged_cubes(originals, predictions, wedges, chosen, settings.noise2noise)
         model = _model_for(iteration, model, store, settings)
-        _reset_seed_generators(model, seed)
         batch_size, steps = _batch_that_fits(run, state, log)
         plan = PairPlan.make(chosen, batch_size, steps, rng)
         if settings.noise2noise:
             plan = plan.across_halves(n)
+        drawn = np.unique(plan.cubes_drawn(settings.epochs, seed) % n)  # boxes; noise2noise: with both halves
+        fill = _fill(iteration, model, originals, wedges, drawn, fill, settings, predictor, plan.batch_size, log)
+        merged = _merged_cubes(originals, fill, wedges, drawn, settings.noise2noise)
+        _reset_seed_generators(model, seed)
         losses, val_losses, plan = _train(model, merged, wedges, plan, data.cube, level,
                                           settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
                                           threads=data_threads(n_gpus), patience=settings.early_stop_patience)
         save_model(model, store.model_path(iteration))
-        log.info("iteration %d: predicting %d subtomograms", iteration, n)
-        predictions = _relaxed_fill(predict_all(model, originals, plan.batch_size), predictions, iteration,
-                                    settings.fill_relaxation)
-        store.save_predictions(iteration, predictions)
+        if settings.fill_relaxation != 1:  # the next iteration's fill builds on this one
+            store.save_fill(iteration, fill)
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,
                                  batch_size=plan.batch_size, steps_per_epoch=plan.steps_per_epoch,
                                  seconds=round(time.time() - started, 2))
@@ -560,13 +559,43 @@ def early_stop_reason(val_losses: Sequence[float], patience: int,
             f"{min_improvement:.0%} for {waited} epoch{'s' if waited > 1 else ''}")
 
 
-def _relaxed_fill(new: np.ndarray, previous: np.ndarray, iteration: int, weight: float) -> np.ndarray:
-    """The predictions the next iteration fills the missing wedge from: ``weight`` on the new ones, the
-    rest on the previous fill (from iteration 2; iteration 1's are taken whole). Damps the swings of
-    the fill from one iteration to the next; 1 is IsoNet's (the new predictions alone).
+def _fill(iteration: int, model, originals: np.ndarray, wedges: list[Wedge], drawn: np.ndarray,
+          previous: np.ndarray | None, settings: RefineSettings, predictor: _SubtomoPredictor, batch_size: int,
+          log) -> np.ndarray:
+    """What iteration ``iteration`` fills the missing wedge of its cubes from, for the boxes ``drawn``
+    (all of them with a relaxed fill, where each fill builds on the last): the predictions of
+    ``model``, the previous iteration's network, not yet trained in this one; before any training,
+    the measured part itself. Cubes not filled stay zero.
     """
-    if iteration == 1 or weight == 1:
+    n_boxes = len(originals) // 2 if settings.noise2noise else len(originals)
+    boxes = drawn if settings.fill_relaxation == 1 else np.arange(n_boxes)
+    cubes = np.concatenate([boxes, boxes + n_boxes]) if settings.noise2noise else boxes
+    whole = len(cubes) == len(originals)
+    if iteration == 1 and not settings.pretrained_model:  # a fresh network would add nothing
+        fill = np.zeros_like(originals)
+        for i in cubes:
+            fill[i] = percentile_normalize(measured_part(originals[i], wedge=wedges[i]))
+        return fill
+    log.info("iteration %d: predicting %d of %d subtomograms with the model of iteration %d", iteration,
+             len(cubes), len(originals), iteration - 1)
+    predicted = predictor(model, originals if whole else originals[cubes], batch_size)
+    if whole:
+        fill = predicted
+    else:
+        fill = np.zeros_like(originals)
+        fill[cubes] = predicted
+    return _relaxed_fill(fill, previous, iteration, settings.fill_relaxation)
+
+
+def _relaxed_fill(new: np.ndarray, previous: np.ndarray | None, iteration: int, weight: float) -> np.ndarray:
+    """The fill of iteration ``iteration``'s missing wedges: ``weight`` on the new predictions, the rest
+    on the previous iteration's fill (from iteration 3; iteration 2 takes iteration 1's predictions
+    whole). Damps the swings of the fill from one iteration to the next; 1 is IsoNet's (the new alone).
+    """
+    if iteration <= 2 or weight == 1:
         return new
+    if previous is None:
+        raise ValueError(f"the relaxed fill of iteration {iteration} needs the fill of iteration {iteration - 1}")
     # previous + weight·(new − previous), all in place in the fresh ``new``: the fill of real data is gigabytes
     new -= previous
     new *= weight

@@ -1,7 +1,7 @@
 // ISONET_REFINE_INIT: the refine state the first iteration continues from (iteration 0).
 //
 // `isonet-refine --until-iter 0` checks the settings and the subtomograms, builds the initial
-// network (or loads the pretrained one) and writes model_iter00 with the starting predictions,
+// network (or loads the pretrained one) and writes model_iter00 and the state of iteration 0,
 // so a bad setting fails here in seconds rather than in the first long training task. It gets
 // the same ext.args as ISONET_REFINE_ITERATION (conf/modules.config): refine refuses to
 // continue a state made with other settings. A pretrained model is kept inside the state under a
