@@ -105,8 +105,10 @@ def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_pat
     finally:
         refine_module._train = original
     assert json.loads(store_b.state_path.read_text())["completed"] == 1
+    stale = store_b.dir / "checkpoint" / "predictions_iter01.npy"  # what 0.1.0 kept; nothing reads it now
+    np.save(stale, np.zeros((6, 24, 24, 24), dtype=np.float32))
     state = refine(_data(), _settings(), store_b)
-    assert state.completed == 3
+    assert state.completed == 3 and not stale.exists()
     for wa, wb in zip(_weights(store_a.final_model_path), _weights(store_b.final_model_path)):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 

@@ -117,7 +117,11 @@ class RefineStore:
         return np.load(path)
 
     def drop_fills_before(self, iteration: int) -> None:
-        """Only the latest fill is needed to continue; older ones would fill the disk."""
+        """Only the latest fill is needed to continue; older ones would fill the disk (as would the
+        ``predictions_iter*.npy`` that 0.1.0 wrote, which nothing reads now).
+        """
+        for stale in (self.dir / "checkpoint").glob("predictions_iter*.npy"):
+            stale.unlink(missing_ok=True)
         for old in (self.dir / "checkpoint").glob("fill_iter*.npy"):
             try:
                 if int(old.stem.removeprefix("fill_iter")) < iteration:
