@@ -83,11 +83,12 @@ def test_prepare_star_converts_a_relion5_project(tmp_path):
     assert output.count("wedge ") >= 2 and "unclear" in output
 
 
-def test_prepare_star_refuses_an_isonet_star_and_a_relion4_set(tmp_path):
+def test_prepare_star_refuses_an_isonet_star_naming_no_file_and_a_relion4_set(tmp_path):
+    """An IsoNet tomograms.star is copied (tests/test_plan.py); one whose tomogram is missing is refused."""
     isonet = write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["a.mrc"]}), tmp_path / "isonet.star")
     assert not is_relion5_star(isonet)
     code, output = _prepare(isonet, "-o", tmp_path / "out.star")
-    assert code == 2 and "not a RELION 5 tomograms.star" in output and "use it as it is" in output
+    assert code == 2 and "rlnMicrographName names a.mrc, which does not exist" in output
     assert not (tmp_path / "out.star").exists()
     relion4 = tmp_path / "relion4.star"
     relion4.write_text("data_global\n\nloop_\n_rlnTomoName #1\n_rlnTomoTiltSeriesName #2\nTS_01 ts.mrc\n")

@@ -103,16 +103,17 @@ def test_stub_pipeline_and_halves_spellings(tmp_path, spelling):
 
 
 def test_stub_refine_recursion_past_40_iterations(tmp_path):
-    """45 iterations: each iteration stages extract's own subtomograms (no chain of links)."""
+    """45 iterations of each half: each iteration stages extract's own subtomograms (no chain of links)."""
     out = tmp_path / "out"
     ok(nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(out), "--iterations", "45"))
     rows = tasks_of(trace(out), "ISONET_REFINE_ITERATION")
-    assert len(rows) == 45
+    assert len(rows) == 90 and sum("REFINE_HALF2" in row["process"] for row in rows) == 45
     extract_dir = Path(tasks_of(trace(out), "ISONET_EXTRACT")[0]["workdir"])
+    merge_dir = Path(tasks_of(trace(out), "ISONET_MERGE_SUBTOMOS")[0]["workdir"])
     last = Path(max(rows, key=lambda row: int(row["tag"].split()[-1]))["workdir"])
-    for staged in ("subtomos", "subtomo.star"):
+    for staged, origin in (("subtomos/tomo_000000.mrc", extract_dir / "subtomos"), ("subtomo.star", merge_dir)):
         link = last / staged
-        assert link.is_symlink() and Path(os.readlink(link)).parent == extract_dir
+        assert link.is_symlink() and Path(os.readlink(link)).parent == origin
     # refine/ is the last iteration's state, models/ has every iteration's model
     assert sorted(p.name for p in (out / "refine" / "half1").glob("model_iter*.keras")) == ["model_iter45.keras"]
     assert len(list((out / "models" / "half1").glob("model_iter*.keras"))) == 45
@@ -161,7 +162,7 @@ def test_stub_one_fsc_per_tomogram(tmp_path):
     ok(nextflow(tmp_path, "-profile", "test", "-stub", "--phantom", "false", "--input", str(data),
                 "--outdir", str(out)))
     assert sorted(p.name for p in (out / "fsc").glob("*.json")) == ["a_fsc.json", "b_fsc.json"]
-    assert sorted(row["tag"] for row in tasks_of(trace(out), "ISONET_FSC")) == ["isonet:a", "isonet:b"]
+    assert sorted(row["tag"] for row in tasks_of(trace(out), "ISONET_FSC")) == ["a", "b"]
 
 
 def test_site_config_images_reach_every_process(tmp_path):
@@ -254,8 +255,8 @@ def _wait_for_iteration(work: Path, proc: subprocess.Popen, timeout: float) -> N
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"nextflow ended ({proc.returncode}) before the first refine iteration finished")
-        for model in work.glob("*/*/models/half1/model_iter01.keras"):
-            exitcode = model.parents[2] / ".exitcode"
+        for model in work.glob("*/*/models/model_iter01.keras"):
+            exitcode = model.parents[1] / ".exitcode"
             if exitcode.exists() and exitcode.read_text().strip() == "0":
                 return
         time.sleep(0.5)
@@ -297,16 +298,18 @@ def test_real_run_interrupted_and_resumed(tmp_path):
     for step in ("ISONET_MAKE_PHANTOM", "ISONET_PREPARE_STAR", "ISONET_MAKE_MASK", "ISONET_EXTRACT",
                  "ISONET_REFINE_INIT", "ISONET_PREDICT_HALF1", "ISONET_PREDICT_HALF2", "ISONET_FSC", "ISONET_REPORT"):
         assert tasks_of(rows, step), step
-    assert len(tasks_of(rows, "ISONET_REFINE_ITERATION")) == 2
+    assert len(tasks_of(rows, "ISONET_REFINE_ITERATION")) == 4  # two iterations of each half's network
 
     # every step found its tomograms where the STAR names them (no 'found by name' fallback)
     for row in rows:
         log = Path(row["workdir"]) / ".command.log"
         assert "found by name" not in log.read_text(errors="replace"), (row["name"], log)
-    last = max(tasks_of(rows, "ISONET_REFINE_ITERATION"), key=lambda row: int(row["tag"].split()[-1]))
     for half in ("half1", "half2"):
+        iterations = [row for row in tasks_of(rows, "ISONET_REFINE_ITERATION")
+                      if f"REFINE_{half.upper()}" in row["process"]]
+        last = max(iterations, key=lambda row: int(row["tag"].split()[-1]))
         published = second / "refine" / half / "model_final.keras"
-        assert md5(published) == md5(Path(last["workdir"]) / "refine_state" / half / "model_final.keras")
+        assert md5(published) == md5(Path(last["workdir"]) / "refine_state" / "model_final.keras")
         assert (second / "refine" / half / "model_iter02.keras").exists()
         assert len(list((second / "models" / half).glob("model_iter*.keras"))) == 2
 

@@ -1,217 +1,65 @@
-// ISONET: IsoNet's steps wired as a Nextflow DSL2 workflow.
+// ISONET: IsoNet's steps wired as a Nextflow DSL2 workflow, one task per tomogram where the work is
+// per tomogram.
 //
 //   input folder / tomograms.star / phantom
-//     -> prepare_star -> deconv (when a defocus is set) -> make_mask -> extract
-//     -> REFINE (one task per iteration, recursive) -> predict (per half with --halves)
-//     -> fsc (per tomogram, with --halves) -> report
+//     -> prepare_star (one task: tomograms.star and the per-tomogram plan, plan.csv)
+//     -> per tomogram: deconv (when it has a defocus) -> make_mask -> extract (tomograms that train)
+//     -> merge the subtomogram STARs -> REFINE (one task per iteration, recursive; with --halves two
+//        recursions side by side, one per half) -> per tomogram: predict (per half with --halves,
+//        both at once) -> fsc (per tomogram, with --halves) -> merge the corrected STARs -> report
 //
-// Every task works on the whole set of tomograms of the run (IsoNet trains one network on the
-// subtomograms of all of them), so the meta map is one per run: [ id: run name, deconv: bool, halves: bool,
-// relion5: bool (the input is a RELION 5 tomograms.star) ].
-// Channels carry the STAR file with the MRC files it names, staged where the STAR expects them:
-// raw tomograms beside the STAR (found by name), deconv/, mask/, subtomos/, corrected_tomos/.
+// The plan, written by the package, says everything the workflow needs per tomogram (its files,
+// defocus, tilt range, whether it trains and whether it is corrected): the workflow parses no STAR.
+// meta is [ id: tomogram name, index, deconv, halves, relion5, trains, corrects, first_half,
+// tilt_min, tilt_max ] for a tomogram, [ id: run name, deconv, halves, relion5 ] for the run's
+// gathers, plus half: 1|2 for a half's refine and predict.
+// Channels carry a STAR file with the MRC files it names, staged where the STAR expects them:
+// tomograms beside the STAR (found by name), deconv/, mask/, subtomos/, corrected_tomos/.
 
 include { ISONET_MAKE_PHANTOM } from '../modules/local/make_phantom/main'
 include { ISONET_PREPARE_STAR } from '../modules/local/prepare_star/main'
 include { ISONET_DECONV       } from '../modules/local/deconv/main'
 include { ISONET_MAKE_MASK    } from '../modules/local/make_mask/main'
 include { ISONET_EXTRACT      } from '../modules/local/extract/main'
+include { ISONET_MERGE_STAR as ISONET_MERGE_SUBTOMOS; ISONET_MERGE_STAR as ISONET_MERGE_CORRECTED } from '../modules/local/merge_star/main'
 include { ISONET_PREDICT; ISONET_PREDICT as ISONET_PREDICT_HALF1; ISONET_PREDICT as ISONET_PREDICT_HALF2 } from '../modules/local/predict/main'
 include { ISONET_FSC          } from '../modules/local/fsc/main'
 include { ISONET_REPORT       } from '../modules/local/report/main'
-include { REFINE              } from '../subworkflows/local/refine/main'
+include { REFINE; REFINE as REFINE_HALF1; REFINE as REFINE_HALF2 } from '../subworkflows/local/refine/main'
 include { asBool              } from '../subworkflows/local/utils_isonet/main'
 
-// The rows of the first table of a STAR file (IsoNet's tomograms.star) as maps label -> text.
-def starRows(star) {
-    def labels = []
-    def rows = []
-    def part = 'header'
-    star.readLines().each { line ->
-        def text = line.trim()
-        if (part == 'done' || !text || text.startsWith('#')) {
-            return
-        }
-        if (text.startsWith('data_')) {
-            part = labels ? 'done' : 'header'
-            return
-        }
-        if (text == 'loop_') {
-            part = 'labels'
-            return
-        }
-        if (text.startsWith('_')) {
-            def words = text.tokenize()
-            labels << words[0].substring(1)
-            if (part == 'header' && words.size() > 1) {
-                // a one-row table written as "_label value" pairs
-                if (!rows) {
-                    rows << []
-                }
-                rows[0] << words[1]
-            }
-            return
-        }
-        if (part == 'labels' || part == 'rows') {
-            part = 'rows'
-            rows << text.tokenize()
-        }
-    }
-    return rows.collect { row -> [labels, row].transpose().collectEntries() }
-}
-
-// The tomograms a STAR file names in rlnMicrographName: as IsoNet reads them, relative to the
-// launch folder, else relative to the STAR file's folder. One-line errors for what is missing.
-def starTomograms(star) {
-    def rows = starRows(star)
-    if (!rows) {
-        error "${star}: no table rows; give a tomograms.star made by prepare_star (or IsoNet)."
-    }
-    if (!rows[0].containsKey('rlnMicrographName')) {
-        error "${star}: no rlnMicrographName column; give a tomograms.star made by prepare_star (or IsoNet)."
-    }
-    // each tomogram, and its raw halves where the row names them (extract --noise2noise cuts from those)
-    def columns = ['rlnMicrographName', 'rlnTomoReconstructedTomogramHalf1', 'rlnTomoReconstructedTomogramHalf2']
-    def tomos = rows.collectMany { row ->
-        columns.findAll { column -> row[column] && row[column] != 'None' }.collect { column ->
-            def name = row[column]
-            def candidates = name.startsWith('/') || name.contains('://') ? [file(name)] : [file("${workflow.launchDir}/${name}"), star.parent.resolve(name)]
-            def found = candidates.find { candidate -> candidate.exists() }
-            if (!found) {
-                error "${star}: ${column} ${name} does not exist (looked in ${candidates.join(' and ')}); fix the path in the STAR file."
-            }
-            found
-        }
-    }
-    return uniqueNames(star, tomos)
-}
-
-// Files the tasks stage side by side must have distinct names.
-def uniqueNames(star, tomos) {
-    def names = tomos.collect { tomo -> tomo.name }
-    def repeated = names.findAll { name -> names.count(name) > 1 }.unique()
-    if (repeated) {
-        error "${star}: tomograms ${repeated.join(', ')} share a file name; the pipeline stages them side by side, so rename them."
-    }
-    return tomos
-}
-
-// A RELION 5 tomograms.star: a data_global block with rlnTomoName (as prepare-star detects it).
-def isRelion5Star(star) {
-    def block = null
-    return star.readLines().any { line ->
-        def words = line.trim().tokenize()
-        if (words && words[0].startsWith('data_')) {
-            block = words[0].substring(5)
-        }
-        return words && block == 'global' && words[0] == '_rlnTomoName'
-    }
-}
-
-// RELION writes paths relative to its project folder: the nearest folder at or above the STAR's
-// where the first tilt-series STAR exists (as io/relion5.py finds it).
-def relionProject(star, rows) {
-    def series = rows[0].rlnTomoTiltSeriesStarFile
-    if (!series || series.startsWith('/')) {
-        return star.parent
-    }
-    def folder = star.toAbsolutePath().parent
-    while (folder != null && !folder.resolve(series).exists()) {
-        folder = folder.parent
-    }
-    if (folder == null) {
-        error "${star}: rlnTomoTiltSeriesStarFile ${series} is not under ${star.parent} nor any folder above it; give the tomograms.star inside its RELION project."
-    }
-    return folder
-}
-
-// The files of a RELION 5 project the later tasks stage beside the STAR: each tomogram and its raw halves.
-def relionTomograms(star, rows, project) {
-    def columns = ['rlnTomoReconstructedTomogram', 'rlnTomoReconstructedTomogramHalf1', 'rlnTomoReconstructedTomogramHalf2']
-    def tomos = rows.collectMany { row ->
-        columns.findAll { column -> row[column] && row[column] != 'None' }.collect { column ->
-            def name = row[column]
-            def found = name.startsWith('/') ? file(name) : project.resolve(name)
-            if (!found.exists()) {
-                error "${star}: ${column} ${name} does not exist in the RELION project ${project}; rerun the Reconstruct tomograms job or fix the path."
-            }
-            found
-        }
-    }
-    return uniqueNames(star, tomos)
-}
-
-// What a RELION 5 tomograms.star gives: its project and files; prepare-star reads the rest in a task.
-def relionPlan(star, opts) {
-    def rows = starRows(star)
-    def chosen = tomoIndices(opts.tomo_idx)
-    if (chosen != null && !(1..rows.size()).any { index -> index in chosen }) {
-        error "--tomo_idx ${opts.tomo_idx}: selects none of the ${rows.size()} tomograms of ${star} (rlnIndex 1..${rows.size()} in its order); give indices that exist."
-    }
-    def project = relionProject(star, rows)
-    // RELION's CTF estimation gives every tomogram a defocus: deconv runs unless --skip_deconv
-    return [kind: 'relion5', star: star, project: project, tomos: relionTomograms(star, rows, project), defocus_set: true]
-}
-
-// rlnIndex values chosen by IsoNet's --tomo_idx syntax ("1,2,4" or "5-10,15"); null: all.
-def tomoIndices(spec) {
-    if (spec == null || spec.toString().trim() in ['', 'None', 'all']) {
-        return null
-    }
-    def chosen = [] as Set
-    spec.toString().replace(' ', '').tokenize(',').each { part ->
-        def range = part =~ /^(-?\d+)-(-?\d+)$/
-        if (range.matches()) {
-            chosen.addAll((range.group(1).toInteger())..(range.group(2).toInteger()))
-        }
-        else {
-            chosen << part.toInteger()
-        }
-    }
-    return chosen
-}
-
-// What the input is and what comes of it: [kind: phantom|star|relion5|folder, star, tomos, folder, defocus_set].
-// Deconv runs when a selected tomogram (--tomo_idx) has a defocus: the steps skip the others.
+// What the input is: [kind: phantom|star|folder, source (the path the prepare task reads), files (staged
+// into it)]. A STAR is prepare-star's to read (RELION 5 or IsoNet, in its own task): the folder it lies
+// in is staged so that a container sees it.
 def inputPlan(input, opts) {
     if (asBool(opts.phantom)) {
         if (input) {
             error "--input ${input} and --phantom both given; use one (the phantom replaces the input)."
         }
-        return [kind: 'phantom', defocus_set: opts.defocus.toString().toDouble() > 0]
+        return [kind: 'phantom']
     }
     if (!input) {
         error "--input is missing: give a folder of tomograms (.mrc/.rec) or a tomograms.star (or --phantom true for a synthetic test tomogram)."
     }
     if (input.toString().toLowerCase().endsWith('.star')) {
         def star = file(input, checkIfExists: true)
-        if (isRelion5Star(star)) {
-            return relionPlan(star, opts)
-        }
-        def chosen = tomoIndices(opts.tomo_idx)
-        def rows = starRows(star).findAll { row -> chosen == null || (row.rlnIndex ?: '0').toInteger() in chosen }
-        if (!rows) {
-            error "--tomo_idx ${opts.tomo_idx}: selects no row of ${star} (its rlnIndex values); give indices that exist."
-        }
-        def defocus = rows.any { row -> (row.rlnDefocus ?: '0').toDouble() > 0 }
-        return [kind: 'star', star: star, tomos: starTomograms(star), defocus_set: defocus]
+        return [kind: 'star', source: star.toString(), files: [star.parent]]
     }
     def folder = file(input, checkIfExists: true)
     if (!folder.isDirectory()) {
         error "--input ${input}: neither a folder of tomograms nor a .star file; give one of those."
     }
-    def tomos = files("${folder}/*", type: 'file')
-        .findAll { f -> f.name.toLowerCase().endsWith('.mrc') || f.name.toLowerCase().endsWith('.rec') }
-        .sort { f -> f.name }
-    if (!tomos) {
+    def files = files("${folder}/*", type: 'file').findAll { f ->
+        def name = f.name.toLowerCase()
+        ['.mrc', '.rec', '.tlt', '.rawtlt'].any { suffix -> name.endsWith(suffix) }
+    }
+    if (!files.any { f -> !f.name.toLowerCase().endsWith('tlt') }) {
         error "--input ${input}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them."
     }
-    // tilt angles beside the tomograms (<stem>.tlt, IMOD/AreTomo): prepare-star reads them
-    def tilts = files("${folder}/*", type: 'file').findAll { f -> f.name.endsWith('.tlt') || f.name.endsWith('.rawtlt') }
-    return [kind: 'folder', folder: folder, tomos: tomos, tilts: tilts, defocus_set: opts.defocus.toString().toDouble() > 0]
+    return [kind: 'folder', source: folder.toUriString(), files: files.sort { f -> f.name }]
 }
 
-// predict's tiles are checked before hours of refine, by the rules of `isonet predict`
+// predict's tiles are checked before hours of refine (the same rules as `isonet predict`)
 def checkPredictTiles(opts) {
     def tile_step = 1 << opts.unet_depth.toString().toInteger()
     def cube = opts.predict_cube_size.toString().toInteger()
@@ -220,27 +68,30 @@ def checkPredictTiles(opts) {
         error "--predict_cube_size ${cube} / --predict_crop_size ${crop}: both must be positive multiples of ${tile_step} (2^unet_depth); e.g. 96 and 128."
     }
     if (crop < cube + 8 || (crop - cube) % 2) {
-        error "--predict_crop_size ${crop}: must be at least --predict_cube_size ${cube} + 8 and differ from it by an even number; use ${cube + 32}."
+        error "--predict_crop_size ${crop}: must be at least --predict_cube_size ${cube} + 8 and differ from it by an even number; use ${cube + 16}."
     }
 }
 
-// One FSC input per tomogram: its two half-corrected files, its mask ([] when none or unused) and
-// its wedge from the predict STAR's row: the tilt range in meta, the tilt-angle file when the row
-// names one that lies beside that STAR ([] otherwise).
-def fscInputs(meta, star, half1_files, half2_files, mask_files, use_mask) {
-    def stem = { f, suffix -> f.name.replaceFirst(suffix, '') }
-    def half2 = [half2_files].flatten().collectEntries { f -> [stem(f, /_half2_corrected\.mrc$/), f] }
-    def masks = [mask_files].flatten().collectEntries { f -> [stem(f, /_mask\.mrc$/), f] }
-    def rows = starRows(star)
-    return [half1_files].flatten().findAll { f -> half2.containsKey(stem(f, /_half1_corrected\.mrc$/)) }.collect { f ->
-        def name = stem(f, /_half1_corrected\.mrc$/)
-        def row = rows.find { r -> (r.rlnCorrectedTomoHalf1 ?: '').tokenize('/').last() == f.name } ?: [:]
-        def wedge = row.rlnTiltMin && row.rlnTiltMax ? [tilt_min: row.rlnTiltMin.toDouble(), tilt_max: row.rlnTiltMax.toDouble()] : [:]
-        def named = row.rlnTiltAngleFile && row.rlnTiltAngleFile != 'None' ? row.rlnTiltAngleFile : null
-        def angles = named ? (named.startsWith('/') ? file(named) : star.parent.resolve(named)) : null
-        [meta + [id: "${meta.id}:${name}", tomo: name] + wedge, f, half2[name],
-         use_mask && masks[name] ? masks[name] : [], angles && angles.exists() ? angles : []]
-    }
+// A plan row as the tomogram's meta and files: its one-row STAR and the files it names (the tomogram,
+// its raw halves, its tilt angles), looked up among the prepare task's outputs and the staged inputs.
+def tomogramTask(run, row, stars, tilts, staged, opts) {
+    def named = { path -> path ? (staged[file(path).name] ?: file(path)) : null }
+    def deconv = row.defocus.toDouble() > 0 && !asBool(opts.skip_deconv)
+    def meta = run + [
+        id: row.id, index: row.index.toInteger(), run: run.id,
+        run_deconv: deconv, deconv: deconv && asBool(opts.use_deconv_tomo),
+        relion5: row.relion5 == 'true', trains: row.trains == 'true', corrects: row.corrects == 'true',
+        first_half: row.first_half.toInteger(),
+        tilt_min: row.tilt_min.toDouble(), tilt_max: row.tilt_max.toDouble(),
+    ]
+    def halves = asBool(opts.noise2noise) ? [named(row.half1), named(row.half2)].findAll { f -> f } : []
+    def angles = row.tilt_angles ? [tilts.find { f -> f.name == row.tilt_angles }] : []
+    return [meta, stars.find { f -> f.name == row.star }, [named(row.tomogram)] + halves + angles, angles]
+}
+
+// The inputs of one FSC: a tomogram's two corrected halves, its mask ([] when none or unused), its tilt angles ([]).
+def fscInput(meta, half1, half2, mask, angles, use_mask) {
+    return [meta + [tomo: meta.id], half1, half2, use_mask ? mask : [], angles]
 }
 
 workflow ISONET {
@@ -257,88 +108,99 @@ workflow ISONET {
     }
     checkPredictTiles(opts)
     def halves = asBool(opts.halves)
-    def run_deconv = plan.defocus_set && !asBool(opts.skip_deconv)
-    // relion5: predict also writes the corrected tomograms as a RELION 5 tomograms.star (docs/relion5.md)
-    def meta = [id: opts.run_name, deconv: run_deconv && asBool(opts.use_deconv_tomo), halves: halves, relion5: plan.kind == 'relion5']
+    def model = opts.model ? file(opts.model, checkIfExists: true) : null
+    if (model && halves) {
+        error "--model ${opts.model} and --halves both given: --halves trains two networks; correct with one model, or train with --halves."
+    }
+    def run = [id: opts.run_name, halves: halves, deconv: asBool(opts.use_deconv_tomo)]
 
-    // --- input: tomograms and their STAR file ([ meta, tomograms.star, [tomograms and the .tlt files it names] ])
-    ch_star = Channel.empty()
+    // --- input: tomograms.star and the per-tomogram plan --------------------------------------------
+    def staged = [:]                      // file name -> the file staged into prepare (phantom, folder)
+    ch_prepare_in = Channel.empty()
     if (plan.kind == 'phantom') {
-        ISONET_MAKE_PHANTOM(meta)
+        ISONET_MAKE_PHANTOM(run)
         // named relative to the published STAR (star/ beside phantom/), so the task's cache key
         // does not depend on --outdir and a resume into another outdir reuses it
-        ISONET_PREPARE_STAR(ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] })
-        ch_star = ISONET_PREPARE_STAR.out.star
-            .join(ISONET_MAKE_PHANTOM.out.tomo)
-            .map { m, star, tilts, tomo -> [m, star, tomo] }
-    }
-    else if (plan.kind == 'star') {
-        ch_star = Channel.value([meta, plan.star, plan.tomos])
-    }
-    else if (plan.kind == 'relion5') {
-        // prepare-star reads the project (tilt series, CTF, voxel size) from the STAR where it lies;
-        // the project folder is staged so that a container sees it
-        ISONET_PREPARE_STAR(Channel.value([meta, [plan.project], plan.star.toString()]))
-        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star, tilts -> [m, star, plan.tomos + [tilts].flatten()] }
+        ch_prepare_in = ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] }
     }
     else {
-        ISONET_PREPARE_STAR(Channel.value([meta, plan.tomos + plan.tilts, plan.folder.toUriString()]))
-        ch_star = ISONET_PREPARE_STAR.out.star.map { m, star, tilts -> [m, star, plan.tomos + [tilts].flatten()] }
+        staged = plan.kind == 'folder' ? plan.files.collectEntries { f -> [f.name, f] } : [:]
+        ch_prepare_in = Channel.value([run, plan.files, plan.source])
     }
+    ISONET_PREPARE_STAR(ch_prepare_in)
 
-    // --- CTF deconvolution, masks, subtomograms ------------------------------------------------
-    ch_deconv = Channel.empty()     // [ meta, star, [tomograms], [deconv tomograms] or [] ]
-    if (run_deconv) {
-        ISONET_DECONV(ch_star)
-        ch_deconv = ch_star
-            .join(ISONET_DECONV.out.deconv)
-            .map { m, star_in, tomos, star, deconv -> [m, star, tomos, deconv] }
-    }
-    else {
-        ch_deconv = ch_star.map { m, star, tomos -> [m, star, tomos, []] }
-    }
+    // one item per tomogram: [ meta, its STAR, [tomogram, raw halves (noise2noise), tilt angles], [tilt angles] ]
+    ch_phantom = plan.kind == 'phantom' ? ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [tomo] } : Channel.value([])
+    ch_tomograms = ISONET_PREPARE_STAR.out.plan
+        .combine(ch_phantom.map { files -> [files] })
+        .flatMap { m, csv, stars, tilts, phantom ->
+            def names = staged + [phantom].flatten().collectEntries { f -> [f.name, f] }
+            csv.splitCsv(header: true)
+                .collect { row -> tomogramTask(run + [relion5: row.relion5 == 'true'], row, [stars].flatten(), [tilts].flatten(), names, opts) }
+                .findAll { task -> task[0].trains || task[0].corrects }
+        }
+    ch_tomo_star = ch_tomograms.map { m, star, files, angles -> [m, star, files] }
+    ch_angles = ch_tomograms.map { m, star, files, angles -> [m, angles] }
+
+    // --- per tomogram: CTF deconvolution, mask, subtomograms -------------------------------------------
+    ch_by_deconv = ch_tomo_star.branch { m, star, files -> deconv: m.run_deconv; raw: true }
+    ISONET_DECONV(ch_by_deconv.deconv)
+    ch_deconv = ch_by_deconv.deconv     // [ meta, star, [tomogram files], [deconvolved] or [] ]
+        .join(ISONET_DECONV.out.deconv)
+        .map { m, star_in, files, star, deconv -> [m, star, files, deconv] }
+        .mix(ch_by_deconv.raw.map { m, star, files -> [m, star, files, []] })
 
     ISONET_MAKE_MASK(ch_deconv)
-    ch_masked = ch_deconv       // [ meta, star, [tomograms], [deconv], [masks] ]
+    ch_masked = ch_deconv       // [ meta, star, [tomogram files], [deconv], [mask] ]
         .join(ISONET_MAKE_MASK.out.mask)
-        .map { m, star_in, tomos, deconv, star, masks -> [m, star, tomos, deconv, masks] }
+        .map { m, star_in, files, deconv, star, mask -> [m, star, files, deconv, mask] }
 
-    ISONET_EXTRACT(ch_masked)
+    // --- refine: on the subtomograms of the tomograms that train, gathered in the plan's order ------------
+    ch_states = Channel.empty()         // [ meta (with half), refine state ], one per network
+    if (!model) {
+        ISONET_EXTRACT(ch_masked.filter { m, star, files, deconv, mask -> m.trains })
+        ISONET_MERGE_SUBTOMOS(
+            ISONET_EXTRACT.out.subtomos
+                .toSortedList { a, b -> a[0].index <=> b[0].index }
+                .map { items -> [run, items.collect { item -> item[1] }, []] }
+        )
+        ch_subtomos = ISONET_MERGE_SUBTOMOS.out.star     // [ run meta, subtomo.star, [every subtomogram] ]
+            .combine(ISONET_EXTRACT.out.subtomos.map { m, star, files -> files }.flatten().toSortedList { a, b -> a.name <=> b.name }.map { files -> [files] })
+        def iterations = opts.iterations.toString().toInteger()
+        def pretrained = opts.pretrained_model ? file(opts.pretrained_model, checkIfExists: true) : []
+        if (halves) {
+            // two independent recursions, one per half network: they run side by side
+            def half1 = run + [half: 1]
+            def half2 = run + [half: 2]
+            REFINE_HALF1(ch_subtomos.map { m, star, files -> [half1, star, files] }, Channel.value([half1, pretrained]), iterations)
+            REFINE_HALF2(ch_subtomos.map { m, star, files -> [half2, star, files] }, Channel.value([half2, pretrained]), iterations)
+            ch_states = REFINE_HALF1.out.state.mix(REFINE_HALF2.out.state)
+        }
+        else {
+            REFINE(ch_subtomos, Channel.value([run, pretrained]), iterations)
+            ch_states = REFINE.out.state
+        }
+    }
 
-    // --- refine: one task per iteration ---------------------------------------------------------
-    ch_pretrained = opts.pretrained_model
-        ? Channel.value([meta, file(opts.pretrained_model, checkIfExists: true)])
-        : Channel.value([meta, []])
-    REFINE(ISONET_EXTRACT.out.subtomos, ch_pretrained, opts.iterations.toString().toInteger())
-
-    // --- predict (and the gold-standard FSC with --halves) -------------------------------------
-    ch_predict_in = ch_masked.map { m, star, tomos, deconv, masks -> [m, star, tomos, deconv] }
-    ch_final_star = Channel.empty()     // [ meta, tomograms.star ] naming the corrected tomograms
-    ch_corrected = Channel.empty()      // [ meta, [corrected tomograms] ]
+    // --- per tomogram: predict (each half's network, side by side, with --halves) and the FSC ------------
+    ch_predict_in = ch_masked
+        .filter { m, star, files, deconv, mask -> m.corrects }
+        .map { m, star, files, deconv, mask -> [m, star, files, deconv] }
+    ch_tomo_corrected = Channel.empty()     // [ meta, STAR naming its corrected file(s), [corrected tomograms] ]
     ch_fsc_files = Channel.value([])
     if (halves) {
-        ch_models = REFINE.out.state
-            .map { m, state -> [m, state.resolve('half1/model_final.keras'), state.resolve('half2/model_final.keras')] }
-        ISONET_PREDICT_HALF1(
-            ch_predict_in.join(ch_models).map { m, star, tomos, deconv, model1, model2 -> [m, star, tomos, deconv, model1] }
-        )
-        // half 2 continues half 1's STAR, so the final STAR names both halves
-        ISONET_PREDICT_HALF2(
-            ISONET_PREDICT_HALF1.out.corrected
-                .join(ch_predict_in)
-                .join(ch_models)
-                .map { m, star1, corrected1, star, tomos, deconv, model1, model2 -> [m, star1, tomos, deconv, model2] }
-        )
-        ch_final_star = ISONET_PREDICT_HALF2.out.corrected.map { m, star, corrected -> [m, star] }
-        ch_corrected = ISONET_PREDICT_HALF1.out.corrected
-            .join(ISONET_PREDICT_HALF2.out.corrected)
-            .map { m, star1, corrected1, star2, corrected2 -> [m, [corrected1, corrected2].flatten()] }
+        ch_model1 = ch_states.filter { m, state -> m.half == 1 }.map { m, state -> state.resolve('model_final.keras') }
+        ch_model2 = ch_states.filter { m, state -> m.half == 2 }.map { m, state -> state.resolve('model_final.keras') }
+        ISONET_PREDICT_HALF1(ch_predict_in.combine(ch_model1))
+        ISONET_PREDICT_HALF2(ch_predict_in.combine(ch_model2))
+        ch_tomo_corrected = ISONET_PREDICT_HALF1.out.corrected.mix(ISONET_PREDICT_HALF2.out.corrected)
 
-        // one FSC per tomogram: <name>_half1_corrected.mrc with <name>_half2_corrected.mrc, its mask and wedge
+        // one FSC per tomogram: its two corrected halves, its mask and wedge
         ch_fsc_in = ISONET_PREDICT_HALF1.out.corrected
             .join(ISONET_PREDICT_HALF2.out.corrected)
-            .join(ISONET_MAKE_MASK.out.mask)
-            .flatMap { m, star1, half1, star2, half2, star_mask, masks -> fscInputs(m, star1, half1, half2, masks, asBool(opts.fsc_use_mask)) }
+            .join(ch_masked.map { m, star, files, deconv, mask -> [m, mask] })
+            .join(ch_angles)
+            .map { m, star1, half1, star2, half2, mask, angles -> fscInput(m, half1, half2, mask, angles, asBool(opts.fsc_use_mask)) }
         ISONET_FSC(ch_fsc_in)
         ch_fsc_files = ISONET_FSC.out.json
             .mix(ISONET_FSC.out.plot)
@@ -346,19 +208,39 @@ workflow ISONET {
             .toList()
     }
     else {
-        ch_models = REFINE.out.state.map { m, state -> [m, state.resolve('model_final.keras')] }
-        ISONET_PREDICT(ch_predict_in.join(ch_models))
-        ch_final_star = ISONET_PREDICT.out.corrected.map { m, star, corrected -> [m, star] }
-        ch_corrected = ISONET_PREDICT.out.corrected.map { m, star, corrected -> [m, [corrected].flatten()] }
+        ch_model = model ? Channel.value(model) : ch_states.map { m, state -> state.resolve('model_final.keras') }
+        ISONET_PREDICT(ch_predict_in.combine(ch_model))
+        ch_tomo_corrected = ISONET_PREDICT.out.corrected
     }
 
-    // --- report -----------------------------------------------------------------------------------
+    // --- gather: the run's tomograms.star (RELION 5 input: also its tomogram set), then the report ---------
+    ISONET_MERGE_CORRECTED(
+        ch_tomo_corrected
+            .toSortedList { a, b -> a[0].index <=> b[0].index ?: (a[0].half ?: 0) <=> (b[0].half ?: 0) }
+            .map { items ->
+                def relion5 = items.any { item -> item[0].relion5 }
+                [run + [relion5: relion5], items.collect { item -> item[1] }, relion5 ? items.collectMany { item -> [item[2]].flatten() } : []]
+            }
+    )
+    ch_final_star = ISONET_MERGE_CORRECTED.out.star.map { m, star -> [run, star] }
+    ch_corrected = ch_tomo_corrected.map { m, star, corrected -> corrected }.flatten().toList().map { files -> [run, files] }
+
     ch_report = Channel.empty()
     if (!asBool(opts.skip_report)) {
+        ch_gathered = ch_masked
+            .filter { m, star, files, deconv, mask -> m.corrects }
+            .toList()
+            .map { items -> [run,
+                             items.collectMany { item -> [item[2]].flatten() }.unique(),
+                             items.collectMany { item -> [item[3]].flatten() },
+                             items.collectMany { item -> [item[4]].flatten() }] }
+        ch_refine_states = model
+            ? Channel.value([[]])
+            : ch_states.toSortedList { a, b -> (a[0].half ?: 0) <=> (b[0].half ?: 0) }.map { items -> [items.collect { item -> item[1] }] }
         ch_report_in = ch_final_star
-            .join(ch_masked.map { m, star, tomos, deconv, masks -> [m, tomos, deconv, masks] })
+            .join(ch_gathered)
             .join(ch_corrected)
-            .join(REFINE.out.state)
+            .combine(ch_refine_states)
             .combine(ch_fsc_files.map { files -> [files] })
         ISONET_REPORT(ch_report_in)
         ch_report = ISONET_REPORT.out.html
@@ -374,6 +256,6 @@ workflow ISONET {
     emit:
     star      = ch_final_star    // channel: [ val(meta), path(tomograms.star) ]
     corrected = ch_corrected     // channel: [ val(meta), [ path(corrected tomogram) ] ]
-    refine    = REFINE.out.state // channel: [ val(meta), path(refine_state) ]
+    refine    = ch_states        // channel: [ val(meta), path(refine_state) ], one per network (none with --model)
     report    = ch_report        // channel: [ val(meta), path(report.html) ]
 }

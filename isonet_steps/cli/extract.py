@@ -25,10 +25,13 @@ from ._common import log_level_option, option, step, tomo_idx_option
 @option("--noise2noise/--no-noise2noise", default=False,
         help="Cut the same boxes from each row's raw half tomograms (rlnTomoReconstructedTomogramHalf1/2) "
              "instead: rlnImageName names half 1's box, rlnImageNameHalf2 half 2's (for refine --noise2noise).")
+@option("--first-half", type=click.IntRange(1, 2), default=None,
+        help="Half that gets the odd subtomogram out, for a one-tomogram STAR of a plan (its first_half column). "
+             " [default: balanced over the STAR's tomograms]")
 @tomo_idx_option()
 @log_level_option()
 def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, split_halves, noise2noise,
-            tomo_idx, log_level):
+            first_half, tomo_idx, log_level):
     """Extract subtomograms from the tomograms in STAR (rlnNumberSubtomo per row) into subtomo.star.
 
     Centres are drawn without replacement among the mask's voxels whose whole crop box lies inside
@@ -40,4 +43,4 @@ def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_
 
     run_extract(star, subtomo_folder=subtomo_folder, subtomo_star=subtomo_star, cube_size=cube_size,
                 crop_size=crop_size, seed=seed, use_deconv_tomo=use_deconv_tomo, split_halves=split_halves,
-                tomo_idx=tomo_idx, noise2noise=noise2noise)
+                tomo_idx=tomo_idx, noise2noise=noise2noise, first_half=first_half)

@@ -17,6 +17,7 @@ STEPS: dict[str, str] = {
     "deconv": "deconv",
     "make-mask": "make_mask",
     "extract": "extract",
+    "merge-star": "merge_star",
     "resize": "resize",
     "check": "check",
     "make-phantom": "make_phantom",

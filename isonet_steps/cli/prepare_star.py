@@ -2,7 +2,7 @@
 
 import click
 
-from ._common import option, step
+from ._common import option, step, tomo_idx_option
 
 _WEDGE_CHECKS = ["refuse", "flip", "warn", "off"]  # steps.prepare_star.WEDGE_CHECKS (not imported: --help stays fast)
 
@@ -34,13 +34,22 @@ def _given(name: str):
 @option("--tilt-folder", default=None,
         help="Folder (relative to the STAR's) for the .tlt files prepare-star writes, named relative to the STAR "
              "[default: tilt_angles/ beside the STAR, named by absolute path].")
+@option("--plan-folder", default=None,
+        help="Also write the per-tomogram plan here: a one-row STAR per tomogram and plan.csv, which the "
+             "workflows scatter over.")
+@option("--train-idx", default=None, metavar="LIST",
+        help="rlnIndex values whose subtomograms train the network, e.g. 1,2 (the plan's trains column). "
+             " [default: --tomo-idx's]")
+@tomo_idx_option()
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
-            relion_project, tilt_folder):
+            relion_project, tilt_folder, plan_folder, train_idx, tomo_idx):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
-    Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size).
+    Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size), or a copy of an IsoNet
+    tomograms.star with its paths made absolute.
     """
     from ..steps.prepare_star import run_prepare_star
 
     run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
-                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder)
+                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder,
+                     plan_folder=plan_folder, train_idx=train_idx, tomo_idx=tomo_idx)

@@ -58,6 +58,9 @@ _ints = _number_list(int, "11,16")
 @option("--until-iter", type=int, default=None, help="Stop after this iteration (one-iteration tasks in Nextflow).")
 @option("--halves/--no-halves", default=False,
         help="Train one network per rlnRandomSubset half (result-dir/half1, half2).")
+@option("--half", type=click.IntRange(1, 2), default=None,
+        help="Train only this rlnRandomSubset half's network, into --result-dir itself: the two halves of --halves "
+             "as two independent runs (Nextflow runs them side by side).")
 @option("--noise2noise/--no-noise2noise", default=False,
         help="Train each box of one raw half tomogram to predict the same box of the other (rlnImageNameHalf2, "
              "from extract --noise2noise) instead of adding noise.")
@@ -68,8 +71,8 @@ _ints = _number_list(int, "11,16")
 @log_level_option()
 def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch_size, filter_base, unet_depth,
             convs_per_depth, kernel, dropout, batch_norm, learning_rate, noise_level, noise_start_iter, noise_mode,
-            select_subtomo_number, pretrained_model, resume, until_iter, halves, noise2noise, seed, precision, gpus,
-            ncpus, log_level, early_stop_patience, fill_relaxation):
+            select_subtomo_number, pretrained_model, resume, until_iter, halves, half, noise2noise, seed, precision,
+            gpus, ncpus, log_level, early_stop_patience, fill_relaxation):
     """Train the network on the subtomograms of SUBTOMO_STAR, iteration by iteration."""
     from ..network.devices import configure
 
@@ -87,4 +90,4 @@ def command(subtomo_star, result_dir, iterations, epochs, steps_per_epoch, batch
         early_stop_patience=early_stop_patience, fill_relaxation=fill_relaxation,
     )
     run_refine(subtomo_star, result_dir, settings, until_iter=until_iter, resume=resume, halves=halves,
-               log_level=log_level)
+               log_level=log_level, half=half)

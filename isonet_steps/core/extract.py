@@ -155,6 +155,23 @@ def random_halves(number: int, rng: np.random.Generator, first: int = 1) -> np.n
     return rng.permutation(labels)
 
 
+def odd_halves(numbers: Sequence[int]) -> list[int]:
+    """For tomograms with these subtomogram counts, in run order, the half that gets each one's odd one out.
+
+    The half with fewer subtomograms so far (half 1 on a tie), so the run's halves stay balanced
+    however many tomograms there are; a pure function of the counts, so a tomogram extracted on
+    its own gets the half it would get in a run of all of them.
+    """
+    in_half = {1: 0, 2: 0}
+    firsts = []
+    for number in numbers:
+        first = 1 if in_half[1] <= in_half[2] else 2
+        in_half[first] += (number + 1) // 2
+        in_half[3 - first] += number // 2
+        firsts.append(first)
+    return firsts
+
+
 def slab_width(nx: int, crop_size: int) -> int:
     """Width along X of the slabs of a slab split: ``2·crop``, narrowed (down to ``crop``) on
     tomograms under ``4·crop`` wide so that both halves get at least one slab.

@@ -20,6 +20,7 @@ import starfile
 
 from .atomic import atomic_path, ensure_writable_folder
 from .errors import InputError
+from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
     "TOMOGRAM_COLUMNS",
@@ -32,7 +33,17 @@ __all__ = [
     "parse_tomo_idx",
     "select_rows",
     "is_set",
+    "PATH_COLUMNS",
+    "absolute_paths",
 ]
+
+#: Columns that name files: a STAR copied elsewhere keeps them valid by making them absolute.
+PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",
+                "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2", TILT_ANGLE_COLUMN)
+
+#: Where a row came from a RELION 5 project: its tomograms.star and the folder its paths start from.
+RELION_STAR_COLUMN = "rlnRelionTomogramsStar"
+RELION_PROJECT_COLUMN = "rlnRelionProjectDir"
 
 #: Column types of IsoNet's tomograms.star (plus isonet-nf's tilt range and gold-standard columns).
 TOMOGRAM_COLUMNS: dict[str, type] = {
@@ -285,3 +296,13 @@ def select_rows(df: pd.DataFrame, tomo_idx, path: str | os.PathLike) -> list[int
         raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use "
                          f"indices {sorted(present)}.")
     return [present[w] for w in wanted]
+
+
+def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):
+    """``table`` with the file columns resolved against ``star`` and made absolute (unset stays None)."""
+    table = table.copy()
+    for column in columns:
+        if column in table.columns:
+            table[column] = [str(resolve_path(v, star, column).resolve()) if is_set(v) else "None"
+                             for v in table[column]]
+    return table

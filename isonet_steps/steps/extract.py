@@ -16,6 +16,7 @@ from ..core.extract import (
     check_fits,
     count_candidates,
     crop_box,
+    odd_halves,
     pick_centres,
     pick_slab_halves,
     random_halves,
@@ -246,15 +247,27 @@ def _remove_stale(folder: Path, stems: list[str], written: set[Path]) -> None:
                 get_logger("extract").debug("removed stale %s", old)
 
 
+def _first_halves(plans: list[_Plan], first_half: int | None, star) -> list[int]:
+    """Who gets each tomogram's odd subtomogram out: balanced over these tomograms, or as the plan says."""
+    if first_half is None:
+        return odd_halves([plan.number for plan in plans])
+    if first_half not in (1, 2) or len(plans) != 1:
+        raise InputError(f"{star}: --first-half {first_half} needs 1 or 2 and a STAR of one tomogram (the plan's "
+                         f"one-row STARs); this one selects {len(plans)}.")
+    return [first_half]
+
+
 def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = "subtomo",
                 subtomo_star: str | os.PathLike = "subtomo.star", cube_size: int = 64, crop_size: int | None = None,
                 seed: int = 0, use_deconv_tomo: bool = True, split_halves: str = "random",
-                tomo_idx: str | None = None, noise2noise: bool = False) -> Path:
+                tomo_idx: str | None = None, noise2noise: bool = False, first_half: int | None = None) -> Path:
     """Cut rlnNumberSubtomo subtomograms per chosen row into ``subtomo_folder``; returns the subtomo.star written.
 
     Every row is checked (files, sizes, masks, counts) before anything is written; the STAR comes last.
     With ``noise2noise`` the same boxes (the centres drawn on the tomogram's mask) are cut from the row's
     raw even/odd half tomograms instead: rlnImageName names half 1's box, rlnImageNameHalf2 half 2's.
+    ``first_half``: the half that gets the odd subtomogram out of a one-tomogram STAR (the plan's
+    ``first_half``, so that tomogram's halves are those of a run of all tomograms); None: balanced here.
     """
     log = get_logger("extract")
     crop = check_box_sizes(cube_size, crop_size)
@@ -270,8 +283,8 @@ def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = 
     rows: list[dict] = []
     written: set[Path] = set()
     in_half = {1: 0, 2: 0}
-    for plan in plans:
-        centres, halves = _draw(plan, crop, seed, 1 if in_half[1] <= in_half[2] else 2)  # who gets an odd one out
+    for plan, first in zip(plans, _first_halves(plans, first_half, star)):
+        centres, halves = _draw(plan, crop, seed, first)
         log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
                  int(plan.row["rlnIndex"]), plan.name, len(centres), crop, plan.source)
         angles = _copy_tilt_angles(plan, folder, subtomo_folder)

@@ -19,10 +19,9 @@ from ..core.wedge import Wedge
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_volume, write_volume
-from ..io.star import is_set, read_tomogram_star, select_rows, write_star
+from ..io.star import PATH_COLUMNS, absolute_paths, is_set, read_tomogram_star, select_rows, write_star
 from .fsc import DrawPlot, run_fsc
 from .predict import run_predict
-from .prepare_star import PATH_COLUMNS, absolute_paths
 from .row_wedge import row_wedge
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")

@@ -27,16 +27,11 @@ from ..io.mrc import open_memmap
 from ..io.relion5 import HALVES as RELION_HALVES
 from ..io.relion5 import is_relion5_star, read_relion5_project
 from ..io.relion5 import tomogram_table as relion5_table
-from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
+from ..io.star import RELION_PROJECT_COLUMN, RELION_STAR_COLUMN, absolute_paths, is_set, read_tomogram_star, write_star
 from ..io.tilt_angles import TILT_ANGLE_COLUMN, find_tilt_file, read_tilt_angles, write_tilt_angles
 from ..io.tomostar import check_tilt_range, list_tomograms, tomogram_table
+from .plan import check_plan, write_tomogram_plan
 
-#: Columns that name files: a STAR copied elsewhere keeps them valid by making them absolute.
-PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",
-                "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2", TILT_ANGLE_COLUMN)
-#: Where a row came from a RELION 5 project: its tomograms.star and the folder its paths start from.
-RELION_STAR_COLUMN = "rlnRelionTomogramsStar"
-RELION_PROJECT_COLUMN = "rlnRelionProjectDir"
 #: Folder beside the written STAR for the tilt-angle files prepare-star writes.
 TILT_FOLDER = "tilt_angles"
 WEDGE_CHECKS = ("refuse", "flip", "warn", "off")
@@ -67,8 +62,9 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
                      pixel_size: float = 10.0, defocus: float = 0.0, number_subtomos: int = 100,
                      tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
                      wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
-                     tilt_folder: str | None = None) -> Path:
-    """Write a tomograms.star for a folder of tomograms or a RELION 5 tomograms.star; returns its path.
+                     tilt_folder: str | None = None, plan_folder: str | os.PathLike | None = None,
+                     train_idx: str | None = None, tomo_idx: str | None = None) -> Path:
+    """Write a tomograms.star for a folder of tomograms, a RELION 5 or an IsoNet tomograms.star; returns its path.
 
     ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
     tilt-angle file wins over them, with a warning when they disagree. ``project_dir``: the RELION
@@ -77,24 +73,32 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
     instead of its own. The angle files prepare-star writes go to ``tilt_angles/`` beside the STAR,
     named by absolute path; ``tilt_folder`` puts them in that folder (relative to the STAR's) and
     names them relative to the STAR, and copies a found .tlt there too (a STAR that travels with
-    its folder: Nextflow).
+    its folder: Nextflow). An IsoNet tomograms.star keeps its own values, its paths made absolute
+    (relative ones as IsoNet reads them: from the current folder, else the STAR's).
+    ``plan_folder``: also write the per-tomogram plan there (:mod:`.plan`): a one-row STAR per
+    tomogram and ``plan.csv``; ``tomo_idx`` chooses the tomograms corrected, ``train_idx`` those
+    whose subtomograms train (``tomo_idx``'s when None).
     """
     check_wedge_mode(wedge_check)
     source, output_star = Path(source), Path(output_star)
     check_writable_target(output_star)
-    if source.is_file():
-        if not is_relion5_star(source):
-            raise InputError(f"{source}: not a RELION 5 tomograms.star (no data_global block with rlnTomoName); give "
-                             "a folder of tomograms or a RELION 5 Reconstruct job's tomograms.star (an IsoNet "
-                             "tomograms.star needs no prepare-star: use it as it is).")
+    if source.is_file() and not is_relion5_star(source):  # an IsoNet tomograms.star: its own values
+        prepared = _from_isonet_star(source, output_star, tilt_folder)
+    elif source.is_file():
         prepared = _from_relion5(source, output_star, number_subtomos, project_dir, (tilt_min, tilt_max), tilt_folder)
         _rename(prepared.table, named_in, ("rlnMicrographName", *RELION_HALVES))
     else:
         prepared = _from_folder(source, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                                 tilt=(tilt_min, tilt_max), named_in=named_in)
         _own_angle_files(prepared, output_star, tilt_folder)
+    if plan_folder is not None:  # checked before anything is written
+        check_plan(prepared.table, source, train_idx=train_idx, tomo_idx=tomo_idx)
     _write(prepared, output_star, wedge_check)
     get_logger().info("wrote %s with %d tomograms", output_star, len(prepared.table))
+    if plan_folder is not None:
+        plan = write_tomogram_plan(prepared.table, output_star, plan_folder, train_idx=train_idx, tomo_idx=tomo_idx,
+                                   named_in=named_in is not None)
+        get_logger().info("wrote the per-tomogram plan %s", plan)
     return output_star
 
 
@@ -249,28 +253,14 @@ def _flip(prepared: _Prepared, i: int, mirrored: Wedge, output_star: Path) -> No
     table.loc[table.index[i], TILT_ANGLE_COLUMN] = named
 
 
-def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):
-    """``table`` with the file columns resolved against ``star`` and made absolute (unset stays None)."""
-    table = table.copy()
-    for column in columns:
-        if column in table.columns:
-            table[column] = [str(resolve_path(v, star, column).resolve()) if is_set(v) else "None"
-                             for v in table[column]]
-    return table
-
-
-def copy_tomogram_star(source: str | os.PathLike, output_star: str | os.PathLike, *,
-                       wedge_check: str = "off") -> Path:
-    """A given tomograms.star as the run's own: its own values, its paths made absolute (valid from anywhere).
-
-    ``wedge_check`` as in :func:`run_prepare_star`, on each row's raw tomogram and wedge.
-    """
-    check_wedge_mode(wedge_check)
+def _from_isonet_star(source: Path, output_star: Path, tilt_folder: str | None) -> _Prepared:
+    """The rows of an IsoNet tomograms.star, paths made absolute; with ``tilt_folder`` its angle files copied there."""
     table = absolute_paths(read_tomogram_star(source), source)
     sources = [Path(str(v)) for v in table["rlnMicrographName"]]
     angles = [read_tilt_angles(str(v)) if is_set(v) else None
               for v in (table[TILT_ANGLE_COLUMN] if TILT_ANGLE_COLUMN in table.columns else [None] * len(table))]
     for lo, hi in zip(table["rlnTiltMin"], table["rlnTiltMax"]):
         check_tilt_range(float(lo), float(hi))
-    _write(_Prepared(table, sources, angles), Path(output_star), wedge_check)
-    return Path(output_star)
+    prepared = _Prepared(table, sources, angles)
+    _own_angle_files(prepared, output_star, tilt_folder)
+    return prepared

@@ -73,13 +73,23 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
-               log_level="info") -> list[RefineState]:
-    """Refine one network (or one per half) into ``result_dir``; returns the state records."""
+               log_level="info", half: int | None = None) -> list[RefineState]:
+    """Refine one network (or one per half) into ``result_dir``; returns the state records.
+
+    ``half``: only that half's network, into ``result_dir`` itself (trained as with ``halves``), so
+    the two halves can run as separate jobs.
+    """
     from ..network.devices import usable_gpus
 
     states: list[RefineState] = []
-    targets = [(None, Path(result_dir))] if not halves else [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]
-    for half, folder in targets:
+    targets: list[tuple[int | None, Path]]
+    if half is not None:
+        targets = [(half, Path(result_dir))]
+    elif halves:
+        targets = [(h, Path(result_dir) / f"half{h}") for h in (1, 2)]
+    else:
+        targets = [(None, Path(result_dir))]
+    for subset, folder in targets:
         store = RefineStore(folder)
         if not resume:
             moved = store.set_aside()
@@ -89,11 +99,11 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
         setup_logging(log_level, store.log_path)
         try:
             log = get_logger("refine")
-            data = load_subtomos(star_path, half, noise2noise=settings.noise2noise)
+            data = load_subtomos(star_path, subset, noise2noise=settings.noise2noise)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
-                     f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
-            half_settings = (settings if half is None
-                             else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * half}))
+                     f" half {subset}" if subset else "", len(data.subtomos), data.crop, data.cube, folder)
+            half_settings = (settings if subset is None
+                             else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * subset}))
             states.append(refine(data, half_settings, store, n_gpus=usable_gpus(), until_iter=until_iter,
                                  resume=resume))
         finally:

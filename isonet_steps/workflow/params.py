@@ -37,6 +37,8 @@ PARAMS: tuple[Param, ...] = (
     Param("wedge_check", "str", "refuse",
           "Check each tomogram's wedge against its data: refuse a mirrored one, flip it, warn, or off.",
           ("prepare",), choices=("refuse", "flip", "warn", "off")),
+    Param("tomo_idx", "str", None, "Tomograms corrected (rlnIndex), e.g. 1,2,4 or 5-10,15 [all].", ("prepare",)),
+    Param("train_idx", "str", None, "Tomograms whose subtomograms train, e.g. 1,2 [tomo_idx's].", ("prepare",)),
     # deconv
     Param("voltage", "float", 300.0, "Acceleration voltage, kV.", ("deconv",)),
     Param("cs", "float", 2.7, "Spherical aberration, mm.", ("deconv",)),
@@ -83,6 +85,7 @@ PARAMS: tuple[Param, ...] = (
           ("refine", "predict")),
     Param("select_subtomo_number", "int", None, "Subtomograms drawn per iteration [all].", ("refine",)),
     Param("pretrained_model", "str", None, "Start refine from this .keras model.", ("refine",)),
+    Param("model", "str", None, "Correct every tomogram with this trained .keras model: no training.", ("predict",)),
     Param("halves", "bool", False, "Train two networks on spatially separate halves and report the gold-standard FSC.",
           ("extract", "refine")),
     Param("noise2noise", "bool", False,

@@ -90,6 +90,10 @@ class Pipeline:
         self.ground_truth = ground_truth
         self.draw_fsc = draw_fsc  # the report layer's FSC figure (PNG bytes), passed down by the command
         self.log = get_logger("run")
+        if self.p("model") is not None and (self.p("halves") or not Path(self.p("model")).is_file()):
+            raise InputError(f"--model {self.p('model')}: " + (
+                "--halves trains two networks; correct with one model, or train with --halves." if self.p("halves")
+                else "file not found; give a .keras model written by refine."))
         if not self.source.exists():
             raise InputError(f"{self.source}: input not found; give a folder of tomograms or a tomograms.star.")
         if self.out.exists() and not self.out.is_dir():
@@ -140,12 +144,12 @@ class Pipeline:
         steps.append(self._star_step("make_mask", current, mask_star, ("rlnMaskName",), self._make_mask))
         current = mask_star
         subtomo_star = self.path("subtomo.star")
-        steps.append(Step("extract", self._extract, lambda: _star_files(subtomo_star, ("rlnImageName",)),
-                          self._settings("extract"), lambda: _star_files(mask_star, tomogram_columns)))
-        models = ([self.path("refine", f"half{h}", "model_final.keras") for h in (1, 2)] if halves
-                  else [self.path("refine", "model_final.keras")])
-        steps.append(Step("refine", self._refine, lambda: models, self._settings("refine"),
-                          lambda: _star_files(subtomo_star, ("rlnImageName",)), resumable=True))
+        models = self._models()
+        if self.p("model") is None:  # a given model: nothing to train
+            steps.append(Step("extract", self._extract, lambda: _star_files(subtomo_star, ("rlnImageName",)),
+                              self._settings("extract"), lambda: _star_files(mask_star, tomogram_columns)))
+            steps.append(Step("refine", self._refine, lambda: models, self._settings("refine"),
+                              lambda: _star_files(subtomo_star, ("rlnImageName",)), resumable=True))
         corrected_star = self.path("tomograms_corrected.star")
         columns = ("rlnCorrectedTomoName", "rlnCorrectedTomoHalf1", "rlnCorrectedTomoHalf2", "rlnGoldStandardFsc")
         name = "gold_standard" if halves else "predict"
@@ -159,6 +163,22 @@ class Pipeline:
     def _star_step(self, name: str, star_in: Path, star_out: Path, columns: tuple[str, ...], run) -> Step:
         return Step(name, lambda: run(star_in, star_out), lambda: _star_files(star_out, columns), self._settings(name),
                     lambda: _star_files(star_in, ("rlnMicrographName", "rlnDeconvTomoName")))
+
+    def _models(self) -> list[Path]:
+        """The network(s) predict uses: --model's, else refine's (one per half with --halves)."""
+        if self.p("model") is not None:
+            return [Path(self.p("model"))]
+        if self.p("halves"):
+            return [self.path("refine", f"half{h}", "model_final.keras") for h in (1, 2)]
+        return [self.path("refine", "model_final.keras")]
+
+    def _selected(self, column: str) -> str:
+        """The rlnIndex values of the plan's rows that train, or are corrected, or either (``any``)."""
+        from ..io.plan import PLAN_FILE, read_plan
+
+        rows = read_plan(self.path("plan", PLAN_FILE))
+        wanted = [r.index for r in rows if (r.trains or r.corrects if column == "any" else getattr(r, column))]
+        return ",".join(map(str, wanted))
 
     def _needs_deconv(self) -> bool:
         if self.source.is_dir():
@@ -177,27 +197,26 @@ class Pipeline:
         return {name: self.p(name) for name in names} | {key: self.p(name) for key, name in renamed.items()}
 
     def _prepare(self) -> None:
-        from ..io.relion5 import is_relion5_star
-        from ..steps.prepare_star import copy_tomogram_star, run_prepare_star
+        from ..steps.prepare_star import run_prepare_star
 
-        out = self.path("tomograms.star")
-        if self.source.is_dir() or is_relion5_star(self.source):  # a RELION 5 STAR is converted like a folder
-            tilt_min, tilt_max = (self.p(name) if name in self.given else None for name in ("tilt_min", "tilt_max"))
-            run_prepare_star(self.source, out, tilt_min=tilt_min, tilt_max=tilt_max,
-                             **self._values("pixel_size", "defocus", "number_subtomos", "wedge_check"))
-        else:  # an IsoNet STAR as input: its own values, paths made absolute
-            copy_tomogram_star(self.source, out, wedge_check=self.p("wedge_check"))
+        # a folder or a RELION 5 STAR; an IsoNet STAR keeps its own values (its paths made absolute)
+        tilt_min, tilt_max = (self.p(name) if name in self.given else None for name in ("tilt_min", "tilt_max"))
+        run_prepare_star(self.source, self.path("tomograms.star"), tilt_min=tilt_min, tilt_max=tilt_max,
+                         plan_folder=self.path("plan"), **self._values(
+                             "pixel_size", "defocus", "number_subtomos", "wedge_check", "train_idx", "tomo_idx"))
 
     def _deconv(self, star_in: Path, star_out: Path) -> None:
         from ..steps.deconv import run_deconv
 
-        run_deconv(star_in, output_star=star_out, deconv_folder=self.path("deconv"), **self._values(
+        run_deconv(star_in, output_star=star_out, deconv_folder=self.path("deconv"), tomo_idx=self._selected("any"),
+                   **self._values(
             "voltage", "cs", "snrfalloff", "deconvstrength", "highpassnyquist", "chunk_size", "overlap_rate"))
 
     def _make_mask(self, star_in: Path, star_out: Path) -> None:
         from ..steps.make_mask import run_make_mask
 
-        run_make_mask(star_in, output_star=star_out, mask_folder=self.path("mask"), **self._values(
+        run_make_mask(star_in, output_star=star_out, mask_folder=self.path("mask"), tomo_idx=self._selected("any"),
+                      **self._values(
             "density_percentage", "std_percentage", "z_crop", "patch_size", "use_deconv_tomo"))
 
     def _extract(self) -> None:
@@ -206,7 +225,7 @@ class Pipeline:
         run_extract(self.path("tomograms_mask.star"), subtomo_folder=self.path("subtomo"),
                     subtomo_star=self.path("subtomo.star"),
                     # gold-standard halves draw from separate slabs: no shared voxel
-                    split_halves="slabs" if self.p("halves") else "random",
+                    split_halves="slabs" if self.p("halves") else "random", tomo_idx=self._selected("trains"),
                     **self._values("cube_size", "crop_size", "seed", "use_deconv_tomo", "noise2noise"))
 
     def _refine(self, resume: bool = False) -> None:
@@ -230,7 +249,7 @@ class Pipeline:
     def _predict(self) -> None:
         from ..steps.predict import run_predict
 
-        run_predict(self.path("tomograms_mask.star"), self.path("refine", "model_final.keras"),
+        run_predict(self.path("tomograms_mask.star"), self._models()[0], tomo_idx=self._selected("corrects"),
                     output_dir=self.path("corrected"), output_star=self.path("tomograms_corrected.star"),
                     correct_halves=self.p("noise2noise"), **self._predict_values())
 
@@ -239,7 +258,7 @@ class Pipeline:
 
         run_gold_standard(self.path("tomograms_mask.star"), self.path("refine"), self.path("corrected"),
                           output_star=self.path("tomograms_corrected.star"), cone_angle=self.p("cone_angle"),
-                          draw_plot=self.draw_fsc, **self._predict_values())
+                          draw_plot=self.draw_fsc, tomo_idx=self._selected("corrects"), **self._predict_values())
 
     # --- records ---------------------------------------------------------------------------------
     def _record_path(self, name: str) -> Path:

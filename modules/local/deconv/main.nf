@@ -1,4 +1,4 @@
-// ISONET_DECONV: Wiener-like CTF deconvolution of every tomogram in the STAR file.
+// ISONET_DECONV: Wiener-like CTF deconvolution of one tomogram (its one-row STAR).
 process ISONET_DECONV {
     tag "${meta.id}"
     label 'process_medium'

@@ -1,4 +1,4 @@
-// ISONET_EXTRACT: mask-weighted random subtomograms of every tomogram, split into two halves.
+// ISONET_EXTRACT: mask-weighted random subtomograms of one tomogram (its one-row STAR), split into two halves.
 process ISONET_EXTRACT {
     tag "${meta.id}"
     label 'process_medium'
@@ -7,9 +7,9 @@ process ISONET_EXTRACT {
     tuple val(meta), path(star, stageAs: 'input/*'), path(tomos), path(deconv, stageAs: 'deconv/*'), path(masks, stageAs: 'mask/*')
 
     output:
-    // subtomo.star names its files subtomos/<name>.mrc; the refine tasks stage the folder under
-    // the same name so those paths resolve there too
-    tuple val(meta), path('subtomo.star'), path('subtomos'), emit: subtomos
+    // subtomo.star names its files subtomos/<name>.mrc; the refine tasks stage every tomogram's
+    // files under subtomos/ so those paths resolve there too
+    tuple val(meta), path('subtomo.star'), path('subtomos/*'), emit: subtomos
     tuple val("${task.process}"), val('isonet-extract'), eval('isonet-extract --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
@@ -24,6 +24,6 @@ process ISONET_EXTRACT {
     stub:
     """
     mkdir -p subtomos
-    touch subtomos/stub_000001.mrc subtomo.star
+    touch subtomos/${meta.id}_000000.mrc subtomo.star
     """
 }

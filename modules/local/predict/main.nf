@@ -1,7 +1,6 @@
-// ISONET_PREDICT: correct every tomogram of the STAR file with a trained network.
+// ISONET_PREDICT: correct one tomogram (its one-row STAR) with a trained network.
 // With --half 1/2 in ext.args it writes <name>_halfN_corrected.mrc and fills rlnCorrectedTomoHalfN.
-// Rows from a RELION 5 project also give corrected_tomos/relion5_tomograms.star (RELION's tomogram
-// set of the corrected tomograms; ext.args' --relion5-folder names them where they are published).
+// The gather (ISONET_MERGE_STAR) writes the RELION 5 tomogram set of all corrected tomograms.
 process ISONET_PREDICT {
     tag "${meta.id}"
     label 'process_gpu'
@@ -11,7 +10,6 @@ process ISONET_PREDICT {
 
     output:
     tuple val(meta), path('tomograms.star'), path('corrected_tomos/*.mrc'), emit: corrected
-    tuple val(meta), path('corrected_tomos/relion5_tomograms.star'), optional: true, emit: relion5
     tuple val("${task.process}"), val('isonet-predict'), eval('isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
@@ -36,6 +34,5 @@ process ISONET_PREDICT {
     cp -L ${star} tomograms.star
     mkdir -p corrected_tomos
     for tomo in ${tomos}; do case "\${tomo}" in *.mrc|*.rec) touch "corrected_tomos/\${tomo%.*}${half}_corrected.mrc";; esac; done
-    if [ -z "${half}" ] && grep -q rlnRelionTomogramsStar tomograms.star; then touch corrected_tomos/relion5_tomograms.star; fi
     """
 }

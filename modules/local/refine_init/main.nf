@@ -11,7 +11,7 @@ process ISONET_REFINE_INIT {
     label 'process_gpu'
 
     input:
-    tuple val(meta), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos'), path(pretrained)   // pretrained: .keras or []
+    tuple val(meta), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos/*'), path(pretrained)   // pretrained: .keras or []
 
     output:
     tuple val(meta), path('refine_state'), emit: state

@@ -16,7 +16,7 @@ process ISONET_REFINE_ITERATION {
     label 'process_gpu'
 
     input:
-    tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos'), val(sources)
+    tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos/*'), val(sources)
 
     output:
     tuple val(meta), val(done), path('refine_state'), val(sources), emit: state

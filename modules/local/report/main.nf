@@ -6,7 +6,7 @@ process ISONET_REPORT {
     label 'process_low'
 
     input:
-    tuple val(meta), path(star, stageAs: 'run/tomograms.star'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'run/refine'), path(fsc, stageAs: 'run/fsc/*')
+    tuple val(meta), path(star, stageAs: 'run/tomograms.star'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'states/?/*'), path(fsc, stageAs: 'run/fsc/*')
 
     output:
     tuple val(meta), path('report.html'), emit: html
@@ -14,9 +14,15 @@ process ISONET_REPORT {
 
     script:
     def args = task.ext.args ?: ''
+    // the refine state, or the two halves' states (in half order), where the report looks for them
+    def states = [refine].flatten()
+    def link = !states ? '' : meta.halves
+        ? "mkdir -p run/refine && ln -s ../../states/1/${states[0].name} run/refine/half1 && ln -s ../../states/2/${states[1].name} run/refine/half2"
+        : "ln -s ../states/1/${states[0].name} run/refine"
     """
     export OMP_NUM_THREADS=${task.cpus}
     export HOME="\${PWD}"
+    ${link}
     isonet-report run -o report.html ${args}
     """
 
