@@ -1,4 +1,4 @@
-"""No function in ``isonet_steps`` is longer than 60 lines (DEVELOPERS.md), measured with ``ast``.
+"""No function in ``isonet_steps`` is longer than 60 lines (CONTRIBUTING.md), measured with ``ast``.
 
 A long function is split into well-named helpers. ``KNOWN_LONG`` (empty) could hold an exception
 outside ``cli/``, ``steps/`` and ``workflow/`` while a branch reworks it; an entry that is no longer

@@ -49,7 +49,7 @@ def test_bad_params_files(tmp_path, text, needle):
 
 
 def test_fast_schedule_file_sets_only_refine_and_is_valid():
-    """conf/fast.yaml (README's fast schedule) is a refine schedule that refine accepts, with noise before the end."""
+    """conf/fast.yaml (docs/method.md's fast schedule) is a refine schedule refine accepts, noise before the end."""
     values = read_params_file(FAST)
     assert set(values) <= {field.name for field in dataclasses.fields(RefineSettings)}
     settings = RefineSettings(**values)
