@@ -87,7 +87,8 @@ JobCompLoc=${log_dir}/jobcomp.log
 MinJobAge=3600
 KillWait=10
 ReturnToService=2
-NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${memory_mb} State=UNKNOWN
+GresTypes=gpu
+NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${memory_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
 
 changed=false
@@ -101,6 +102,9 @@ install -d "$conf_dir"
 install -d -o slurm -g slurm "$state_dir/slurmctld" "$log_dir"
 install -d "$state_dir/slurmd"
 write_if_changed "$conf_dir/slurm.conf" "$slurm_conf"
+# one placeholder GPU (no device behind it: /dev/null), so that a job asking --gres=gpu:1 runs
+# and gets the CUDA_VISIBLE_DEVICES that SLURM sets for its GPU
+write_if_changed "$conf_dir/gres.conf" "NodeName=${node} Name=gpu File=/dev/null"
 if [[ -n "$cgroup_conf" ]]; then write_if_changed "$conf_dir/cgroup.conf" "$cgroup_conf"; fi
 
 # --- the daemons ---------------------------------------------------------------------------------
