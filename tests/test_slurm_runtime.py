@@ -78,7 +78,7 @@ def _on_slurm(tmp_path: Path) -> list[str]:
 
 
 def _slurm_job(job_id: str) -> dict[str, str]:
-    """scontrol's record of one job (the test cluster keeps finished jobs for an hour: MinJobAge)."""
+    """The job as `scontrol show job` records it (the test cluster keeps finished jobs an hour: MinJobAge)."""
     run = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, f"SLURM does not know job {job_id}: {run.stderr}"
     return dict(field.split("=", 1) for field in run.stdout.split() if "=" in field)
