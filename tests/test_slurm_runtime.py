@@ -64,6 +64,33 @@ def on_cluster(test):
     return test
 
 
+def _install(*runner: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*runner, "bash", str(SLURM / "install.sh")], capture_output=True, text=True, timeout=600)
+
+
+def _daemon_pids() -> list[str]:
+    return [Path(f"/run/{name}.pid").read_text().strip() for name in ("slurmctld", "slurmd")]
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.skipif(os.geteuid() != 0, reason="tests/slurm/install.sh sets up the cluster as root only")
+def test_install_again_changes_nothing():
+    """With the cluster up, install.sh keeps slurm.conf and the running daemons, and reports the node idle."""
+    before = _daemon_pids()
+    run = _install()
+    assert run.returncode == 0, run.stderr
+    assert "slurm.conf unchanged" in run.stderr and "is idle" in run.stderr, run.stderr
+    assert _daemon_pids() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or subprocess.run(["id", "nobody"], capture_output=True).returncode != 0,
+                    reason="needs root to run install.sh as the unprivileged user nobody")
+def test_install_without_root_skips_with_a_message():
+    run = _install("runuser", "-u", "nobody", "--")
+    assert run.returncode == 0, run.stderr
+    assert "not root; skipping the local SLURM cluster" in run.stderr
+
+
 def _node_config(tmp_path: Path) -> Path:
     """A site config capping every request at the test node (its CPUs and memory, from sinfo)."""
     cpus, memory_mb = subprocess.run(["sinfo", "-h", "-o", "%c %m"], capture_output=True, text=True,
@@ -172,6 +199,14 @@ def test_no_module_or_config_sets_cuda_visible_devices():
     for path in gpu_modules:
         # a GPU task (task.accelerator set) leaves the device choice to the environment
         assert "def gpus = task.accelerator ? '' : '--gpus cpu'" in path.read_text(), path
+
+
+@pytest.mark.parametrize("text", ["export CUDA_VISIBLE_DEVICES=0", "unset CUDA_VISIBLE_DEVICES",
+                                  "env { CUDA_VISIBLE_DEVICES = '0' }", "env CUDA_VISIBLE_DEVICES=1 isonet-refine",
+                                  "containerOptions = '--env CUDA_VISIBLE_DEVICES=0'"])
+def test_the_check_finds_a_module_setting_cuda_visible_devices(text):
+    assert _SETS_CUDA_VISIBLE_DEVICES.search(f"script:\n    {text}\n")
+    assert not _SETS_CUDA_VISIBLE_DEVICES.search("// SLURM sets CUDA_VISIBLE_DEVICES for a GPU job\n")
 
 
 def _recording_python(tmp_path: Path) -> tuple[Path, Path]:
