@@ -125,20 +125,24 @@ if $changed; then stop slurmd; stop slurmctld; fi
 running slurmctld || /usr/sbin/slurmctld </dev/null >/dev/null 2>&1
 running slurmd || /usr/sbin/slurmd </dev/null >/dev/null 2>&1
 
-# --- ready: the node takes jobs ------------------------------------------------------------------
+# --- ready: the node takes jobs (every SLURM call bounded: an unanswering slurmctld cannot hang this)
 state=""
-for i in $(seq 60); do
-    state="$(sinfo -h -N -n "$node" -o %T 2>/dev/null || true)"
+resumed=false
+deadline=$((SECONDS + 30))
+while ((SECONDS < deadline)); do
+    state="$(timeout 5 sinfo -h -N -n "$node" -o %T 2>/dev/null || true)"
     case "$state" in
         idle|mixed|allocated|completing) break ;;
-        down*|drain*) [[ $i -eq 5 ]] && scontrol update nodename="$node" state=resume 2>/dev/null || true ;;
+        down*|drain*)
+            if ! $resumed; then timeout 5 scontrol update nodename="$node" state=resume 2>/dev/null || true; fi
+            resumed=true ;;
     esac
     sleep 0.5
 done
 case "$state" in
     idle|mixed|allocated|completing) ;;
     *)
-        say "node $node is '${state:-unknown}' after 30 s, not idle; the logs:"
+        say "node $node is '${state:-not answering}' after 30 s, not idle; the logs:"
         tail -n 5 "$log_dir/slurmctld.log" "$log_dir/slurmd.log" >&2 || true
         exit 1 ;;
 esac
