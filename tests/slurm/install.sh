@@ -8,7 +8,8 @@
 # Memory is enforced as on a facility: task/cgroup with ConstrainRAMSpace (the kernel kills the
 # task's process, whose exit status 137 reaches Nextflow). Without a writable cgroup v1 memory
 # controller it falls back to jobacct_gather's OverMemoryKill (polled each second, kills the whole
-# job step, so Nextflow finds no exit status).
+# job step, so Nextflow finds no exit status and does not retry). One placeholder GPU (gres on
+# /dev/null) lets a job ask --gres=gpu:1 and get the CUDA_VISIBLE_DEVICES SLURM sets for it.
 # Without root it skips the cluster with a message (the SLURM tests then skip with a reason).
 set -euo pipefail
 
@@ -57,7 +58,8 @@ IgnoreSystemd=yes
 ConstrainRAMSpace=yes
 ConstrainSwapSpace=no"
 else
-    say "no writable cgroup v1 memory controller: memory enforced by OverMemoryKill (polling) instead"
+    say "no writable cgroup v1 memory controller: memory enforced by OverMemoryKill (polling) instead;" \
+        "a job killed for memory then leaves Nextflow no exit status, so the memory-retry test fails"
     memory_enforcement="ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
