@@ -6,7 +6,9 @@
 #   - the Nextflow runtime itself, release 24.10.8, from Maven Central (tests/nextflow/pom.xml,
 #     fetched with Maven into a cache folder once) and a `nextflow` launcher on PATH
 #     (/usr/local/bin as root, else ~/.local/bin) that runs it offline; an existing `nextflow`
-#     that this script did not install is left alone.
+#     that this script did not install is left alone;
+#   - a one-node SLURM cluster (Debian's slurm-wlm and munge, daemons started, node idle) for the
+#     slurm profile's runtime tests: tests/slurm/install.sh.
 # Needs root for apt-get (as on CI); without it, the tests that need a tool skip with a reason.
 set -euo pipefail
 
@@ -45,5 +47,6 @@ if [[ -f "$nxf_cache/lib/nextflow-$nxf_version.jar" ]] && { [[ -z "$existing" ]]
     sed "s|@LIB@|$nxf_cache/lib|" "$here/nextflow/nextflow" > "$bindir/nextflow.part"
     chmod +x "$bindir/nextflow.part" && mv "$bindir/nextflow.part" "$bindir/nextflow"
 fi
+bash "$here/slurm/install.sh"
 echo "install_tools: nextflow $(NXF_OFFLINE=true nextflow -version 2>/dev/null | grep -o 'version [0-9.]*' || echo missing)"
 echo "install_tools: chromium $(command -v chromium || echo missing), java $(command -v java || echo missing), npm-groovy-lint ${prefix}"
