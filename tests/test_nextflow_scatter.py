@@ -125,3 +125,11 @@ def test_the_two_halves_train_at_the_same_time(tmp_path):
     assert len(half1) == len(half2) == 2
     overlap = max(min(a[1], b[1]) - max(a[0], b[0]) for a in half1 for b in half2)
     assert overlap > 1.0, (half1, half2, time.time() - started)
+
+
+def test_a_resume_into_another_outdir_reruns_nothing(tmp_path, four):
+    """Every task's cache key is its inputs' content: nothing depends on --outdir or the launch folder's state."""
+    ok(nextflow(tmp_path, *STUB, "--input", str(four), "--outdir", str(tmp_path / "a"), "--halves", "true"))
+    ok(nextflow(tmp_path, *STUB, "--input", str(four), "--outdir", str(tmp_path / "b"), "--halves", "true", "-resume"))
+    status = {row["name"]: row["status"] for row in trace(tmp_path / "b")}
+    assert status and set(status.values()) == {"CACHED"}, {k: v for k, v in status.items() if v != "CACHED"}

@@ -43,7 +43,8 @@ def inputPlan(input, opts) {
     }
     if (input.toString().toLowerCase().endsWith('.star')) {
         def star = file(input, checkIfExists: true)
-        return [kind: 'star', source: star.toString(), files: [star.parent]]
+        // its relative paths as IsoNet reads them: from the launch folder (else the STAR's own)
+        return [kind: 'star', source: star.toString(), files: [star.parent], base: workflow.launchDir.toString()]
     }
     def folder = file(input, checkIfExists: true)
     if (!folder.isDirectory()) {
@@ -56,7 +57,7 @@ def inputPlan(input, opts) {
     if (!files.any { f -> !f.name.toLowerCase().endsWith('tlt') }) {
         error "--input ${input}: no tomograms (*.mrc or *.rec) in this folder; point to the folder that holds them."
     }
-    return [kind: 'folder', source: folder.toUriString(), files: files.sort { f -> f.name }]
+    return [kind: 'folder', source: folder.toUriString(), files: files.sort { f -> f.name }, base: '']
 }
 
 // predict's tiles are checked before hours of refine (the same rules as `isonet predict`)
@@ -121,11 +122,11 @@ workflow ISONET {
         ISONET_MAKE_PHANTOM(run)
         // named relative to the published STAR (star/ beside phantom/), so the task's cache key
         // does not depend on --outdir and a resume into another outdir reuses it
-        ch_prepare_in = ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom'] }
+        ch_prepare_in = ISONET_MAKE_PHANTOM.out.tomo.map { m, tomo -> [m, tomo, '../phantom', ''] }
     }
     else {
         staged = plan.kind == 'folder' ? plan.files.collectEntries { f -> [f.name, f] } : [:]
-        ch_prepare_in = Channel.value([run, plan.files, plan.source])
+        ch_prepare_in = Channel.value([run, plan.files, plan.source, plan.base])
     }
     ISONET_PREPARE_STAR(ch_prepare_in)
 

@@ -7,15 +7,16 @@
 // published/tilt_angles/, so the published STAR works outside the pipeline. plan/ holds plan.csv,
 // one row per tomogram that the workflow scatters over, and each tomogram's one-row STAR, which
 // names its files by bare name (the per-tomogram tasks stage them beside it, tilt angles under
-// tilt_angles/). An IsoNet STAR's relative paths are read from the launch folder, as IsoNet reads them.
+// tilt_angles/).
 process ISONET_PREPARE_STAR {
     tag "${meta.id}"
     label 'process_low'
 
     input:
     // a folder: its tomograms (.mrc/.rec, with any .tlt beside them) and its path; a STAR (RELION 5
-    // or IsoNet): the folder it is read from (staged so a container sees it) and the STAR's path
-    tuple val(meta), path(tomos, stageAs: 'tomograms/*'), val(source)
+    // or IsoNet): the folder it is read from (staged so a container sees it), the STAR's path, and the
+    // folder its relative paths start from (the launch folder, as IsoNet reads them; '' for a folder)
+    tuple val(meta), path(tomos, stageAs: 'tomograms/*'), val(source), val(base)
 
     output:
     tuple val(meta), path('published/plan/plan.csv'), path('published/plan/*.star'), path('published/tilt_angles/*.tlt', arity: '0..*'), emit: plan
@@ -31,7 +32,7 @@ process ISONET_PREPARE_STAR {
     here="\${PWD}"
     out="\${here}/published"
     mkdir -p "\${out}"
-    (cd '${workflow.launchDir}' && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args})
+    (cd "${base ?: '.'}" && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args})
     """
 
     stub:
@@ -45,7 +46,7 @@ process ISONET_PREPARE_STAR {
     here="\${PWD}"
     out="\${here}/published"
     mkdir -p "\${out}"
-    (cd '${workflow.launchDir}' && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args} --wedge-check off)
+    (cd "${base ?: '.'}" && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args} --wedge-check off)
     mkdir -p published/tilt_angles/ && test -f published/plan/plan.csv -a -f published/tomograms.star
     """
 }
