@@ -249,3 +249,25 @@ def test_the_report_shows_each_models_record(trained):
     for cell in ("half 1", "half 2", "model_final.keras", "10 Å", "16 / 24 voxels", "U-Net depth 2, 4 base filters",
                  "float32", "-50..60°", "deconvolved tomograms", "3 (digest ", "2 of 2"):
         assert cell in block, cell
+
+
+# --- isonet model-info --------------------------------------------------------------------------
+
+
+def test_model_info_prints_the_record_without_loading_keras(trained, identity_model):
+    model = trained / "refine" / "half1" / "model_final.keras"
+    code = ("import sys; from isonet_steps.cli.main import cli\n"
+            f"try:\n    cli.main(['model-info', {str(model)!r}], standalone_mode=False)\n"
+            "finally:\n    print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow', 'torch'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"{model}:" and lines[-1] == "[]"
+    assert any(line.split() == ["voxel", "size", "10", "Å"] for line in lines)
+    assert any("input" in line and "deconvolved tomograms" in line for line in lines)
+    as_json = json.loads(check_ok(invoke(["model-info", model, "--json"])).stdout)
+    assert ModelRecord.from_json(as_json) == read_model_record(model)
+    none = check_ok(invoke(["model-info", identity_model]))
+    assert "no record of its training" in none.stdout
+    assert json.loads(check_ok(invoke(["model-info", identity_model, "--json"])).stdout) is None
+    check_bad_input(invoke(["model-info", trained / "nope.keras"]), "nope.keras", "not found")

@@ -23,7 +23,7 @@ from .errors import InputError
 from .log import get_logger
 
 __all__ = ["RECORD_KEY", "RECORD_VERSION", "VOXEL_SIZE_TOLERANCE", "ModelRecord", "write_model_record",
-           "read_model_record", "check_fits"]
+           "read_model_record", "check_fits", "describe_model"]
 
 #: The key of ``metadata.json`` that holds the record.
 RECORD_KEY = "isonet_nf"
@@ -160,3 +160,18 @@ def check_fits(record: ModelRecord | None, voxel_size: float, deconvolved: bool 
         get_logger().warning("%s: %s tomogram, but the model %s was trained on %s ones; the correction may be off "
                              "(choose the same with --use-deconv-tomo / --no-use-deconv-tomo)", where,
                              kind(deconvolved), model, kind(record.deconvolved))
+
+
+def describe_model(path: str | os.PathLike) -> tuple[ModelRecord | None, list[str]]:
+    """The record of the model file ``path`` and its lines for people (``isonet model-info``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found; give the .keras file written by refine (e.g. "
+                         "results/model_final.keras).")
+    record = read_model_record(path)
+    if record is None:
+        return None, [f"{path}: no record of its training (saved by an older isonet-nf, or IsoNet's own model); "
+                      "predict uses it without checking the voxel size"]
+    rows = record.rows()
+    width = max(len(label) for label, _ in rows)
+    return record, [f"{path}:", *(f"  {label:<{width}}  {value}" for label, value in rows)]
