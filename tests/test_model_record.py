@@ -77,18 +77,23 @@ def test_a_recorded_model_loads_under_torch(identity_model, tmp_path):
     assert run.stdout.startswith("torch ")
 
 
-def test_a_damaged_record_is_refused_in_one_line(identity_model, tmp_path):
+@pytest.mark.parametrize(("change", "words"), [({"voxel_size": None}, "has no voxel_size"),
+                                               ({"voxel_size": "10 A"}, "voxel_size is '10 A'"),
+                                               ({"deconvolved": 1}, "deconvolved is 1"),
+                                               ({"network": []}, "network is []")])
+def test_a_damaged_record_is_refused_in_one_line(identity_model, tmp_path, change, words):
     path = tmp_path / "m.keras"
-    shutil.copyfile(identity_model, path)
-    broken = {k: v for k, v in RECORD.to_json().items() if k != "voxel_size"}
+    broken = {**RECORD.to_json(), **change}
+    broken = {k: v for k, v in broken.items() if k != "voxel_size" or v is not None}
     with zipfile.ZipFile(identity_model) as src, zipfile.ZipFile(path, "w") as dst:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "metadata.json":
                 data = json.dumps({**json.loads(data), "isonet_nf": broken}).encode()
             dst.writestr(info, data)
-    with pytest.raises(InputError, match=r"m\.keras: malformed training record .*voxel_size.*re-run refine"):
+    with pytest.raises(InputError, match=r"m\.keras: malformed training record .*re-run refine") as info:
         read_model_record(path)
+    assert words in str(info.value)
 
 
 # --- the check ----------------------------------------------------------------------------------

@@ -33,6 +33,12 @@ RECORD_VERSION = 1
 #: the network learnt features of a size in voxels, and 5 % is about one voxel across a 20-voxel feature.
 VOXEL_SIZE_TOLERANCE = 0.05
 _METADATA = "metadata.json"
+#: JSON types of the record's fields that are computed with (a bool is not taken for a number).
+_CHECKED_TYPES: dict[str, tuple[type, ...]] = {
+    "voxel_size": (int, float, type(None)), "cube_size": (int,), "crop_size": (int,), "network": (dict,),
+    "wedges": (list,), "noise2noise": (bool,), "deconvolved": (bool, type(None)), "subtomograms": (int,),
+    "iteration": (int,), "iterations": (int,),
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,10 @@ class ModelRecord:
         missing = sorted(known - set(raw) - {"version"})
         if missing:
             raise ValueError(f"the record has no {', '.join(missing)}")
+        for key, kinds in _CHECKED_TYPES.items():  # the fields the checks and the report compute with
+            value = raw[key]
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+                raise ValueError(f"{key} is {value!r}")
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def rows(self) -> list[tuple[str, str]]:
