@@ -156,6 +156,21 @@ def test_predict_refuses_a_10_angstrom_model_on_5_angstrom_tomograms(five_angstr
     assert "50.0%" in line
 
 
+def test_gold_standard_refuses_half_models_trained_at_another_voxel_size(five_angstrom, identity_model):
+    for half in (1, 2):
+        (five_angstrom / "res" / f"half{half}").mkdir(parents=True)
+        _with_record(identity_model, five_angstrom / "res" / f"half{half}" / "model_final.keras", RECORD)
+    saved = dict(os.environ)
+    try:
+        result = invoke(["gold-standard", "tomograms.star", "--result-dir", "res", "--output-dir", "gs",
+                         "--cube-size", 16, "--crop-size", 24, "--gpus", "cpu"], cwd=five_angstrom)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    check_bad_input(result, "TS_01.mrc", "5 Å", "10 Å", "half1", "isonet resize --pixel-size-out 10")
+    assert not list((five_angstrom / "gs").glob("*.mrc"))
+
+
 def test_predict_runs_a_matching_model_and_warns_on_raw(five_angstrom, identity_model):
     model = _with_record(identity_model, five_angstrom / "m5.keras", dataclasses.replace(RECORD, voxel_size=5.1))
     result = check_ok(_predict(five_angstrom, model))
@@ -196,13 +211,16 @@ def trained(tmp_path_factory):
 
 def test_refine_records_its_training_in_every_model(trained):
     import isonet_steps
+    from isonet_steps.network.unet import build_unet
 
+    parameters = build_unet(depth=2, filter_base=4, convs_per_depth=2).count_params()
+    assert parameters > 1000
     for half in (1, 2):
         folder = trained / "refine" / f"half{half}"
         files = [trained / "subtomo" / f"t_{i:06d}.mrc" for i in range(half - 1, 6, 2)]
         expected = ModelRecord(voxel_size=10.0, cube_size=16, crop_size=24,
                                network={"unet_depth": 2, "filter_base": 4, "convs_per_depth": 2, "kernel": 3,
-                                        "batch_norm": True, "dropout": 0.3},
+                                        "batch_norm": True, "dropout": 0.3, "parameters": parameters},
                                precision="float32", wedges=["-50..60°"], noise2noise=False, deconvolved=True,
                                subtomograms=3, subtomo_digest=files_digest(files), iteration=2, iterations=2,
                                software=isonet_steps.__version__)
@@ -213,6 +231,29 @@ def test_refine_records_its_training_in_every_model(trained):
     one = read_model_record(trained / "refine" / "half1" / "model_final.keras")
     two = read_model_record(trained / "refine" / "half2" / "model_final.keras")
     assert one and two and one.subtomo_digest != two.subtomo_digest  # each half trained on its own boxes
+
+
+@pytest.mark.parametrize("record", [dataclasses.replace(RECORD, voxel_size=5.0), None])
+def test_fine_tuning_a_model_of_another_voxel_size_is_said_and_recorded(trained, identity_model, tmp_path, record):
+    from isonet_steps.network.refine import RefineSettings
+    from isonet_steps.steps.refine import run_refine
+
+    pretrained = tmp_path / "pre.keras"
+    shutil.copyfile(identity_model, pretrained)
+    if record is not None:
+        write_model_record(pretrained, record)
+    settings = RefineSettings(iterations=1, epochs=1, steps_per_epoch=1, batch_size=2, filter_base=16, unet_depth=2,
+                              convs_per_depth=2, noise_level=(0.1,), noise_start_iter=(2,), precision="float32",
+                              pretrained_model=str(pretrained))
+    run_refine(trained / "subtomo.star", tmp_path / "ft", settings)
+    log = (tmp_path / "ft" / "refine.log").read_text()
+    if record is None:
+        assert "pre.keras: the pretrained model has no record of its training" in log
+    else:
+        assert "voxel size 10 Å is 100.0% off the 5 Å the model" in log and "(fine-tuning goes on)" in log
+    network = read_model_record(tmp_path / "ft" / "model_final.keras").network
+    assert network == {"pretrained_model": "pre.keras", "unet_depth": 2,  # its own shape, not --filter-base 16's
+                       "parameters": keras.saving.load_model(identity_model).count_params()}
 
 
 def test_the_digest_follows_names_and_contents_not_folder_or_order(tmp_path):

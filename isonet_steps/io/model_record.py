@@ -48,7 +48,7 @@ class ModelRecord:
     voxel_size: float | None  # Å per voxel of the training subtomograms; None: neither headers nor STAR said
     cube_size: int
     crop_size: int
-    network: dict[str, Any]  # the U-Net's shape (depth, filters, convolutions, kernel, batch norm, dropout)
+    network: dict[str, Any]  # the U-Net's shape (depth, filters, ...; a pretrained one's name), its parameters
     precision: str
     wedges: list[str]  # the distinct missing wedges trained on, as Wedge.describe() writes them
     noise2noise: bool
@@ -85,9 +85,14 @@ class ModelRecord:
             return "unknown" if value is None else yes if value else no
 
         net = self.network
-        shape = (f"U-Net depth {net.get('unet_depth')}, {net.get('filter_base')} base filters, "
-                 f"{net.get('convs_per_depth')} convolutions per depth, kernel {net.get('kernel')}, "
-                 f"batch norm {'on' if net.get('batch_norm') else 'off'}, dropout {net.get('dropout')}")
+        if "pretrained_model" in net:
+            shape = f"fine-tuned from {net['pretrained_model']}, U-Net depth {net.get('unet_depth')}"
+        else:
+            shape = (f"U-Net depth {net.get('unet_depth')}, {net.get('filter_base')} base filters, "
+                     f"{net.get('convs_per_depth')} convolutions per depth, kernel {net.get('kernel')}, "
+                     f"batch norm {'on' if net.get('batch_norm') else 'off'}, dropout {net.get('dropout')}")
+        if "parameters" in net:
+            shape += f"; {net['parameters']:,} parameters"
         return [
             ("voxel size", "unknown" if self.voxel_size is None else f"{self.voxel_size:g} Å"),
             ("cube / crop size", f"{self.cube_size} / {self.crop_size} voxels"),

@@ -342,21 +342,31 @@ def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_ite
     return _RunPlan(n=n, batch_size=batch_size, steps=steps, schedule=schedule, last=last)
 
 
-def _model_record(data: RefineData, settings: RefineSettings, iteration: int) -> ModelRecord:
-    """What the model saved after ``iteration`` was trained on, written into its file: predict checks it."""
-    from .. import __version__
+def _model_record(model, data: RefineData, settings: RefineSettings, iteration: int) -> ModelRecord:
+    """What ``model``, saved after ``iteration``, was trained on, written into its file: predict checks it.
+    A pretrained model's shape is its own, not the settings'.
+    """
+    from pathlib import Path
 
-    shape = ("unet_depth", "filter_base", "convs_per_depth", "kernel", "batch_norm", "dropout")
+    from .. import __version__
+    from .unet import unet_depth
+
+    if settings.pretrained_model:
+        network = {"pretrained_model": Path(settings.pretrained_model).name, "unet_depth": unet_depth(model)}
+    else:
+        network = {k: getattr(settings, k) for k in ("unet_depth", "filter_base", "convs_per_depth", "kernel",
+                                                        "batch_norm", "dropout")}
+    network["parameters"] = int(model.count_params())
     return ModelRecord(voxel_size=data.voxel_size, cube_size=data.cube, crop_size=data.crop,
-                       network={k: getattr(settings, k) for k in shape}, precision=settings.precision,
+                       network=network, precision=settings.precision,
                        wedges=list(dict.fromkeys(w.describe() for w in data.subtomo_wedges())),
                        noise2noise=settings.noise2noise, deconvolved=data.deconvolved,
                        subtomograms=len(data.subtomos), subtomo_digest=data.digest, iteration=iteration,
                        iterations=settings.iterations, software=__version__)
 
 
-def _start(settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerprint: dict,
-           record: ModelRecord) -> RefineState:
+def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan,
+           fingerprint: dict) -> RefineState:
     """Iteration 0: the initial (or pretrained) model and the state, committed."""
     import keras
 
@@ -371,7 +381,7 @@ def _start(settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerpr
             model = build_unet(depth=settings.unet_depth, filter_base=settings.filter_base,
                                convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
                                dropout=settings.dropout, batch_norm=settings.batch_norm)
-    save_model(model, store.model_path(0), record)
+    save_model(model, store.model_path(0), _model_record(model, data, settings, 0))
     state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
                         noise_schedule=run.schedule, target_iterations=settings.iterations,
                         settings=fingerprint["settings"], data=fingerprint["data"])
@@ -393,7 +403,7 @@ def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineSt
     originals = _network_cubes(data, settings.noise2noise)
 
     if state is None:
-        state = _start(settings, store, run, fingerprint, _model_record(data, settings, 0))
+        state = _start(data, settings, store, run, fingerprint)
     previous_fill = None
     if settings.fill_relaxation != 1 and state.completed >= 2:  # the next fill builds on it (iteration 3 on)
         previous_fill = store.load_fill(state.completed)
@@ -483,7 +493,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         losses, val_losses, plan = _train(model, merged, wedges, plan, data.cube, level,
                                           settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
                                           threads=data_threads(n_gpus), patience=settings.early_stop_patience)
-        save_model(model, store.model_path(iteration), _model_record(data, settings, iteration))
+        save_model(model, store.model_path(iteration), _model_record(model, data, settings, iteration))
         if settings.fill_relaxation != 1:  # the next iteration's fill builds on this one
             store.save_fill(iteration, fill)
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,

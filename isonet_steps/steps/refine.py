@@ -14,6 +14,7 @@ from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.fingerprint import files_digest
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
+from ..io.model_record import VOXEL_SIZE_TOLERANCE, check_fits, read_model_record
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
 from ..io.star import is_set, read_subtomo_star, resolve_path
@@ -86,7 +87,14 @@ def _voxel_size(table, headers: list[float]) -> float | None:
     """
     star = table["rlnPixelSize"] if "rlnPixelSize" in table.columns else [0.0] * len(headers)
     sizes = [h if h > 0 else float(s) for h, s in zip(headers, star) if h > 0 or (is_set(s) and float(s) > 0)]
-    return float(np.median(sizes)) if sizes else None
+    if not sizes:
+        return None
+    median = float(np.median(sizes))
+    if max(sizes) - min(sizes) > VOXEL_SIZE_TOLERANCE * median:
+        get_logger("refine").warning("the subtomograms' voxel sizes range from %g to %g Å; the models record the "
+                                     "median, %g Å (resize the tomograms to one voxel size before extract)",
+                                     min(sizes), max(sizes), median)
+    return median
 
 
 def _deconvolved(table) -> bool | None:
@@ -95,6 +103,24 @@ def _deconvolved(table) -> bool | None:
         return None
     values = {bool(int(v)) for v in table[DECONVOLVED_COLUMN] if is_set(v)}
     return values.pop() if len(values) == 1 and all(is_set(v) for v in table[DECONVOLVED_COLUMN]) else None
+
+
+def _check_pretrained(model: str, data: RefineData, star_path) -> None:
+    """Fine-tuning a ``--pretrained-model`` trained at another voxel size, or on the other kind of
+    tomogram, is allowed but said (io/model_record.py); so is one that records nothing.
+    """
+    if not Path(model).is_file():
+        return  # load_model refuses it, in one line
+    log = get_logger("refine")
+    record = read_model_record(model)
+    if record is None:
+        log.warning("%s: the pretrained model has no record of its training (an older isonet-nf's, or IsoNet's), "
+                    "so its voxel size cannot be compared with the subtomograms'", model)
+        return
+    try:
+        check_fits(record, data.voxel_size or 0.0, data.deconvolved, model=model, where=star_path)
+    except InputError as exc:
+        log.warning("%s (fine-tuning goes on)", exc)
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
@@ -115,6 +141,8 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
         try:
             log = get_logger("refine")
             data = load_subtomos(star_path, half, noise2noise=settings.noise2noise)
+            if settings.pretrained_model:
+                _check_pretrained(settings.pretrained_model, data, star_path)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
                      f" half {half}" if half else "", len(data.subtomos), data.crop, data.cube, folder)
             half_settings = (settings if half is None
