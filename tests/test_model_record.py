@@ -317,3 +317,30 @@ def test_model_info_prints_the_record_without_loading_keras(trained, identity_mo
     assert "no record of its training" in none.stdout
     assert json.loads(check_ok(invoke(["model-info", identity_model, "--json"])).stdout) is None
     check_bad_input(invoke(["model-info", trained / "nope.keras"]), "nope.keras", "not found")
+
+
+def test_the_subtomograms_voxel_size_is_their_headers_else_the_star_and_a_mix_is_said(tmp_path):
+    from isonet_steps.io.log import get_logger
+    from isonet_steps.steps.refine import load_subtomos
+
+    cube = np.random.default_rng(2).normal(size=(16, 16, 16)).astype(np.float32)
+    rows = []
+    for i, (header, star) in enumerate([(10.0, 10.0), (0.0, 9.6), (5.0, 10.0)]):
+        with mrcfile.new(tmp_path / f"s{i}.mrc") as mrc:  # header 0: not set (write_volume would write 1 Å)
+            mrc.set_data(cube)
+            mrc.voxel_size = header
+        rows.append({"rlnImageName": f"s{i}.mrc", "rlnPixelSize": star, "rlnTiltMin": -60.0, "rlnTiltMax": 60.0})
+    write_star(pd.DataFrame(rows), tmp_path / "subtomo.star")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = seen.append  # type: ignore[method-assign]
+    get_logger().addHandler(handler)
+    try:
+        data = load_subtomos(tmp_path / "subtomo.star")
+        assert data.voxel_size == pytest.approx(9.6) and data.deconvolved is None  # median: 10, 9.6 (STAR's), 5
+        assert any("range from 5 to 10 Å" in r.getMessage() for r in seen)
+        seen.clear()
+        write_star(pd.DataFrame(rows[:2]), tmp_path / "two.star")
+        assert load_subtomos(tmp_path / "two.star").voxel_size == pytest.approx(9.8) and not seen  # within 5 %
+    finally:
+        get_logger().removeHandler(handler)
