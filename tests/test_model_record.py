@@ -67,12 +67,13 @@ def test_record_survives_keras_load_and_our_save(identity_model, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.torch
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_a_recorded_model_loads_under_torch(identity_model, tmp_path):
     path = _with_record(identity_model, tmp_path / "m.keras", RECORD)
     code = f"import keras; m = keras.saving.load_model({str(path)!r}); print(keras.backend.backend(), len(m.layers))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "KERAS_BACKEND": "torch"})
+                         env={**os.environ, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": "-1"})
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("torch ")
 
