@@ -23,6 +23,7 @@ STEPS: dict[str, str] = {
     "make-phantom": "make_phantom",
     "refine": "refine",
     "predict": "predict",
+    "model-info": "model_info",
     "fsc": "fsc",
     "gold-standard": "gold_standard",
     "run": "run",

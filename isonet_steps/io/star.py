@@ -92,6 +92,7 @@ SUBTOMO_COLUMNS: dict[str, type] = {
     "rlnRandomSubset": int,
     "rlnTiltAngleFile": str,  # the tomogram's tilt angles (absolute), for a wedge with the series' gaps
     "rlnImageNameHalf2": str,  # noise2noise: the same box as rlnImageName's, cut from the other (odd) half tomogram
+    "rlnDeconvolved": int,  # 1: cut from rlnDeconvTomoName, 0: from a raw tomogram (the model records which)
 }
 
 

@@ -27,6 +27,7 @@ from ..core.wedge import Wedge, measured_part
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
+from ..io.model_record import ModelRecord
 from ..io.refine_state import IterationRecord, RefineState
 from .devices import PRECISIONS, release_cached_memory
 from .pairs import BatchStream, PairPlan, halves_to_network, merge_halves_with_predictions, merge_with_prediction
@@ -135,6 +136,10 @@ class RefineData:
     second_half: np.ndarray | None = None  # noise2noise: the same boxes cut from the other half tomogram
     second_names: list[str] | None = None
     wedges: list[Wedge] | None = None  # per subtomogram; None: range wedges from ``tilts``
+    # what the saved models record of their training data (io/model_record.py); not part of the fingerprint
+    voxel_size: float | None = None  # Å per voxel; None: not known
+    deconvolved: bool | None = None  # cut from deconvolved tomograms; None: not known, or mixed
+    digest: str | None = None  # of the subtomogram files (steps/refine.py)
 
     def __post_init__(self):
         """The crop is the subtomograms' own edge, so it cannot disagree with them."""
@@ -337,7 +342,31 @@ def _plan_run(data: RefineData, settings: RefineSettings, n_gpus: int, until_ite
     return _RunPlan(n=n, batch_size=batch_size, steps=steps, schedule=schedule, last=last)
 
 
-def _start(settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerprint: dict) -> RefineState:
+def _model_record(model, data: RefineData, settings: RefineSettings, iteration: int) -> ModelRecord:
+    """What ``model``, saved after ``iteration``, was trained on, written into its file: predict checks it.
+    A pretrained model's shape is its own, not the settings'.
+    """
+    from pathlib import Path
+
+    from .. import __version__
+    from .unet import unet_depth
+
+    if settings.pretrained_model:
+        network = {"pretrained_model": Path(settings.pretrained_model).name, "unet_depth": unet_depth(model)}
+    else:
+        network = {k: getattr(settings, k) for k in ("unet_depth", "filter_base", "convs_per_depth", "kernel",
+                                                        "batch_norm", "dropout")}
+    network["parameters"] = int(model.count_params())
+    return ModelRecord(voxel_size=data.voxel_size, cube_size=data.cube, crop_size=data.crop,
+                       network=network, precision=settings.precision,
+                       wedges=list(dict.fromkeys(w.describe() for w in data.subtomo_wedges())),
+                       noise2noise=settings.noise2noise, deconvolved=data.deconvolved,
+                       subtomograms=len(data.subtomos), subtomo_digest=data.digest, iteration=iteration,
+                       iterations=settings.iterations, software=__version__)
+
+
+def _start(data: RefineData, settings: RefineSettings, store: RefineStore, run: _RunPlan,
+           fingerprint: dict) -> RefineState:
     """Iteration 0: the initial (or pretrained) model and the state, committed."""
     import keras
 
@@ -352,7 +381,7 @@ def _start(settings: RefineSettings, store: RefineStore, run: _RunPlan, fingerpr
             model = build_unet(depth=settings.unet_depth, filter_base=settings.filter_base,
                                convs_per_depth=settings.convs_per_depth, kernel=settings.kernel,
                                dropout=settings.dropout, batch_norm=settings.batch_norm)
-    save_model(model, store.model_path(0))
+    save_model(model, store.model_path(0), _model_record(model, data, settings, 0))
     state = RefineState(completed=0, batch_size=run.batch_size, steps_per_epoch=run.steps,
                         noise_schedule=run.schedule, target_iterations=settings.iterations,
                         settings=fingerprint["settings"], data=fingerprint["data"])
@@ -374,7 +403,7 @@ def _resume_or_start(data: RefineData, settings: RefineSettings, store: RefineSt
     originals = _network_cubes(data, settings.noise2noise)
 
     if state is None:
-        state = _start(settings, store, run, fingerprint)
+        state = _start(data, settings, store, run, fingerprint)
     previous_fill = None
     if settings.fill_relaxation != 1 and state.completed >= 2:  # the next fill builds on it (iteration 3 on)
         previous_fill = store.load_fill(state.completed)
@@ -464,7 +493,7 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
         losses, val_losses, plan = _train(model, merged, wedges, plan, data.cube, level,
                                           settings.noise_mode, seed, settings.epochs, is_out_of_memory, log,
                                           threads=data_threads(n_gpus), patience=settings.early_stop_patience)
-        save_model(model, store.model_path(iteration))
+        save_model(model, store.model_path(iteration), _model_record(model, data, settings, iteration))
         if settings.fill_relaxation != 1:  # the next iteration's fill builds on this one
             store.save_fill(iteration, fill)
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,

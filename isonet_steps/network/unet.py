@@ -25,6 +25,7 @@ from keras import layers
 
 from ..io.atomic import atomic_path
 from ..io.errors import InputError
+from ..io.model_record import ModelRecord, write_model_record
 from .layout import with_data_format
 
 __all__ = [
@@ -416,12 +417,16 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
                          "re-copy it or re-run refine.") from None
 
 
-def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Save in the ``.keras`` format, channels-last, atomically: a temporary ``.keras`` name, then rename."""
+def save_model(model: keras.Model, path: str | os.PathLike, record: ModelRecord | None = None) -> Path:
+    """Save in the ``.keras`` format, channels-last, atomically: a temporary ``.keras`` name, then rename.
+    ``record`` (what it was trained on) goes into the file's metadata (:mod:`isonet_steps.io.model_record`).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"model files are saved as .keras, got {path}")
     model = with_data_format(model, "channels_last")  # saved models load on every backend and CPU
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp, overwrite=True)
+        if record is not None:
+            write_model_record(tmp, record)
     return path

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..io.errors import InputError
 from ..io.log import get_logger
+from ..io.model_record import ModelRecord
 from ..io.refine_state import STATE_FILE, RefineState, load_refine_state
 from .html import esc, page, section, table
 from .tables import STEP_ORDER
@@ -76,6 +77,7 @@ class RunData:
     tomograms: list[TomogramFiles] = field(default_factory=list)
     subtomo_star: Path | None = None
     refine: dict[str, RefineState] = field(default_factory=dict)  # "" or "half 1"/"half 2" -> its state
+    models: dict[str, tuple[Path, ModelRecord | None]] = field(default_factory=dict)  # same keys: newest model
     extra_fsc: dict[str, Path] = field(default_factory=dict)  # FSC JSONs found without a STAR
     ground_truth: Path | None = None
     labels: Path | None = None
@@ -127,27 +129,50 @@ def _pick_star(run_dir: Path, notes: list[str]):
     return None, None
 
 
-def _refine_states(run_dir: Path, notes: list[str]) -> dict[str, RefineState]:
-    """Refine states of ``run_dir/refine`` (one network or two halves), or of a bare result folder.
-
-    A state that cannot be read is left out with a note, so the rest of the report still appears.
-    """
+def _refine_folders(run_dir: Path) -> dict[str, Path]:
+    """The result folders of ``run_dir/refine`` (one network or two halves), or ``run_dir`` as a bare one."""
     for base in (run_dir / "refine", run_dir):
         found = {}
         if (base / STATE_FILE).is_file():
-            found[""] = base / STATE_FILE
+            found[""] = base
         for h in (1, 2):
             if (base / f"half{h}" / STATE_FILE).is_file():
-                found[f"half {h}"] = base / f"half{h}" / STATE_FILE
+                found[f"half {h}"] = base / f"half{h}"
         if found:
-            states = {}
-            for name, path in found.items():
-                try:
-                    states[name] = load_refine_state(path)
-                except InputError as exc:
-                    notes.append(f"{exc} It is left out of this report.")
-            return states
+            return found
     return {}
+
+
+def _refine_states(folders: dict[str, Path], notes: list[str]) -> dict[str, RefineState]:
+    """The refine state of each result folder; one that cannot be read is left out with a note,
+    so the rest of the report still appears.
+    """
+    states = {}
+    for name, folder in folders.items():
+        try:
+            states[name] = load_refine_state(folder / STATE_FILE)
+        except InputError as exc:
+            notes.append(f"{exc} It is left out of this report.")
+    return states
+
+
+def _model_records(folders: dict[str, Path], states: dict[str, RefineState],
+                   notes: list[str]) -> dict[str, tuple[Path, ModelRecord | None]]:
+    """Each network's newest model (the final one, else the last finished iteration's) and its record."""
+    from ..io.checkpoint import RefineStore
+    from ..io.model_record import read_model_record
+
+    models = {}
+    for name, state in states.items():
+        store = RefineStore(folders[name])
+        path = store.final_model_path if store.final_model_path.is_file() else store.model_path(state.completed)
+        if not path.is_file():
+            continue
+        try:
+            models[name] = (path, read_model_record(path))
+        except InputError as exc:
+            notes.append(str(exc))
+    return models
 
 
 def _tomogram_files(row, star: Path, notes: list[str]) -> TomogramFiles:
@@ -219,7 +244,9 @@ def collect_run(run_dir: str | Path) -> RunData:
         run.tomograms = [_tomogram_files(row, run.star, notes) for _, row in table_.iterrows()]
     if (run_dir / "subtomo.star").is_file():
         run.subtomo_star = run_dir / "subtomo.star"
-    run.refine = _refine_states(run_dir, notes)
+    folders = _refine_folders(run_dir)
+    run.refine = _refine_states(folders, notes)
+    run.models = _model_records(folders, run.refine, notes)
     if not any(t.fsc for t in run.tomograms):
         for path in sorted([*run_dir.glob("*fsc*.json"), *run_dir.glob("*/*fsc*.json")])[:6]:
             run.extra_fsc[str(path.relative_to(run_dir))] = path

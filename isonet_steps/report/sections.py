@@ -152,7 +152,30 @@ def training_section(run) -> str:
     iterations_table = _iterations_table({name: state.iterations for name, state in run.refine.items()})
     if iterations_table:
         parts.append(iterations_table)
+    parts.append(_model_record_table(run.models))
     return section("training", title, "\n".join(parts))
+
+
+def _model_record_table(models: dict) -> str:
+    """What each network's newest model file records of its training (io/model_record.py), side by side."""
+    from ..io.model_record import VOXEL_SIZE_TOLERANCE
+
+    if not models:
+        return ""
+    records = {name: record for name, (_, record) in models.items()}
+    known = [r for r in records.values() if r is not None]
+    fields = [label for label, _ in known[0].rows()] if known else []
+    rows = [["model file", *(path.name for path, _ in models.values())]]
+    for i, label in enumerate(fields):
+        rows.append([label, *("—" if r is None else r.rows()[i][1] for r in records.values())])
+    if not known:
+        rows.append(["record", *("none (an older model)" for _ in records)])
+    header = ["", *(name or "network" for name in records)]
+    return ("<h3>Model record</h3>" + table(header, rows)
+            + '<p class="caption">What the model file records of its training, in its metadata.json. predict '
+              f"refuses a tomogram whose voxel size is more than {VOXEL_SIZE_TOLERANCE:.0%} off the model's and "
+              "warns when one is deconvolved and the other is not; a model without a record (an older "
+              "isonet-nf's, IsoNet's) is used unchecked.</p>")
 
 
 def _training_plots(states: dict[str, RefineState]) -> list[str]:

@@ -46,10 +46,19 @@ class _Plan:
     counts: np.ndarray
     half_counts: dict[int, np.ndarray] | None = None  # slab split: valid centres per half, else None
     raw_halves: tuple[Path, Path] | None = None  # noise2noise: the boxes are cut from these (even/odd) instead
+    deconvolved: bool = False  # the source is the row's rlnDeconvTomoName
+
+    @property
+    def cuts_deconvolved(self) -> bool:
+        """Whether the boxes come from a deconvolved tomogram (noise2noise cuts the raw halves)."""
+        return self.deconvolved and self.raw_halves is None
 
 
 #: subtomo.star's column naming half 2's box under noise2noise (rlnImageName names half 1's, the same region).
 HALF2_IMAGE_COLUMN = "rlnImageNameHalf2"
+#: subtomo.star's column saying whether a box was cut from a deconvolved tomogram (1) or a raw one (0):
+#: the models refine trains record it, and predict warns when a tomogram is of the other kind.
+DECONVOLVED_COLUMN = "rlnDeconvolved"
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
 
@@ -69,9 +78,12 @@ def _raw_halves(row: dict, star, name: str, shape: tuple[int, ...]) -> tuple[Pat
     return paths[0], paths[1]
 
 
-def _tomogram(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool) -> tuple[Path, tuple[int, ...], float]:
-    """The row's tomogram, its shape (checked against the box) and voxel size (the header's, else the STAR's)."""
-    source, _ = tomogram_source(row, star, use_deconv_tomo)
+def _tomogram(row: dict, star, crop: int, cube: int,
+              use_deconv_tomo: bool) -> tuple[Path, tuple[int, ...], float, bool]:
+    """The row's tomogram, its shape (checked against the box), voxel size (the header's, else the STAR's)
+    and whether it is the deconvolved one.
+    """
+    source, column = tomogram_source(row, star, use_deconv_tomo)
     with open_memmap(source, "tomogram") as vol:
         shape = tuple(int(s) for s in vol.data.shape)
         voxel_size = vol.voxel_size
@@ -82,7 +94,7 @@ def _tomogram(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool) -> t
     elif abs(voxel_size - pixel) > 0.01 * pixel:
         get_logger("extract").warning("%s: header voxel size %.3f Å differs from rlnPixelSize %.3f Å; subtomograms "
                                       "keep the header's", source, voxel_size, pixel)
-    return source, shape, voxel_size
+    return source, shape, voxel_size, column == "rlnDeconvTomoName"
 
 
 def _mask_counts(mask_path: Path, shape: tuple[int, ...], source: Path, crop: int, split: str):
@@ -130,7 +142,7 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
     if number < 0:
         raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut "
                          "(e.g. 100).")
-    source, shape, voxel_size = _tomogram(row, star, crop, cube, use_deconv_tomo)
+    source, shape, voxel_size, deconvolved = _tomogram(row, star, crop, cube, use_deconv_tomo)
     mask_path = None
     if is_set(row.get("rlnMaskName")):
         mask_path = Path(resolve_path(row["rlnMaskName"], star, "rlnMaskName"))
@@ -144,7 +156,7 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
         read_tilt_angles(angle_file)
         row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
     raw = _raw_halves(row, star, name, shape) if noise2noise else None
-    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw)
+    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw, deconvolved)
     _check_number(plan, crop)
     return plan
 
@@ -185,6 +197,7 @@ def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_si
         "rlnTiltMax": float(plan.row["rlnTiltMax"]),
         "rlnTiltAngleFile": plan.row.get("rlnTiltAngleFile", "None"),
         "rlnRandomSubset": int(half),
+        DECONVOLVED_COLUMN: int(plan.cuts_deconvolved),
         "rlnMicrographName": str(plan.row["rlnMicrographName"]),
         "rlnCoordinateX": int(centre[2]),
         "rlnCoordinateY": int(centre[1]),

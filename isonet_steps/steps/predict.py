@@ -62,6 +62,22 @@ def _plan(table, rows: list[int], tomo_star, output_dir, use_deconv_tomo: bool, 
     return jobs
 
 
+def _check_model_fits(model, jobs: list[_Job], table) -> None:
+    """Refuse tomograms at another voxel size than the model's training data, warn on deconvolved vs raw
+    (io/model_record.py); a model without a record is used as it is, with a warning.
+    """
+    from ..io.model_record import check_fits, read_model_record
+
+    record = read_model_record(model)
+    if record is None:
+        get_logger().warning("%s: the model has no record of its training (an older isonet-nf's, or IsoNet's), so "
+                             "the tomograms' voxel size cannot be checked against it", model)
+        return
+    for job in jobs:
+        voxel_size = job.header.voxel_size or float(table.at[job.row, "rlnPixelSize"])
+        check_fits(record, voxel_size, job.source == "rlnDeconvTomoName", model=model, where=job.path)
+
+
 def _load_network(model, gpus: str | None, precision: str, cube_size: int, crop_size: int,
                   batch_size: int | None, n_jobs: int) -> tuple[Callable, int]:
     """Devices first, then the framework and the network; returns its predict function and the batch size."""
@@ -143,6 +159,7 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
     if not Path(model).is_file():
         raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
                          "results/model_final.keras).")
+    _check_model_fits(model, jobs, table)
     predict_fn, batch_size = _load_network(model, gpus, precision, cube_size, crop_size, batch_size, len(jobs))
     if column not in table.columns:
         table[column] = "None"

@@ -12,21 +12,23 @@ import numpy as np
 
 from ..io.checkpoint import RefineStore
 from ..io.errors import InputError
+from ..io.fingerprint import files_digest
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
+from ..io.model_record import VOXEL_SIZE_TOLERANCE, check_fits, read_model_record
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
 from ..io.star import is_set, read_subtomo_star, resolve_path
 from ..network.refine import RefineData, RefineSettings, refine
-from .extract import HALF2_IMAGE_COLUMN
+from .extract import DECONVOLVED_COLUMN, HALF2_IMAGE_COLUMN
 from .row_wedge import row_wedges
 
 
-def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, list[Path]]:
     """Noise2noise: the same boxes cut from the other half tomogram (rlnImageNameHalf2), in the table's order."""
     if HALF2_IMAGE_COLUMN not in table.columns or not all(is_set(v) for v in table[HALF2_IMAGE_COLUMN]):
         raise InputError(f"{star_path}: --noise2noise needs every row's {HALF2_IMAGE_COLUMN} (the box cut from the "
                          "other half tomogram); re-run extract with --noise2noise on tomograms with raw halves.")
-    cubes = []
+    cubes, paths = [], []
     for value in progress(table[HALF2_IMAGE_COLUMN], total=len(table), desc="reading half-2 subtomograms",
                           unit="subtomo"):
         path = resolve_path(value, star_path, HALF2_IMAGE_COLUMN, "subtomogram")
@@ -35,7 +37,8 @@ def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) ->
             raise InputError(f"{path}: half-2 subtomogram is {data.shape} but its half-1 box is {shape}; re-run "
                              "extract --noise2noise.")
         cubes.append(data)
-    return np.stack(cubes), [Path(str(v)).name for v in table[HALF2_IMAGE_COLUMN]]
+        paths.append(path)
+    return np.stack(cubes), paths
 
 
 def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2noise: bool = False) -> RefineData:
@@ -50,6 +53,8 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
                              "extract more (at least 2 per half).")
     cubes: list[np.ndarray] = []
     names: list[str] = []
+    paths: list[Path] = []
+    voxel_sizes: list[float] = []
     for value in progress(table["rlnImageName"], total=len(table), desc="reading subtomograms", unit="subtomo"):
         path = resolve_path(value, star_path, "rlnImageName", "subtomogram")
         vol = read_volume(path, "subtomogram")
@@ -61,15 +66,61 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
                              "all must share one size.")
         cubes.append(vol.data)
         names.append(Path(str(value)).name)
+        paths.append(path)
+        voxel_sizes.append(vol.voxel_size)
     crop = cubes[0].shape[0]
     cube = int(table["rlnCubeSize"].iloc[0]) if "rlnCubeSize" in table.columns else crop
     if cube > crop:
         raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or "
                          "re-extract.")
     tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
-    second, second_names = _second_half(table, star_path, cubes[0].shape) if noise2noise else (None, None)
+    second, second_paths = _second_half(table, star_path, cubes[0].shape) if noise2noise else (None, [])
     return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, second_half=second,
-                      second_names=second_names, wedges=row_wedges(table, star_path))
+                      second_names=[p.name for p in second_paths] if noise2noise else None,
+                      wedges=row_wedges(table, star_path), voxel_size=_voxel_size(table, voxel_sizes),
+                      deconvolved=_deconvolved(table), digest=files_digest(paths + second_paths))
+
+
+def _voxel_size(table, headers: list[float]) -> float | None:
+    """The subtomograms' voxel size (Å): the median of their headers', each unset one taken from its
+    rlnPixelSize; None where neither says.
+    """
+    star = table["rlnPixelSize"] if "rlnPixelSize" in table.columns else [0.0] * len(headers)
+    sizes = [h if h > 0 else float(s) for h, s in zip(headers, star) if h > 0 or (is_set(s) and float(s) > 0)]
+    if not sizes:
+        return None
+    median = float(np.median(sizes))
+    if max(sizes) - min(sizes) > VOXEL_SIZE_TOLERANCE * median:
+        get_logger("refine").warning("the subtomograms' voxel sizes range from %g to %g Å; the models record the "
+                                     "median, %g Å (resize the tomograms to one voxel size before extract)",
+                                     min(sizes), max(sizes), median)
+    return median
+
+
+def _deconvolved(table) -> bool | None:
+    """Whether extract cut the subtomograms from deconvolved tomograms (None: not recorded, or mixed)."""
+    if DECONVOLVED_COLUMN not in table.columns:
+        return None
+    values = {bool(int(v)) for v in table[DECONVOLVED_COLUMN] if is_set(v)}
+    return values.pop() if len(values) == 1 and all(is_set(v) for v in table[DECONVOLVED_COLUMN]) else None
+
+
+def _check_pretrained(model: str, data: RefineData, star_path) -> None:
+    """Fine-tuning a ``--pretrained-model`` trained at another voxel size, or on the other kind of
+    tomogram, is allowed but said (io/model_record.py); so is one that records nothing.
+    """
+    if not Path(model).is_file():
+        return  # load_model refuses it, in one line
+    log = get_logger("refine")
+    record = read_model_record(model)
+    if record is None:
+        log.warning("%s: the pretrained model has no record of its training (an older isonet-nf's, or IsoNet's), "
+                    "so its voxel size cannot be compared with the subtomograms'", model)
+        return
+    try:
+        check_fits(record, data.voxel_size or 0.0, data.deconvolved, model=model, where=star_path)
+    except InputError as exc:
+        log.warning("%s (fine-tuning goes on)", exc)
 
 
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
@@ -100,6 +151,8 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
         try:
             log = get_logger("refine")
             data = load_subtomos(star_path, subset, noise2noise=settings.noise2noise)
+            if settings.pretrained_model:
+                _check_pretrained(settings.pretrained_model, data, star_path)
             log.info("refine %s%s: %d subtomograms of %d³ (cube %d) into %s", star_path,
                      f" half {subset}" if subset else "", len(data.subtomos), data.crop, data.cube, folder)
             half_settings = (settings if subset is None

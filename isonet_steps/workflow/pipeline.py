@@ -23,26 +23,11 @@ from typing import Any
 from ..io.atomic import write_text
 from ..io.checkpoint import atomic_write_json
 from ..io.errors import InputError
+from ..io.fingerprint import file_fingerprint
 from ..io.log import get_logger
 from .params import PARAMS
 
 RECORD_DIR = Path(".isonet") / "steps"
-
-
-def file_fingerprint(path: Path) -> str:
-    """Content fingerprint: the whole file up to 8 MiB, else its size and 32 sampled 64 KiB blocks."""
-    size = path.stat().st_size
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(size).encode())
-    with open(path, "rb") as fh:
-        if size <= 8 << 20:
-            h.update(fh.read())
-        else:
-            block = 64 << 10
-            for k in range(32):
-                fh.seek((size - block) * k // 31)
-                h.update(fh.read(block))
-    return h.hexdigest()
 
 
 def fingerprints(paths: list[Path]) -> dict[str, str | None]:
