@@ -34,8 +34,11 @@ def _given(name: str):
 @option("--tilt-folder", default=None,
         help="Folder (relative to the STAR's) for the .tlt files prepare-star writes, named relative to the STAR "
              "[default: tilt_angles/ beside the STAR, named by absolute path].")
+@option("--fix-nonfinite", is_flag=True, default=False,
+        help="Replace NaN/Inf voxels by the mean of the others (logged; every later step does the same) instead of "
+             "refusing the tomogram.")
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
-            relion_project, tilt_folder):
+            relion_project, tilt_folder, fix_nonfinite):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
     Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size).
     """
@@ -43,4 +46,5 @@ def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min,
 
     run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
-                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder)
+                     wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder,
+                     fix_nonfinite=fix_nonfinite)

@@ -6,8 +6,8 @@ there is one (``rlnTiltAngleFile``; its extremes are ``rlnTiltMin``/``rlnTiltMax
 :func:`io.relion5.tomogram_table`, its angles written to ``<STAR folder>/tilt_angles/<tomo>.tlt``,
 and the RELION STAR and project folder recorded per row (``rlnRelionTomogramsStar``,
 ``rlnRelionProjectDir``) so predict can write the corrected tomograms back as a RELION 5 STAR.
-Then every tomogram's wedge is checked against its data (``wedge_check``, docs/wedge-convention.md)
-before anything is written.
+Then every tomogram's voxels are checked (core/volume_checks.py, docs/input-checks.md) and its wedge
+against its data (``wedge_check``, docs/wedge-convention.md) before anything is written.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.volume_checks import FIX_NONFINITE_COLUMN, check_halves, check_tomogram, fill_nonfinite
 from ..core.wedge import Wedge
 from ..core.wedge_check import check_wedge
 from ..io.atomic import check_writable_target
@@ -53,6 +54,7 @@ class _Prepared:
     angles: list[tuple[float, ...] | None]
     to_write: dict[Path, tuple[float, ...]] = field(default_factory=dict)
     tilt_folder: str | None = None  # see run_prepare_star
+    fills: list[float | None] = field(default_factory=list)  # per source: what replaces its NaN/Inf voxels
 
     def angle_file(self, output_star: Path, stem: str) -> tuple[Path, str]:
         """Where prepare-star writes a tomogram's angles, and how the STAR names that file."""
@@ -67,7 +69,7 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
                      pixel_size: float = 10.0, defocus: float = 0.0, number_subtomos: int = 100,
                      tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
                      wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
-                     tilt_folder: str | None = None) -> Path:
+                     tilt_folder: str | None = None, fix_nonfinite: bool = False) -> Path:
     """Write a tomograms.star for a folder of tomograms or a RELION 5 tomograms.star; returns its path.
 
     ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
@@ -77,7 +79,8 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
     instead of its own. The angle files prepare-star writes go to ``tilt_angles/`` beside the STAR,
     named by absolute path; ``tilt_folder`` puts them in that folder (relative to the STAR's) and
     names them relative to the STAR, and copies a found .tlt there too (a STAR that travels with
-    its folder: Nextflow).
+    its folder: Nextflow). ``fix_nonfinite``: NaN/Inf voxels are replaced by the mean of the others
+    (recorded per row in rlnFixNonfinite, so every later step does the same) instead of refused.
     """
     check_wedge_mode(wedge_check)
     source, output_star = Path(source), Path(output_star)
@@ -93,7 +96,7 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
         prepared = _from_folder(source, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                                 tilt=(tilt_min, tilt_max), named_in=named_in)
         _own_angle_files(prepared, output_star, tilt_folder)
-    _write(prepared, output_star, wedge_check)
+    _write(prepared, output_star, wedge_check, fix_nonfinite)
     get_logger().info("wrote %s with %d tomograms", output_star, len(prepared.table))
     return output_star
 
@@ -104,8 +107,10 @@ def check_wedge_mode(mode: str) -> None:
         raise InputError(f"--wedge-check {mode!r} is not one of {', '.join(WEDGE_CHECKS)}.")
 
 
-def _write(prepared: _Prepared, output_star: Path, wedge_check: str) -> None:
-    """Check every wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
+def _write(prepared: _Prepared, output_star: Path, wedge_check: str, fix_nonfinite: bool = False) -> None:
+    """Check every tomogram and wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
+    prepared.fills = [check_tomogram(path, fix_nonfinite=fix_nonfinite).fill for path in prepared.sources]
+    prepared.table[FIX_NONFINITE_COLUMN] = int(fix_nonfinite)
     if wedge_check != "off":
         check_wedges(prepared, output_star, wedge_check)
     for path, angles in prepared.to_write.items():
@@ -185,6 +190,8 @@ def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_d
     table[RELION_STAR_COLUMN] = str(star.absolute())
     table[RELION_PROJECT_COLUMN] = str(project.project_dir.absolute())
     for t in project.tomograms:
+        if t.half1 is not None and t.half2 is not None:
+            check_halves(t.half1, t.half2)
         _warn_if_given_tilt_differs(tilt, t.tilt_angles, f"{star} ({t.tomo_name}, {t.tilt_source})")
     get_logger().info("%s: RELION 5 project %s, %d tomograms (voxel %s Å)", star, project.project_dir,
                       len(project.tomograms), ", ".join(sorted({f"{t.pixel_size:.4g}" for t in project.tomograms})))
@@ -215,8 +222,8 @@ def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
         angles = prepared.angles[i]
         wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row["rlnTiltMin"]),
                                                                                       float(row["rlnTiltMax"]))
-        with open_memmap(tomogram, "tomogram") as volume:
-            verdict = check_wedge(volume.data, wedge)
+        with open_memmap(tomogram, "tomogram") as volume:  # repaired: a copy, only where asked and needed
+            verdict = check_wedge(fill_nonfinite(volume.data, prepared.fills[i] if prepared.fills else None), wedge)
         line = verdict.describe(wedge)
         if verdict.verdict != "mirrored":
             log.info("%s: %s", tomogram.name, line)
@@ -260,10 +267,10 @@ def absolute_paths(table, star: str | os.PathLike, columns=PATH_COLUMNS):
 
 
 def copy_tomogram_star(source: str | os.PathLike, output_star: str | os.PathLike, *,
-                       wedge_check: str = "off") -> Path:
+                       wedge_check: str = "off", fix_nonfinite: bool = False) -> Path:
     """A given tomograms.star as the run's own: its own values, its paths made absolute (valid from anywhere).
 
-    ``wedge_check`` as in :func:`run_prepare_star`, on each row's raw tomogram and wedge.
+    ``wedge_check`` and ``fix_nonfinite`` as in :func:`run_prepare_star`, on each row's raw tomogram.
     """
     check_wedge_mode(wedge_check)
     table = absolute_paths(read_tomogram_star(source), source)
@@ -272,5 +279,5 @@ def copy_tomogram_star(source: str | os.PathLike, output_star: str | os.PathLike
               for v in (table[TILT_ANGLE_COLUMN] if TILT_ANGLE_COLUMN in table.columns else [None] * len(table))]
     for lo, hi in zip(table["rlnTiltMin"], table["rlnTiltMax"]):
         check_tilt_range(float(lo), float(hi))
-    _write(_Prepared(table, sources, angles), Path(output_star), wedge_check)
+    _write(_Prepared(table, sources, angles), Path(output_star), wedge_check, fix_nonfinite)
     return Path(output_star)

@@ -37,6 +37,9 @@ PARAMS: tuple[Param, ...] = (
     Param("wedge_check", "str", "refuse",
           "Check each tomogram's wedge against its data: refuse a mirrored one, flip it, warn, or off.",
           ("prepare",), choices=("refuse", "flip", "warn", "off")),
+    Param("fix_nonfinite", "bool", False,
+          "Replace NaN/Inf voxels by the mean of the others (logged) instead of refusing the tomogram.",
+          ("prepare", "deconv", "make_mask", "extract", "predict")),
     # deconv
     Param("voltage", "float", 300.0, "Acceleration voltage, kV.", ("deconv",)),
     Param("cs", "float", 2.7, "Spherical aberration, mm.", ("deconv",)),

@@ -184,9 +184,10 @@ class Pipeline:
         if self.source.is_dir() or is_relion5_star(self.source):  # a RELION 5 STAR is converted like a folder
             tilt_min, tilt_max = (self.p(name) if name in self.given else None for name in ("tilt_min", "tilt_max"))
             run_prepare_star(self.source, out, tilt_min=tilt_min, tilt_max=tilt_max,
-                             **self._values("pixel_size", "defocus", "number_subtomos", "wedge_check"))
+                             **self._values("pixel_size", "defocus", "number_subtomos", "wedge_check",
+                                            "fix_nonfinite"))
         else:  # an IsoNet STAR as input: its own values, paths made absolute
-            copy_tomogram_star(self.source, out, wedge_check=self.p("wedge_check"))
+            copy_tomogram_star(self.source, out, **self._values("wedge_check", "fix_nonfinite"))
 
     def _deconv(self, star_in: Path, star_out: Path) -> None:
         from ..steps.deconv import run_deconv
