@@ -1,0 +1,106 @@
+"""Training watches itself (issue #25): a NaN or never-changing loss stops the iteration in one line.
+
+The run folder keeps the last good iteration's model and state, and a rerun continues from there.
+The bad losses are injected into a real run: the network's own ``train_on_batch`` runs and only
+the loss it reports is replaced from iteration 2 on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from isonet_steps.io.checkpoint import RefineStore
+from isonet_steps.io.errors import InputError
+from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.star import write_star
+from isonet_steps.network import refine as refine_module
+from isonet_steps.network.refine import RefineSettings
+from isonet_steps.network.watch import TrainingStopped, check_batch_loss, check_epoch_losses, check_epochs_differ
+
+
+def test_the_checks_stop_on_nan_inf_and_constant_losses_only():
+    check_batch_loss(0.3, 0, 0)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(TrainingStopped, match="learning rate"):
+            check_batch_loss(bad, 2, 5)
+    check_epoch_losses([0.3, 0.3, 0.29], [0.31], 0)  # two equal batches happen
+    check_epoch_losses([0.3, 0.3], [0.0], 0)  # too few batches to tell
+    with pytest.raises(TrainingStopped, match="stayed exactly 0 for all 4 steps of epoch 3"):
+        check_epoch_losses([0.0] * 4, [0.0], 2)
+    with pytest.raises(TrainingStopped, match="validation loss became nan"):
+        check_epoch_losses([0.3, 0.2, 0.1], [0.2, math.nan], 0)
+    check_epochs_differ([0.3], [0.2])
+    check_epochs_differ([0.3, 0.3], [0.2, 0.19])
+    with pytest.raises(TrainingStopped, match="over epochs 1 and 2"):
+        check_epochs_differ([0.3, 0.3], [0.2, 0.2])
+    assert issubclass(TrainingStopped, InputError)  # one line, exit 2, from every command
+
+
+@pytest.fixture(scope="module")
+def subtomo_star(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sub")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        cube = ndimage.gaussian_filter(rng.standard_normal((24, 24, 24)), 1.5).astype(np.float32)
+        write_volume(root / "subtomo" / f"t_{i:06d}.mrc", cube, 10.0)
+        rows.append({"rlnSubtomoIndex": i + 1, "rlnImageName": f"subtomo/t_{i:06d}.mrc", "rlnCubeSize": 16,
+                     "rlnCropSize": 24, "rlnPixelSize": 10.0, "rlnTiltMin": -60.0, "rlnTiltMax": 60.0})
+    write_star(pd.DataFrame(rows), root / "subtomo.star")
+    return root / "subtomo.star"
+
+
+def _settings(iterations: int) -> RefineSettings:
+    return RefineSettings(iterations=iterations, epochs=1, steps_per_epoch=3, batch_size=2, filter_base=4,
+                          unet_depth=2, convs_per_depth=2, noise_level=(0.1,), noise_start_iter=(5,), seed=3)
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """``poison(loss)``: from iteration 2 on, every training batch reports ``loss``."""
+
+    def set_loss(loss: float) -> None:
+        real = refine_module._model_for
+
+        def model_for(iteration, model, store, settings):
+            model = real(iteration, model, store, settings)
+            if iteration >= 2:
+                train = model.train_on_batch
+
+                def train_on_batch(x, y, return_dict=False):
+                    out = train(x, y, return_dict=True)
+                    return {**out, "loss": loss}
+
+                model.train_on_batch = train_on_batch
+            return model
+
+        monkeypatch.setattr(refine_module, "_model_for", model_for)
+
+    return set_loss
+
+
+@pytest.mark.parametrize("loss, words", [(math.nan, ["loss became nan", "--learning-rate"]),
+                                         (0.125, ["stayed exactly 0.125", "not learning"])])
+def test_bad_loss_stops_keeps_the_last_good_iteration_and_a_rerun_continues(subtomo_star, tmp_path, poison,
+                                                                            monkeypatch, loss, words):
+    from isonet_steps.steps.refine import run_refine
+
+    folder = tmp_path / "refine"
+    poison(loss)
+    with pytest.raises(TrainingStopped) as err:
+        run_refine(subtomo_star, folder, _settings(2))
+    line = str(err.value)
+    for word in words + ["iteration 2", "model_iter01.keras", "rerun continues from iteration 2"]:
+        assert word in line, line
+    store = RefineStore(folder)
+    assert store.load_state().completed == 1
+    assert store.model_path(1).is_file() and not store.model_path(2).exists()
+    assert "refine stopped in iteration 2" in store.log_path.read_text()
+    monkeypatch.undo()  # the cause fixed: the same command continues
+    state = run_refine(subtomo_star, folder, _settings(2))[0]
+    assert state.completed == 2 and [r.iteration for r in state.iterations] == [1, 2]
