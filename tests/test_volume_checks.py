@@ -316,3 +316,18 @@ def test_predict_writes_no_nan_or_constant_tomogram(tmp_path, output):
     with pytest.raises(InputError, match="not written"):
         _correct(job, broken, 10.0, cube=16, crop=24, batch_size=2)
     assert not job.out.exists()
+
+
+def test_a_given_isonet_star_is_checked_and_the_choice_recorded(tmp_path):
+    """A given tomograms.star (isonet run --input) is copied by copy_tomogram_star: same checks, same option."""
+    from isonet_steps.steps.prepare_star import copy_tomogram_star
+
+    data = _noise(23, (32, 48, 48))
+    data[2, 3, 4] = np.nan
+    star = write_star(tmp_path / "given.star", [{"rlnMicrographName": _mrc(tmp_path / "t.mrc", data),
+                                                 "rlnTiltMin": -60.0, "rlnTiltMax": 60.0}])
+    with pytest.raises(InputError, match="t.mrc: tomogram has 1 NaN/Inf voxels"):
+        copy_tomogram_star(star, tmp_path / "run.star")
+    assert not (tmp_path / "run.star").exists()
+    copy_tomogram_star(star, tmp_path / "run.star", fix_nonfinite=True, wedge_check="refuse")
+    assert list(starfile.read(tmp_path / "run.star")["rlnFixNonfinite"]) == [1]
