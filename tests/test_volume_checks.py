@@ -331,3 +331,18 @@ def test_a_given_isonet_star_is_checked_and_the_choice_recorded(tmp_path):
     assert not (tmp_path / "run.star").exists()
     copy_tomogram_star(star, tmp_path / "run.star", fix_nonfinite=True, wedge_check="refuse")
     assert list(starfile.read(tmp_path / "run.star")["rlnFixNonfinite"]) == [1]
+
+
+def test_prepare_subtomo_star_skips_subtomograms_with_bad_voxels(tmp_path):
+    """Subtomograms cut elsewhere: a NaN or constant one is left out with a warning saying why (before: listed)."""
+    folder = tmp_path / "sub"
+    good = [_mrc(folder / f"good_{i}.mrc", _noise(30 + i, (24, 24, 24))) for i in range(2)]
+    holes = _noise(40, (24, 24, 24))
+    holes[1, 2, 3] = np.nan
+    _mrc(folder / "holes.mrc", holes)
+    _mrc(folder / "flat.mrc", np.zeros((24, 24, 24), np.float32))
+    result = check_ok(invoke(["prepare-subtomo-star", folder, "-o", tmp_path / "subtomo.star"]))
+    names = [Path(n).name for n in starfile.read(tmp_path / "subtomo.star")["rlnImageName"]]
+    assert names == [p.name for p in good]
+    assert "skipping" in result.stderr and "holes.mrc: subtomogram has 1 NaN/Inf voxels" in result.stderr
+    assert "flat.mrc: subtomogram is constant" in result.stderr

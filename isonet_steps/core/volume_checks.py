@@ -132,7 +132,7 @@ def _nonfinite_problem(stats: VolumeStats, what: str, fix_nonfinite: bool) -> st
         return f"every voxel of the {what} is NaN/Inf; re-reconstruct or re-export it"
     if stats.nonfinite and not fix_nonfinite:
         return (f"{what} has {stats.nonfinite} NaN/Inf voxels (the first at Z,Y,X {stats.first_nonfinite}); replace "
-                f"them (e.g. with the mean of the others) or rerun prepare-star with --fix-nonfinite, which does that")
+                "them (e.g. with the mean of the others; for tomograms, prepare-star --fix-nonfinite does that)")
     return None
 
 
