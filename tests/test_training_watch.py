@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import pandas as pd
 import pytest
-from scipy import ndimage
+from test_refine_cli import subtomo_star  # noqa: F401 - the fixture: six smooth 24³ subtomograms
 
 from isonet_steps.io.checkpoint import RefineStore
 from isonet_steps.io.errors import InputError
-from isonet_steps.io.mrc import write_volume
-from isonet_steps.io.star import write_star
 from isonet_steps.network import refine as refine_module
 from isonet_steps.network.refine import RefineSettings
 from isonet_steps.network.watch import TrainingStopped, check_batch_loss, check_epoch_losses, check_epochs_differ
@@ -39,20 +35,6 @@ def test_the_checks_stop_on_nan_inf_and_constant_losses_only():
     with pytest.raises(TrainingStopped, match="over epochs 1 and 2"):
         check_epochs_differ([0.3, 0.3], [0.2, 0.2])
     assert issubclass(TrainingStopped, InputError)  # one line, exit 2, from every command
-
-
-@pytest.fixture(scope="module")
-def subtomo_star(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sub")
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(6):
-        cube = ndimage.gaussian_filter(rng.standard_normal((24, 24, 24)), 1.5).astype(np.float32)
-        write_volume(root / "subtomo" / f"t_{i:06d}.mrc", cube, 10.0)
-        rows.append({"rlnSubtomoIndex": i + 1, "rlnImageName": f"subtomo/t_{i:06d}.mrc", "rlnCubeSize": 16,
-                     "rlnCropSize": 24, "rlnPixelSize": 10.0, "rlnTiltMin": -60.0, "rlnTiltMax": 60.0})
-    write_star(pd.DataFrame(rows), root / "subtomo.star")
-    return root / "subtomo.star"
 
 
 def _settings(iterations: int) -> RefineSettings:
@@ -86,8 +68,8 @@ def poison(monkeypatch):
 
 @pytest.mark.parametrize("loss, words", [(math.nan, ["loss became nan", "--learning-rate"]),
                                          (0.125, ["stayed exactly 0.125", "not learning"])])
-def test_bad_loss_stops_keeps_the_last_good_iteration_and_a_rerun_continues(subtomo_star, tmp_path, poison,
-                                                                            monkeypatch, loss, words):
+def test_bad_loss_stops_keeps_the_last_good_iteration_and_a_rerun_continues(subtomo_star, tmp_path,  # noqa: F811
+                                                                            poison, monkeypatch, loss, words):
     from isonet_steps.steps.refine import run_refine
 
     folder = tmp_path / "refine"
