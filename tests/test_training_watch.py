@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from test_refine_cli import subtomo_star  # noqa: F401 - the fixture: six smooth 24³ subtomograms
 
@@ -35,6 +36,37 @@ def test_the_checks_stop_on_nan_inf_and_constant_losses_only():
     with pytest.raises(TrainingStopped, match="over epochs 1 and 2"):
         check_epochs_differ([0.3, 0.3], [0.2, 0.2])
     assert issubclass(TrainingStopped, InputError)  # one line, exit 2, from every command
+
+
+class _FlatModel:
+    """A network whose every training step reports the same loss (all it needs for an epoch: no layers)."""
+
+    layers: list = []
+
+    def __init__(self):
+        self.steps = 0
+
+    def train_on_batch(self, x, y, return_dict=False):
+        self.steps += 1
+        return {"loss": 0.125}
+
+    def test_on_batch(self, x, y, return_dict=False):
+        return {"loss": 0.125}
+
+
+class _Stream:
+    def get(self, epoch, step, validation=False):
+        return np.zeros((1, 8, 8, 8, 1), np.float32), np.zeros((1, 8, 8, 8, 1), np.float32)
+
+
+def test_an_epoch_whose_loss_never_changes_stops_after_it():
+    from types import SimpleNamespace
+
+    model = _FlatModel()
+    plan = SimpleNamespace(steps_per_epoch=4, validation_steps=1)
+    with pytest.raises(TrainingStopped, match="stayed exactly 0.125 for all 4 steps of epoch 2"):
+        refine_module._fit_epoch(model, _Stream(), plan, 1, 3, calibration=0)
+    assert model.steps == 4
 
 
 def _settings(iterations: int) -> RefineSettings:
@@ -66,18 +98,18 @@ def poison(monkeypatch):
     return set_loss
 
 
-@pytest.mark.parametrize("loss, words", [(math.nan, ["loss became nan", "--learning-rate"]),
-                                         (0.125, ["stayed exactly 0.125", "not learning"])])
-def test_bad_loss_stops_keeps_the_last_good_iteration_and_a_rerun_continues(subtomo_star, tmp_path,  # noqa: F811
-                                                                            poison, monkeypatch, loss, words):
+def test_a_nan_loss_stops_keeps_the_last_good_iteration_and_a_rerun_continues(subtomo_star, tmp_path,  # noqa: F811
+                                                                             poison, monkeypatch):
+    """A constant loss takes the same way out (the checks above); one real run shows it (it is minutes on 2 cores)."""
     from isonet_steps.steps.refine import run_refine
 
     folder = tmp_path / "refine"
-    poison(loss)
+    poison(math.nan)
     with pytest.raises(TrainingStopped) as err:
         run_refine(subtomo_star, folder, _settings(2))
     line = str(err.value)
-    for word in words + ["iteration 2", "model_iter01.keras", "rerun continues from iteration 2"]:
+    for word in ["loss became nan", "--learning-rate", "iteration 2", "model_iter01.keras",
+                 "rerun continues from iteration 2"]:
         assert word in line, line
     store = RefineStore(folder)
     assert store.load_state().completed == 1
