@@ -346,3 +346,18 @@ def test_prepare_subtomo_star_skips_subtomograms_with_bad_voxels(tmp_path):
     assert names == [p.name for p in good]
     assert "skipping" in result.stderr and "holes.mrc: subtomogram has 1 NaN/Inf voxels" in result.stderr
     assert "flat.mrc: subtomogram is constant" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["deconv", "--deconv-folder", "out"], ["deconv", "--deconv-folder", "out",
+                                                                           "--chunk-size", "32"],
+                                  ["make-mask", "--mask-folder", "out"], ["resize", "--out-folder", "out"]])
+def test_every_step_repairs_the_voxels_the_star_says_to(tmp_path, args):
+    """A row with rlnFixNonfinite 1: deconv (whole and chunked), make-mask and resize write finite volumes."""
+    data = _noise(50, (24, 48, 48))  # chunked: more than one 32³ chunk
+    data[::4, ::5, ::3] = np.inf
+    star = write_star(tmp_path / "t.star", [{"rlnMicrographName": _mrc(tmp_path / "t.mrc", data),
+                                             "rlnFixNonfinite": 1}])
+    result = check_ok(invoke([args[0], star, *args[1:]], cwd=tmp_path))
+    outputs = list((tmp_path / "out").glob("*.mrc"))
+    assert outputs and all(np.isfinite(mrcfile.read(p)).all() for p in outputs)
+    assert "replaced by the mean of the others" in result.stderr

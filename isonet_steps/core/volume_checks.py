@@ -261,11 +261,13 @@ def recorded_fix_nonfinite(row: dict) -> bool | None:
 def entering_tomogram(path: str | os.PathLike, row: dict, what: str = "tomogram") -> float | None:
     """Check a tomogram a step reads from a STAR row; returns the value its NaN/Inf voxels read as (or None).
 
-    prepare-star checked the rows of its STARs (and recorded rlnFixNonfinite): those are checked
-    again only to repair them. A STAR made elsewhere has no such record: each tomogram is checked here.
+    prepare-star checked the tomograms of its STARs (and recorded rlnFixNonfinite): those are checked
+    again only to repair them. A STAR made elsewhere has no such record: each tomogram is checked
+    here. Half tomograms (``what`` other than "tomogram") are read only by some modes and always
+    checked by the step that reads them.
     """
     choice = recorded_fix_nonfinite(row)
-    if choice is False:
+    if choice is False and what == "tomogram":
         return None
     return check_tomogram(path, what, fix_nonfinite=bool(choice)).fill
 
