@@ -222,8 +222,8 @@ def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
         angles = prepared.angles[i]
         wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row["rlnTiltMin"]),
                                                                                       float(row["rlnTiltMax"]))
-        with open_memmap(tomogram, "tomogram") as volume:  # repaired: a copy, only where asked and needed
-            verdict = check_wedge(fill_nonfinite(volume.data, prepared.fills[i] if prepared.fills else None), wedge)
+        with open_memmap(tomogram, "tomogram") as volume:  # NaN/Inf read as the fill with --fix-nonfinite
+            verdict = check_wedge(fill_nonfinite(volume.data, prepared.fills[i]), wedge)
         line = verdict.describe(wedge)
         if verdict.verdict != "mirrored":
             log.info("%s: %s", tomogram.name, line)

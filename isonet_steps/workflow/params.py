@@ -39,7 +39,7 @@ PARAMS: tuple[Param, ...] = (
           ("prepare",), choices=("refuse", "flip", "warn", "off")),
     Param("fix_nonfinite", "bool", False,
           "Replace NaN/Inf voxels by the mean of the others (logged) instead of refusing the tomogram.",
-          ("prepare", "deconv", "make_mask", "extract", "predict")),
+          ("prepare",)),  # recorded in the STAR (rlnFixNonfinite): the later steps follow it
     # deconv
     Param("voltage", "float", 300.0, "Acceleration voltage, kV.", ("deconv",)),
     Param("cs", "float", 2.7, "Spherical aberration, mm.", ("deconv",)),
