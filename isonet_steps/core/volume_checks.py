@@ -86,24 +86,25 @@ class _Accumulator:
 
     def add(self, slab: np.ndarray, z0: int, stride: int) -> None:
         self.saturated += _saturated(slab)
-        values = np.asarray(slab, dtype=np.float64)
-        finite = np.isfinite(values)
-        bad = values.size - int(np.count_nonzero(finite))
+        flat = np.asarray(slab).reshape(-1)
+        finite = np.isfinite(flat)
+        bad = flat.size - int(np.count_nonzero(finite))
         if bad:
             if self.first is None:
-                z, y, x = np.unravel_index(int(np.flatnonzero(~finite.reshape(-1))[0]), values.shape)
+                z, y, x = np.unravel_index(int(np.flatnonzero(~finite)[0]), slab.shape)
                 self.first = (int(z) + z0, int(y), int(x))
             self.nonfinite += bad
-            values = values[finite]
-        flat = values.reshape(-1)
-        self.samples.append(flat[::stride] if stride > 1 else flat)
+            flat = flat[finite]
+        self.samples.append(np.array(flat[::stride], dtype=np.float64))
         if flat.size == 0:
             return
-        n, mean = flat.size, float(flat.mean())
+        values = flat.astype(np.float64)  # the one float64 copy: sums of squares of float32 would lose digits
+        n, mean = values.size, float(values.sum() / values.size)
         self.lo, self.hi = min(self.lo, float(flat.min())), max(self.hi, float(flat.max()))
+        values -= mean
         delta, total = mean - self.mean, self.count + n
         self.mean += delta * n / total
-        self.m2 += float(np.square(flat - mean).sum()) + delta * delta * self.count * n / total
+        self.m2 += float(np.dot(values, values)) + delta * delta * self.count * n / total
         self.count = total
 
 
