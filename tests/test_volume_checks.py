@@ -169,12 +169,14 @@ def test_header_statistics_that_disagree_are_logged_not_trusted(tmp_path, log_te
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint16, np.float16])
 def test_integer_and_float16_modes_are_read_as_float32(tmp_path, dtype, log_text):
     scale = 20 if dtype == np.int8 else 1000
-    data = np.clip(_noise(10) * scale, -120 if dtype == np.int8 else -30000, 30000)
-    data = data + (40000 if dtype == np.uint16 else 0)
-    path = _mrc(tmp_path / "t.mrc", data.astype(dtype))
-    check = check_tomogram(path)
+    data = np.clip(_noise(10) * scale, -120 if dtype == np.int8 else -25000, 25000)
+    stored = (data + (40000 if dtype == np.uint16 else 0)).astype(dtype)
+    check = check_tomogram(_mrc(tmp_path / "t.mrc", stored))
     assert f"stored as {np.dtype(dtype)}" in log_text()
-    assert check.stats.std > 0
+    exact = stored.astype(np.float64)
+    assert (check.stats.minimum, check.stats.maximum) == (exact.min(), exact.max())
+    assert check.stats.mean == pytest.approx(exact.mean(), rel=1e-9)
+    assert check.stats.std == pytest.approx(exact.std(), rel=1e-9)
 
 
 def test_clipped_integer_export_is_reported(tmp_path, log_text):
