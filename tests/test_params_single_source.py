@@ -26,6 +26,7 @@ STEP_OPTIONS = {
     "pixel_size": ("prepare_star", "pixel_size"), "defocus": ("prepare_star", "defocus"),
     "number_subtomos": ("prepare_star", "number_subtomos"), "tilt_min": ("prepare_star", "tilt_min"),
     "tilt_max": ("prepare_star", "tilt_max"), "wedge_check": ("prepare_star", "wedge_check"),
+    "fix_nonfinite": ("prepare_star", "fix_nonfinite"),
     "voltage": ("deconv", "voltage"), "cs": ("deconv", "cs"),
     "highpassnyquist": ("deconv", "highpassnyquist"), "overlap_rate": ("deconv", "overlap_rate"),
     "chunk_size": ("deconv", "chunk_size"), "patch_size": ("make_mask", "patch_size"),

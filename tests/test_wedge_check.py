@@ -105,3 +105,11 @@ def test_profile_is_whitened_a_radial_filter_changes_nothing_much():
     assert np.array_equal(ok, np.isfinite(b.values))
     assert np.corrcoef(a.values[ok], b.values[ok])[0, 1] > 0.95
     assert check_wedge(smooth, Wedge.from_range(-45, 65)).verdict == "agrees"
+
+
+def test_edges_of_a_profile_without_a_finite_bin_are_zero_not_an_index_error():
+    """Issue #25: a NaN tomogram gave an all-NaN profile, and estimate_edges an IndexError traceback."""
+    from isonet_steps.core.wedge_check import AngularProfile, estimate_edges
+
+    angles = np.arange(-89.0, 90.0, 2.0)
+    assert estimate_edges(AngularProfile(angles=angles, values=np.full(angles.shape, np.nan))) == (0.0, 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -81,11 +82,26 @@ class StepCommand(click.Command):
             raise _UsageLine(f"{' '.join(exc.format_message().split())} (see '{path} --help')") from None
 
 
+def _bug_line(name: str, exc: Exception) -> str:
+    """One line for an unexpected exception (a bug): what failed, where, and where its traceback went."""
+    import traceback
+
+    from ..io.log import write_traceback
+
+    where = write_traceback(name, exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    message = " ".join(str(exc).split())[:300]
+    return (f"Error: isonet-{name} failed unexpectedly ({type(exc).__name__}{': ' + message if message else ''}{at}); "
+            f"the full traceback is in {where}: please report it with that file.")
+
+
 def step(name: str, **command_kwargs: Any) -> Callable:
     """Make a step command: help options, ``--version``, logging, and one-line errors.
 
     An :class:`InputError` anywhere below becomes ``Error: <message>`` on stderr and exit status 2,
-    with no traceback. Ctrl-C exits 130.
+    with no traceback. Ctrl-C exits 130. Any other exception is a bug: one line naming it and the
+    file its traceback was written to, exit status 1.
     """
 
     def decorate(func: Callable) -> click.Command:
@@ -108,6 +124,11 @@ def step(name: str, **command_kwargs: Any) -> Callable:
             except KeyboardInterrupt:
                 click.echo("Interrupted.", err=True)
                 sys.exit(130)
+            except click.ClickException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback to a file
+                click.echo(_bug_line(name, exc), err=True)
+                sys.exit(1)
 
         command_kwargs.setdefault("cls", StepCommand)
         if not takes_log_level:  # every step takes --log-level, so callers can pass it uniformly

@@ -34,6 +34,12 @@ def _given(name: str):
 @option("--tilt-folder", default=None,
         help="Folder (relative to the STAR's) for the .tlt files prepare-star writes, named relative to the STAR "
              "[default: tilt_angles/ beside the STAR, named by absolute path].")
+@option("--check-data/--no-check-data", default=True,
+        help="Read every tomogram to check its voxels and its wedge before anything is written; --no-check-data "
+             "reads none (a dry run: the pipeline's -stub).")
+@option("--fix-nonfinite", is_flag=True, default=False,
+        help="Replace NaN/Inf voxels by the mean of the others (logged; every later step does the same) instead of "
+             "refusing the tomogram.")
 @option("--plan-folder", default=None,
         help="Also write the per-tomogram plan here: a one-row STAR per tomogram and plan.csv, which the "
              "workflows scatter over.")
@@ -42,7 +48,7 @@ def _given(name: str):
              " [default: --tomo-idx's]")
 @tomo_idx_option()
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
-            relion_project, tilt_folder, plan_folder, train_idx, tomo_idx):
+            relion_project, tilt_folder, check_data, fix_nonfinite, plan_folder, train_idx, tomo_idx):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
     Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size), or a copy of an IsoNet
     tomograms.star with its paths made absolute.
@@ -52,4 +58,4 @@ def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min,
     run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
                      wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder,
-                     plan_folder=plan_folder, train_idx=train_idx, tomo_idx=tomo_idx)
+                     fix_nonfinite=fix_nonfinite, check_data=check_data, plan_folder=plan_folder, train_idx=train_idx, tomo_idx=tomo_idx)

@@ -149,6 +149,8 @@ def estimate_edges(profile: AngularProfile, drop: float = DROP) -> tuple[float, 
     """
     values = profile.values
     ok = np.isfinite(values)
+    if not ok.any():  # no usable direction (a volume too small for the band of radii): nothing to place
+        return (0.0, 0.0)
     hi_level, lo_level = np.percentile(values[ok], 90), np.percentile(values[ok], 10)
     level = hi_level - drop * (hi_level - lo_level)
     idx = np.flatnonzero(ok & (values > level))

@@ -44,6 +44,33 @@ def setup_logging(level: str = "info", log_file: str | os.PathLike | None = None
     return logger
 
 
+def write_traceback(step: str, exc: BaseException) -> Path:
+    """Write ``exc``'s full traceback where the user can find it; returns the file.
+
+    Into the step's log file while one is attached (refine's), else ``isonet-<step>-error.log`` in
+    the working folder (a Nextflow task's folder), else in the temporary folder.
+    """
+    import tempfile
+    import time
+    import traceback
+
+    from .. import __version__
+
+    text = (f"{time.strftime(_DATEFMT)} isonet {__version__}: {' '.join(sys.argv)}\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    attached = [Path(h.baseFilename) for h in get_logger().handlers if isinstance(h, logging.FileHandler)]
+    candidates = attached[:1] + [Path.cwd() / f"isonet-{step}-error.log",
+                                 Path(tempfile.gettempdir()) / f"isonet-{step}-error.log"]
+    for path in candidates:
+        try:
+            with open(path, "a") as handle:
+                handle.write(text)
+            return path
+        except OSError:
+            continue
+    return candidates[-1]
+
+
 def detach_file_logs() -> None:
     """Close the file handlers added by :func:`setup_logging` (tests call steps many times)."""
     logger = get_logger()

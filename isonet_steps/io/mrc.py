@@ -44,10 +44,15 @@ class Volume:
 
 @dataclass(frozen=True)
 class Header:
-    """Shape ``(nz, ny, nx)`` and voxel size in Å of an MRC file, read without its data."""
+    """Shape ``(nz, ny, nx)`` and voxel size in Å of an MRC file, read without its data.
+
+    ``stats``: the header's (min, max, mean), as written by whatever made the file; reported
+    when they disagree with the data (core/volume_checks.py), never used.
+    """
 
     shape: tuple[int, int, int]
     voxel_size: float
+    stats: tuple[float, float, float] | None = None
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -129,7 +134,8 @@ def read_header(path: str | os.PathLike, what: str = "tomogram") -> Header:
         h = mrc.header
         shape = (int(h.nz), int(h.ny), int(h.nx))
         _check_shape(path, shape, what)
-        return Header(shape=shape, voxel_size=_voxel_size(mrc))
+        stats = (float(h.dmin), float(h.dmax), float(h.dmean))
+        return Header(shape=shape, voxel_size=_voxel_size(mrc), stats=stats)
 
 
 def read_volume(
@@ -138,6 +144,7 @@ def read_volume(
     *,
     allow_constant: bool = False,
     dtype=np.float32,
+    fill_nonfinite: float | None = None,
 ) -> Volume:
     """Read a 3D MRC into memory as float32, with checks that give one-line errors.
 
@@ -146,12 +153,16 @@ def read_volume(
     path : path of the MRC file.
     what : what the file is, for the messages ("tomogram", "mask", ...).
     allow_constant : accept a volume whose voxels are all equal (masks may be).
+    fill_nonfinite : the value NaN/Inf voxels are set to (the user's --fix-nonfinite choice,
+        core/volume_checks.py); None refuses them.
     """
     path = Path(path)
     with _opened(path, what) as mrc:
         _check_shape(path, mrc.data.shape, what)
         data = np.asarray(mrc.data, dtype=dtype).copy()
         voxel_size = _voxel_size(mrc)
+    if fill_nonfinite is not None:
+        data[~np.isfinite(data)] = fill_nonfinite
     check_finite(data, path, what)
     if not allow_constant and data.size and float(data.max()) == float(data.min()):
         raise InputError(

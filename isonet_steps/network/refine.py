@@ -31,6 +31,7 @@ from ..io.model_record import ModelRecord
 from ..io.refine_state import IterationRecord, RefineState
 from .devices import PRECISIONS, release_cached_memory
 from .pairs import BatchStream, PairPlan, halves_to_network, merge_halves_with_predictions, merge_with_prediction
+from .watch import check_batch_loss, check_epoch_losses, check_epochs_differ
 
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted, as before
     from .inference import InferenceFunction
@@ -646,12 +647,14 @@ def _fit_epoch(model, stream: BatchStream, plan: PairPlan, epoch: int, epochs: i
         x, y = stream.get(epoch, step)
         out = model.train_on_batch(x, y, return_dict=True)
         batch_losses.append(float(out["loss"]))
+        check_batch_loss(batch_losses[-1], epoch, step)
     recalibrate_batch_norm(model, _first_inputs(stream, plan, epoch, calibration))
     val = []
     for step in range(plan.validation_steps):
         x, y = stream.get(epoch, step, validation=True)
         out = model.test_on_batch(x, y, return_dict=True)
         val.append(float(out["loss"]))
+    check_epoch_losses(batch_losses, val, epoch)
     return float(np.mean(batch_losses)), float(np.mean(val))
 
 
@@ -696,6 +699,7 @@ def _train(model, merged, wedges, plan: PairPlan, cube: int, level: float, noise
         losses.append(loss)
         val_losses.append(val)
         log.info("epoch %d/%d: loss %.4f, validation loss %.4f", epoch + 1, epochs, losses[-1], val_losses[-1])
+        check_epochs_differ(losses, val_losses)
         epoch += 1
         reason = early_stop_reason(val_losses, patience) if epoch < epochs else None
         if reason:

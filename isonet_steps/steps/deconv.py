@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.ctf import CtfParams
+from ..core.volume_checks import entering_tomogram, fill_nonfinite
 from ..io.atomic import check_writable_target
 from ..io.errors import InputError
 from ..io.log import get_logger
@@ -32,6 +33,7 @@ class _Job:
     path: Path
     header: Header
     params: CtfParams
+    fill: float | None = None  # what its NaN/Inf voxels read as (--fix-nonfinite), else None
 
 
 @dataclass
@@ -102,7 +104,8 @@ def _plan(table, rows: list[int], given: _Settings, star) -> list[_Job]:
         if defocus == 0:
             get_logger().info("deconv: skipping %s: rlnDefocus is 0 (no CTF to correct, e.g. phase plate)", path)
             continue
-        jobs.append(_Job(row, path, header, _row_params(table, row, defocus, given, star)))
+        fill = entering_tomogram(path, table.iloc[row].to_dict())
+        jobs.append(_Job(row, path, header, _row_params(table, row, defocus, given, star), fill))
     return jobs
 
 
@@ -113,7 +116,7 @@ def _deconvolve(job: _Job, out: Path, *, chunk_size: int | None, overlap_rate: f
 
     voxel = job.header.voxel_size if job.header.voxel_size > 0 else job.params.pixel_size
     if chunk_size is None:
-        volume = read_volume(job.path, "tomogram")
+        volume = read_volume(job.path, "tomogram", fill_nonfinite=job.fill)
         write_volume(out, deconv_volume(volume.data, job.params, workers=workers, what=str(job.path)), voxel)
         del volume
         return
@@ -123,8 +126,8 @@ def _deconvolve(job: _Job, out: Path, *, chunk_size: int | None, overlap_rate: f
             release_pages(src.data)
             release_pages(dst)
 
-        deconv_chunked(src.data, dst, job.params, chunk_size=chunk_size, overlap_rate=overlap_rate,
-                       workers=workers, what=str(job.path), release=_release)
+        deconv_chunked(fill_nonfinite(src.data, job.fill), dst, job.params, chunk_size=chunk_size,
+                       overlap_rate=overlap_rate, workers=workers, what=str(job.path), release=_release)
 
 
 def _check_settings(given: _Settings, chunk_size: int | None, overlap_rate: float, ncpu: int | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from ..core.extract import (
     slab_width,
     tomogram_rng,
 )
+from ..core.volume_checks import check_halves, entering_tomogram, fill_nonfinite
 from ..io.atomic import check_writable_target, make_output_folder, write_bytes
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
@@ -47,6 +48,7 @@ class _Plan:
     half_counts: dict[int, np.ndarray] | None = None  # slab split: valid centres per half, else None
     raw_halves: tuple[Path, Path] | None = None  # noise2noise: the boxes are cut from these (even/odd) instead
     deconvolved: bool = False  # the source is the row's rlnDeconvTomoName
+    fills: dict[Path, float | None] = field(default_factory=dict)  # what each file's NaN/Inf voxels read as
 
     @property
     def cuts_deconvolved(self) -> bool:
@@ -69,6 +71,7 @@ def _raw_halves(row: dict, star, name: str, shape: tuple[int, ...]) -> tuple[Pat
                          "halves to cut; give a RELION 5 tomograms.star (its reconstructions have halves), add both "
                          "columns, or run without --noise2noise.")
     paths = tuple(Path(resolve_path(row[c], star, c, "half tomogram")) for c in RAW_HALF_COLUMNS)
+    check_halves(paths[0], paths[1])
     for path in paths:
         with open_memmap(path, "half tomogram") as vol:
             half_shape = tuple(int(s) for s in vol.data.shape)
@@ -156,7 +159,9 @@ def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, spli
         read_tilt_angles(angle_file)
         row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
     raw = _raw_halves(row, star, name, shape) if noise2noise else None
-    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw, deconvolved)
+    fills = {path: entering_tomogram(path, row, what) for path, what in
+             ([(source, "tomogram")] if raw is None else [(raw[0], "half tomogram"), (raw[1], "half tomogram")])}
+    plan = _Plan(row, name, source, mask_path, shape, voxel_size, number, counts, half_counts, raw, deconvolved, fills)
     _check_number(plan, crop)
     return plan
 
@@ -205,11 +210,13 @@ def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_si
     }
 
 
-def _cut_from(source: Path, centres, out_names: list[Path], crop: int, voxel_size: float, desc: str) -> None:
+def _cut_from(source: Path, centres, out_names: list[Path], crop: int, voxel_size: float, desc: str,
+              fill: float | None = None) -> None:
     """Write the box around each centre of ``source`` to its file, reading the tomogram box by box."""
     with open_memmap(source, "tomogram") as vol:
+        data = fill_nonfinite(vol.data, fill)
         for j in progress(range(len(centres)), total=len(centres), desc=desc, unit="subtomo"):
-            write_volume(out_names[j], crop_box(vol.data, centres[j], crop), voxel_size)
+            write_volume(out_names[j], crop_box(data, centres[j], crop), voxel_size)
             release_pages(vol.data)  # a big tomogram is read box by box, never held resident
 
 
@@ -219,12 +226,12 @@ def _cut(plan: _Plan, centres, halves, folder: Path, subtomo_folder, rows: list[
     stem = Path(plan.name).stem
     names = [folder / f"{stem}_{j:06d}.mrc" for j in range(len(centres))]
     if plan.raw_halves is None:
-        _cut_from(plan.source, centres, names, crop, plan.voxel_size, f"extract {stem}")
+        _cut_from(plan.source, centres, names, crop, plan.voxel_size, f"extract {stem}", plan.fills.get(plan.source))
         seconds: list[Path] = []
     else:
         seconds = [folder / f"{stem}_{j:06d}_half2.mrc" for j in range(len(centres))]
-        _cut_from(plan.raw_halves[0], centres, names, crop, plan.voxel_size, f"extract {stem} half 1")
-        _cut_from(plan.raw_halves[1], centres, seconds, crop, plan.voxel_size, f"extract {stem} half 2")
+        for h, (half, outs) in enumerate(zip(plan.raw_halves, (names, seconds)), start=1):
+            _cut_from(half, centres, outs, crop, plan.voxel_size, f"extract {stem} half {h}", plan.fills.get(half))
     for j, out in enumerate(names):
         row = _subtomo_row(plan, len(rows) + 1, str(Path(subtomo_folder) / out.name), centres[j], int(halves[j]),
                            cube_size, crop)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.mask import check_mask_settings, make_mask, split_boundary
+from ..core.volume_checks import entering_tomogram
 from ..io.atomic import check_writable_target
 from ..io.errors import InputError
 from ..io.imod import read_imod
@@ -26,6 +27,7 @@ class _Job:
     density: float
     std: float
     boundary: np.ndarray | None
+    fill: float | None = None  # what its NaN/Inf voxels read as (--fix-nonfinite), else None
 
 
 def _percentage(table, row: int, given: float | None, column: str, option: str, star) -> float:
@@ -85,13 +87,14 @@ def _plan(table, rows: list[int], density: float | None, std: float | None, use_
         row_std = _percentage(table, row, std, "rlnMaskStdPercentage", "--std-percentage", star)
         source = tomogram_source(table.iloc[row].to_dict(), star, use_deconv_tomo)[0]
         header = read_header(source, "tomogram")
-        jobs.append(_Job(row, source, row_density, row_std, _boundary(table, row, header.shape, star)))
+        fill = entering_tomogram(source, table.iloc[row].to_dict())
+        jobs.append(_Job(row, source, row_density, row_std, _boundary(table, row, header.shape, star), fill))
     return jobs
 
 
 def _mask_one(job: _Job, out: Path, pixel_size: float, *, patch_size: int, z_crop: float | None) -> float:
     """Make and write one mask; returns the fraction of voxels kept."""
-    volume = read_volume(job.source, "tomogram")
+    volume = read_volume(job.source, "tomogram", fill_nonfinite=job.fill)
     voxel = volume.voxel_size if volume.voxel_size > 0 else pixel_size
     mask = make_mask(volume.data, density_percentage=job.density, std_percentage=job.std, patch_size=patch_size,
                      z_crop=z_crop, boundary=job.boundary)

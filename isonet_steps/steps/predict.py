@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.volume_checks import check_halves, check_prediction, entering_tomogram
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, read_header, read_volume, write_volume
@@ -25,6 +26,7 @@ class _Job:
     header: Header
     out: Path
     raw_halves: tuple[Path, Path] | None = None  # --correct-halves: the row's raw even/odd halves, corrected too
+    fill: float | None = None  # what its NaN/Inf voxels read as (--fix-nonfinite), else None
 
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
@@ -37,6 +39,7 @@ def _raw_halves(row: dict, tomo_star, path: Path, header: Header) -> tuple[Path,
                              " / ".join(RAW_HALF_COLUMNS))
         return None
     halves = tuple(resolve_path(row[c], tomo_star, c, "half tomogram") for c in RAW_HALF_COLUMNS)
+    check_halves(halves[0], halves[1])
     for half in halves:
         shape = read_header(half, "half tomogram").shape
         if shape != header.shape:
@@ -53,7 +56,8 @@ def _plan(table, rows: list[int], tomo_star, output_dir, use_deconv_tomo: bool, 
         path, source = tomogram_source(row, tomo_star, use_deconv_tomo)
         header = read_header(path, "tomogram")
         raw = _raw_halves(row, tomo_star, path, header) if correct_halves and half is None else None
-        jobs.append(_Job(i, path, source, header, Path(output_dir) / corrected_file_name(path.name, half), raw))
+        jobs.append(_Job(i, path, source, header, Path(output_dir) / corrected_file_name(path.name, half), raw,
+                         entering_tomogram(path, row)))
     outputs = [str(job.out) for job in jobs]
     if len(set(outputs)) != len(outputs):
         twice = next(o for o in outputs if outputs.count(o) > 1)
@@ -111,7 +115,9 @@ def _correct_halves(job: _Job, table, output_dir, predict_fn: Callable, pixel_si
     assert job.raw_halves is not None
     for h, raw in enumerate(job.raw_halves, start=1):
         out = Path(output_dir) / corrected_file_name(job.path.name, h)
-        _correct(_Job(job.row, raw, RAW_HALF_COLUMNS[h - 1], job.header, out), predict_fn, pixel_size, **tiles)
+        fill = entering_tomogram(raw, table.iloc[job.row].to_dict(), "half tomogram")
+        _correct(_Job(job.row, raw, RAW_HALF_COLUMNS[h - 1], job.header, out, fill=fill), predict_fn, pixel_size,
+                 **tiles)
         column = f"rlnCorrectedTomoHalf{h}"
         if column not in table.columns:
             table[column] = "None"
@@ -123,11 +129,12 @@ def _correct(job: _Job, predict_fn: Callable, pixel_size: float, *, cube: int, c
     from ..network.inference import predict_tomogram
 
     start = time.perf_counter()
-    volume = read_volume(job.path, "tomogram")
+    volume = read_volume(job.path, "tomogram", fill_nonfinite=job.fill)
     corrected = predict_tomogram(predict_fn, volume.data, cube=cube, crop=crop, batch_size=batch_size,
                                  overwrite_input=True)  # read_volume's own copy
     voxel_size = volume.voxel_size or pixel_size
     del volume
+    check_prediction(corrected, job.out, job.path)
     write_volume(job.out, corrected, voxel_size)
     seconds = time.perf_counter() - start
     get_logger().info("done %s in %.1f s (%.2f M voxels/s)", job.out.name, seconds, corrected.size / seconds / 1e6)

@@ -6,8 +6,8 @@ there is one (``rlnTiltAngleFile``; its extremes are ``rlnTiltMin``/``rlnTiltMax
 :func:`io.relion5.tomogram_table`, its angles written to ``<STAR folder>/tilt_angles/<tomo>.tlt``,
 and the RELION STAR and project folder recorded per row (``rlnRelionTomogramsStar``,
 ``rlnRelionProjectDir``) so predict can write the corrected tomograms back as a RELION 5 STAR.
-Then every tomogram's wedge is checked against its data (``wedge_check``, docs/wedge-convention.md)
-before anything is written.
+Then every tomogram's voxels are checked (core/volume_checks.py, docs/input-checks.md) and its wedge
+against its data (``wedge_check``, docs/wedge-convention.md) before anything is written.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.volume_checks import FIX_NONFINITE_COLUMN, check_halves, check_tomogram, fill_nonfinite
 from ..core.wedge import Wedge
 from ..core.wedge_check import check_wedge
 from ..io.atomic import check_writable_target
@@ -48,6 +49,7 @@ class _Prepared:
     angles: list[tuple[float, ...] | None]
     to_write: dict[Path, tuple[float, ...]] = field(default_factory=dict)
     tilt_folder: str | None = None  # see run_prepare_star
+    fills: list[float | None] = field(default_factory=list)  # per source: what replaces its NaN/Inf voxels
 
     def angle_file(self, output_star: Path, stem: str) -> tuple[Path, str]:
         """Where prepare-star writes a tomogram's angles, and how the STAR names that file."""
@@ -63,7 +65,8 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
                      tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
                      wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
                      tilt_folder: str | None = None, plan_folder: str | os.PathLike | None = None,
-                     train_idx: str | None = None, tomo_idx: str | None = None) -> Path:
+                     train_idx: str | None = None, tomo_idx: str | None = None,
+                     fix_nonfinite: bool = False, check_data: bool = True) -> Path:
     """Write a tomograms.star for a folder of tomograms, a RELION 5 or an IsoNet tomograms.star; returns its path.
 
     ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
@@ -78,6 +81,9 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
     ``plan_folder``: also write the per-tomogram plan there (:mod:`.plan`): a one-row STAR per
     tomogram and ``plan.csv``; ``tomo_idx`` chooses the tomograms corrected, ``train_idx`` those
     whose subtomograms train (``tomo_idx``'s when None).
+    ``fix_nonfinite``: NaN/Inf voxels are replaced by the mean of the others (recorded per row in
+    rlnFixNonfinite, so every later step does the same) instead of refused. ``check_data`` False reads
+    no tomogram (no voxel or wedge check: a dry run, Nextflow's -stub).
     """
     check_wedge_mode(wedge_check)
     source, output_star = Path(source), Path(output_star)
@@ -93,7 +99,7 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
         _own_angle_files(prepared, output_star, tilt_folder)
     if plan_folder is not None:  # checked before anything is written
         check_plan(prepared.table, source, train_idx=train_idx, tomo_idx=tomo_idx)
-    _write(prepared, output_star, wedge_check)
+    _write(prepared, output_star, wedge_check if check_data else "off", fix_nonfinite, check_data)
     get_logger().info("wrote %s with %d tomograms", output_star, len(prepared.table))
     if plan_folder is not None:
         plan = write_tomogram_plan(prepared.table, output_star, plan_folder, train_idx=train_idx, tomo_idx=tomo_idx,
@@ -108,8 +114,12 @@ def check_wedge_mode(mode: str) -> None:
         raise InputError(f"--wedge-check {mode!r} is not one of {', '.join(WEDGE_CHECKS)}.")
 
 
-def _write(prepared: _Prepared, output_star: Path, wedge_check: str) -> None:
-    """Check every wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
+def _write(prepared: _Prepared, output_star: Path, wedge_check: str, fix_nonfinite: bool = False,
+           check_data: bool = True) -> None:
+    """Check every tomogram and wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
+    prepared.fills = [check_tomogram(path, fix_nonfinite=fix_nonfinite).fill if check_data else None
+                      for path in prepared.sources]
+    prepared.table[FIX_NONFINITE_COLUMN] = int(fix_nonfinite)
     if wedge_check != "off":
         check_wedges(prepared, output_star, wedge_check)
     for path, angles in prepared.to_write.items():
@@ -189,6 +199,8 @@ def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_d
     table[RELION_STAR_COLUMN] = str(star.absolute())
     table[RELION_PROJECT_COLUMN] = str(project.project_dir.absolute())
     for t in project.tomograms:
+        if t.half1 is not None and t.half2 is not None:
+            check_halves(t.half1, t.half2)
         _warn_if_given_tilt_differs(tilt, t.tilt_angles, f"{star} ({t.tomo_name}, {t.tilt_source})")
     get_logger().info("%s: RELION 5 project %s, %d tomograms (voxel %s Å)", star, project.project_dir,
                       len(project.tomograms), ", ".join(sorted({f"{t.pixel_size:.4g}" for t in project.tomograms})))
@@ -219,8 +231,8 @@ def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
         angles = prepared.angles[i]
         wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row["rlnTiltMin"]),
                                                                                       float(row["rlnTiltMax"]))
-        with open_memmap(tomogram, "tomogram") as volume:
-            verdict = check_wedge(volume.data, wedge)
+        with open_memmap(tomogram, "tomogram") as volume:  # NaN/Inf read as the fill with --fix-nonfinite
+            verdict = check_wedge(fill_nonfinite(volume.data, prepared.fills[i]), wedge)
         line = verdict.describe(wedge)
         if verdict.verdict != "mirrored":
             log.info("%s: %s", tomogram.name, line)

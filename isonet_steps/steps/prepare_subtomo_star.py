@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..core.volume_checks import check_volume, volume_stats
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
@@ -16,8 +17,10 @@ def _cube_edge(path: Path) -> tuple[int, float]:
     """The subtomogram's edge and header voxel size; InputError when unreadable or not cubic."""
     with open_memmap(path, "subtomogram") as vol:  # a memory map checks the data block is all there
         shape, voxel_size = tuple(int(s) for s in vol.data.shape), vol.voxel_size
-    if len(set(shape)) != 1:
+        stats = volume_stats(vol.data) if len(set(shape)) == 1 else None
+    if stats is None:
         raise InputError(f"not cubic: {'x'.join(map(str, shape))}")
+    check_volume(stats, shape, path.name, "subtomogram")  # NaN/Inf, constant, overflow: skipped like the rest
     return shape[0], voxel_size
 
 

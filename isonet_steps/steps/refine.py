@@ -19,6 +19,7 @@ from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
 from ..io.star import is_set, read_subtomo_star, resolve_path
 from ..network.refine import RefineData, RefineSettings, refine
+from ..network.watch import TrainingStopped
 from .extract import DECONVOLVED_COLUMN, HALF2_IMAGE_COLUMN
 from .row_wedge import row_wedges
 
@@ -123,6 +124,17 @@ def _check_pretrained(model: str, data: RefineData, star_path) -> None:
         log.warning("%s (fine-tuning goes on)", exc)
 
 
+def _stopped_where(exc: TrainingStopped, store: RefineStore) -> TrainingStopped:
+    """The watch's line, with the iteration it stopped and what the run folder keeps for a rerun."""
+    state = store.load_state()
+    done = state.completed if state is not None else 0
+    kept = f"iteration {done}'s model ({store.model_path(done).name})" if done else "the starting model"
+    line = (f"{store.dir}: refine stopped in iteration {done + 1}: {exc}; the folder keeps {kept} and its state, "
+            f"so a rerun continues from iteration {done + 1} once the cause is fixed.")
+    get_logger("refine").error("%s", line)
+    return TrainingStopped(line)
+
+
 def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
                log_level="info", half: int | None = None) -> list[RefineState]:
     """Refine one network (or one per half) into ``result_dir``; returns the state records.
@@ -157,8 +169,11 @@ def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=No
                      f" half {subset}" if subset else "", len(data.subtomos), data.crop, data.cube, folder)
             half_settings = (settings if subset is None
                              else RefineSettings(**{**settings.__dict__, "seed": settings.seed + 1000 * subset}))
-            states.append(refine(data, half_settings, store, n_gpus=usable_gpus(), until_iter=until_iter,
-                                 resume=resume))
+            try:
+                states.append(refine(data, half_settings, store, n_gpus=usable_gpus(), until_iter=until_iter,
+                                     resume=resume))
+            except TrainingStopped as exc:
+                raise _stopped_where(exc, store) from None
         finally:
             detach_file_logs()
     return states

@@ -6,20 +6,21 @@ import os
 from pathlib import Path
 
 from ..core.resample import rescale, rescaled_shape, zoom_factor
+from ..core.volume_checks import entering_tomogram
 from ..io.atomic import check_writable_target
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
 from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
 
 
-def _plan(table, star, pixel_size_out: float) -> list[tuple[int, Path, float]]:
+def _plan(table, star, pixel_size_out: float) -> list[tuple[int, Path, float, float | None]]:
     """Every row's tomogram and voxel size, its new shape checked before anything is written."""
     plans = []
     for row in range(len(table)):
         path = resolve_path(table.at[row, "rlnMicrographName"], star, "rlnMicrographName")
         pixel = float(table.at[row, "rlnPixelSize"])
         rescaled_shape(read_header(path, "tomogram").shape, zoom_factor(pixel, pixel_size_out))
-        plans.append((row, path, pixel))
+        plans.append((row, path, pixel, entering_tomogram(path, table.iloc[row].to_dict())))
     return plans
 
 
@@ -37,9 +38,9 @@ def run_resize(star: str | os.PathLike, *, pixel_size_out: float = 15.0,
     out_star = Path(output_star) if output_star else star_path.with_name(f"{star_path.stem}_resized.star")
     check_writable_target(Path(out_folder) / "x.mrc")
     check_writable_target(out_star)
-    for row, path, pixel in _plan(table, star, pixel_size_out):
+    for row, path, pixel, fill in _plan(table, star, pixel_size_out):
         out = Path(out_folder) / path.name
-        volume = read_volume(path, "tomogram")
+        volume = read_volume(path, "tomogram", fill_nonfinite=fill)
         log.info("resize: %s | %g Å -> %g Å | shape %s",
                  path, pixel, pixel_size_out, "x".join(map(str, volume.data.shape)))
         write_volume(out, rescale(volume.data, pixel, pixel_size_out), pixel_size_out)

@@ -39,6 +39,9 @@ PARAMS: tuple[Param, ...] = (
           ("prepare",), choices=("refuse", "flip", "warn", "off")),
     Param("tomo_idx", "str", None, "Tomograms corrected (rlnIndex), e.g. 1,2,4 or 5-10,15 [all].", ("prepare",)),
     Param("train_idx", "str", None, "Tomograms whose subtomograms train, e.g. 1,2 [tomo_idx's].", ("prepare",)),
+    Param("fix_nonfinite", "bool", False,
+          "Replace NaN/Inf voxels by the mean of the others (logged) instead of refusing the tomogram.",
+          ("prepare",)),  # recorded in the STAR (rlnFixNonfinite): the later steps follow it
     # deconv
     Param("voltage", "float", 300.0, "Acceleration voltage, kV.", ("deconv",)),
     Param("cs", "float", 2.7, "Spherical aberration, mm.", ("deconv",)),

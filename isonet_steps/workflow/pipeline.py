@@ -188,7 +188,8 @@ class Pipeline:
         tilt_min, tilt_max = (self.p(name) if name in self.given else None for name in ("tilt_min", "tilt_max"))
         run_prepare_star(self.source, self.path("tomograms.star"), tilt_min=tilt_min, tilt_max=tilt_max,
                          plan_folder=self.path("plan"), **self._values(
-                             "pixel_size", "defocus", "number_subtomos", "wedge_check", "train_idx", "tomo_idx"))
+                             "pixel_size", "defocus", "number_subtomos", "wedge_check", "train_idx", "tomo_idx",
+                             "fix_nonfinite"))
 
     def _deconv(self, star_in: Path, star_out: Path) -> None:
         from ..steps.deconv import run_deconv

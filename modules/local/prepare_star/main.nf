@@ -46,7 +46,7 @@ process ISONET_PREPARE_STAR {
     here="\${PWD}"
     out="\${here}/published"
     mkdir -p "\${out}"
-    (cd "${base ?: '.'}" && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args} --wedge-check off)
+    (cd "${base ?: '.'}" && isonet-prepare-star ${input} --output-star "\${out}/tomograms.star" ${where} --tilt-folder tilt_angles --plan-folder "\${out}/plan" ${args} --no-check-data)
     mkdir -p published/tilt_angles/ && test -f published/plan/plan.csv -a -f published/tomograms.star
     """
 }
