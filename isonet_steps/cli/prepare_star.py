@@ -58,4 +58,5 @@ def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min,
     run_prepare_star(source, output_star, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
                      wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder,
-                     fix_nonfinite=fix_nonfinite, check_data=check_data, plan_folder=plan_folder, train_idx=train_idx, tomo_idx=tomo_idx)
+                     fix_nonfinite=fix_nonfinite, check_data=check_data, plan_folder=plan_folder,
+                     train_idx=train_idx, tomo_idx=tomo_idx)
