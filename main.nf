@@ -17,7 +17,7 @@ if (!nextflow.version.matches('>=25.04.0')) {
     nextflow.preview.topic = true
 }
 
-include { ISONET                                    } from './workflows/isonet'
+include { ISONET; isRelion5Star                     } from './workflows/isonet'
 include { validateParams; helpText; checkProfileNeeds } from './subworkflows/local/utils_isonet/main'
 
 workflow {
@@ -27,7 +27,9 @@ workflow {
         log.info helpText(schema, 'nextflow run main.nf -profile <engine>[,gpu] --input tomograms/ --outdir results [--option value ...]')
         exit 0
     }
-    validateParams(params, schema)
-    checkProfileNeeds(params, workflow.profile)
+    validateParams(params, schema, params.validate_params)
+    def input = params.input ? file(params.input.toString()) : null
+    def relion5Input = input != null && input.name.toLowerCase().endsWith('.star') && input.exists() && isRelion5Star(input)
+    checkProfileNeeds(params, workflow.profile, relion5Input)
     ISONET(params.input, params)
 }

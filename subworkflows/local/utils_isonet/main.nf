@@ -3,11 +3,11 @@
 // nf-schema is the ecosystem's validator, but it is a plugin fetched at run time; this file needs
 // nothing beyond Nextflow itself, so a pipeline launched offline (CI, an air-gapped facility) is
 // checked the same way. It reads the same schema nf-schema would (draft 2020-12: $defs groups,
-// type, enum, minimum/maximum, exclusiveMinimum, pattern) and reports every problem, one line
-// each, naming the parameter, the value and the fix. Booleans accept true/false, yes/no and 1/0
-// (the same rule as `flag()` in nextflow.config, which the modules' ext.args use).
-
-import groovy.json.JsonSlurper
+// type, enum, minimum/maximum, exclusiveMinimum/exclusiveMaximum, multipleOf, pattern, and
+// format file-path/directory-path/path with exists for local paths) and reports every problem,
+// one line each, naming the parameter, the value and the fix. Booleans accept true/false, yes/no
+// and 1/0 (the same rule the configs' closures write inline: config files can hold no functions).
+// No `import`: the strict syntax of Nextflow 25.04+ refuses it, so classes are named in full.
 
 // true/false from a param given on the command line, in a params file or in a config.
 def asBool(value) {
@@ -16,7 +16,7 @@ def asBool(value) {
 
 // Every parameter the schema describes, name -> its property map (with 'group' added).
 def schemaParams(schema_file) {
-    def schema = new JsonSlurper().parse(file(schema_file).toFile())
+    def schema = new groovy.json.JsonSlurper().parse(file(schema_file).toFile())
     def found = [:]
     schema.get('$defs', [:]).each { group, body ->
         body.get('properties', [:]).each { name, prop ->
@@ -68,6 +68,32 @@ def checkValue(name, value, prop) {
         if (prop.exclusiveMinimum != null && number <= prop.exclusiveMinimum) {
             return "--${name} ${text}: must be greater than ${prop.exclusiveMinimum}."
         }
+        if (prop.exclusiveMaximum != null && number >= prop.exclusiveMaximum) {
+            return "--${name} ${text}: must be less than ${prop.exclusiveMaximum}."
+        }
+        if (prop.multipleOf != null && (number as BigDecimal).remainder(prop.multipleOf as BigDecimal) != 0) {
+            return "--${name} ${text}: not a multiple of ${prop.multipleOf}; give e.g. ${((number as BigDecimal) / (prop.multipleOf as BigDecimal)).setScale(0, java.math.RoundingMode.HALF_UP).max(1) * prop.multipleOf}."
+        }
+    }
+    return pathProblem(name, text, prop)
+}
+
+// One problem line for a path parameter (schema format and exists), or null. Only local paths are
+// looked at: an object-store path (s3://, gs://, ...) is checked by the task that reads it.
+def pathProblem(name, text, prop) {
+    if (!(prop.format in ['path', 'file-path', 'directory-path']) || text.contains('://')) {
+        return null
+    }
+    def target = new File(text)
+    def fix = prop.errorMessage ? " ${prop.errorMessage}" : ''
+    if (!target.exists()) {
+        return prop.exists ? "--${name} ${text}: no such file or folder.${fix ?: ' Give an existing path.'}" : null
+    }
+    if (prop.format == 'file-path' && target.isDirectory()) {
+        return "--${name} ${text}: a folder, not a file.${fix ?: ' Give a file.'}"
+    }
+    if (prop.format == 'directory-path' && !target.isDirectory()) {
+        return "--${name} ${text}: a file, not a folder.${fix ?: ' Give a folder.'}"
     }
     return null
 }
@@ -88,32 +114,48 @@ def closestName(name, names) {
     return names.min { candidate -> distance(name, candidate) }
 }
 
-// Every problem with the given parameters, one line each (empty when all is well).
+// Parameters that nf-core's institutional configs (nf-core/configs, -profile <site>) set for every
+// pipeline: this one does not use them, and they are not mistakes of the user.
+def isInstitutionalParam(name) {
+    return name ==~ /(config_profile_|custom_config_)\w+|max_(cpus|memory|time)|hostnames/
+}
+
+// Every problem with the given parameters: [unknown: lines, invalid: lines] (empty when all is well).
 def paramProblems(given, schema_file) {
     def known = schemaParams(schema_file)
-    def problems = []
+    def unknown = []
+    def invalid = []
     given.each { name, value ->
         def key = name.toString()
         // Nextflow also stores --kebab-case and camelCase spellings of each parameter
         def snake = key.replaceAll(/([a-z0-9])([A-Z])/, '$1_$2').toLowerCase().replace('-', '_')
         if (!known.containsKey(snake)) {
-            problems << "--${key}: not a parameter of this pipeline; did you mean --${closestName(snake, known.keySet())}? (see --help)"
+            if (!isInstitutionalParam(snake)) {
+                unknown << "--${key}: not a parameter of this pipeline; did you mean --${closestName(snake, known.keySet())}? (see --help)"
+            }
         }
         else if (snake == key) {
             def problem = checkValue(key, value, known[key])
             if (problem) {
-                problems << problem
+                invalid << problem
             }
         }
     }
-    return problems
+    return [unknown: unknown, invalid: invalid]
 }
 
-// Stops the run with every problem listed, before any task starts.
-def validateParams(given, schema_file) {
+// Stops the run with every problem listed, before any task starts. With --validate_params false an
+// unknown parameter (a site config's own) is a warning; a wrong value always stops the run.
+def validateParams(given, schema_file, strictNames) {
     def problems = paramProblems(given, schema_file)
-    if (problems) {
-        error "Invalid parameters:\n  " + problems.join('\n  ')
+    def strict = asBool(strictNames)
+    def stopping = problems.invalid + (strict ? problems.unknown : [])
+    if (!strict && problems.unknown) {
+        log.warn "Unknown parameters, ignored (--validate_params false):\n  " + problems.unknown.join('\n  ')
+    }
+    if (stopping) {
+        def hint = strict && problems.unknown ? '\n  (parameters set by a site config for other pipelines: add --validate_params false)' : ''
+        error "Invalid parameters:\n  " + stopping.join('\n  ') + hint
     }
 }
 
@@ -132,10 +174,16 @@ def helpText(schema_file, command) {
     return lines.join('\n')
 }
 
-// Settings a profile needs that no default can give, checked before any task starts.
-def checkProfileNeeds(given, profile) {
+// Settings a profile needs that no default can give, and inputs a profile cannot run, checked
+// before any task starts. A RELION 5 project is read by its host paths (its STAR files name them
+// relative to the project), which cloud tasks on their own VMs do not have.
+def checkProfileNeeds(given, profile, relion5Input) {
     def profiles = profile.toString().tokenize(',')
     if ('awsbatch' in profiles && !given.aws_cli_path) {
         error "-profile awsbatch: --aws_cli_path is missing; the images have no AWS CLI, so give the path of the aws command on the compute environment's AMI (docs/pipeline.md, 'AWS Batch')."
+    }
+    def cloud = profiles.findAll { name -> name in ['awsbatch', 'google'] }
+    if (relion5Input && cloud) {
+        error "-profile ${cloud[0]}: --input ${given.input} is a RELION 5 tomograms.star, whose project is read by host paths that ${cloud[0]} tasks do not see; run it where the project is on a filesystem every task shares (local, slurm, or k8s with the project on its volume; docs/relion5.md)."
     }
 }
