@@ -52,8 +52,8 @@ def checkValue(name, value, prop) {
         }
         number = text.toBigDecimal()
     }
-    if (prop.enum && !(text in prop.enum.collect { choice -> choice.toString() })) {
-        return "--${name} ${text}: not one of ${prop.enum.join(', ')}; pick one of those."
+    if (prop['enum'] && !(text in prop['enum'].collect { choice -> choice.toString() })) {
+        return "--${name} ${text}: not one of ${prop['enum'].join(', ')}; pick one of those."
     }
     if (prop.pattern && !(text ==~ prop.pattern)) {
         return "--${name} ${text}: does not have the expected form (${prop.description ?: prop.pattern}); see --help."
@@ -98,20 +98,22 @@ def pathProblem(name, text, prop) {
     return null
 }
 
-// The closest known name to a misspelt one (edit distance), for the error's fix.
-def closestName(name, names) {
-    def distance = { String a, String b ->
-        def previous = (0..b.size()).toList()
-        a.eachWithIndex { ca, i ->
-            def current = [i + 1]
-            b.eachWithIndex { cb, j ->
-                current << [previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)].min()
-            }
-            previous = current
+// The edit distance between two names (insertions, deletions and substitutions).
+def editDistance(String a, String b) {
+    def previous = (0..b.size()).toList()
+    a.eachWithIndex { ca, i ->
+        def current = [i + 1]
+        b.eachWithIndex { cb, j ->
+            current << [previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)].min()
         }
-        previous[-1]
+        previous = current
     }
-    return names.min { candidate -> distance(name, candidate) }
+    return previous[-1]
+}
+
+// The closest known name to a misspelt one, for the error's fix.
+def closestName(name, names) {
+    return names.min { candidate -> editDistance(name, candidate) }
 }
 
 // Parameters that nf-core's institutional configs (nf-core/configs, -profile <site>) set for every
@@ -166,7 +168,7 @@ def helpText(schema_file, command) {
         lines << "${group}:"
         props.each { name, prop ->
             def shown = prop.default != null ? " [default: ${prop.default}]" : ''
-            def choices = prop.enum ? " (${prop.enum.join('|')})" : ''
+            def choices = prop['enum'] ? " (${prop['enum'].join('|')})" : ''
             lines << String.format('  --%-24s %s%s%s', name, prop.description ?: '', choices, shown)
         }
         lines << ''
