@@ -197,15 +197,15 @@ def test_stub_test_gpu_on_this_host_with_an_institutional_config_and_resume(tmp_
     site = tmp_path / "institution.config"
     site.write_text(INSTITUTIONAL)
     out = tmp_path / "out"
-    args = ["-profile", "test_gpu", "-stub", "-c", str(site), "--outdir", str(out), "--halves", "false",
-            "--iterations", "1"]
-    refused = nextflow(tmp_path, *args)
+    args = ["-profile", "test_gpu", "-stub", "-c", str(site), "--halves", "false", "--iterations", "1"]
+    refused = nextflow(tmp_path, *args, "--outdir", str(tmp_path / "refused"))
     assert refused.returncode != 0
     text = refused.stdout + refused.stderr
     assert "--site_only_setting: not a parameter" in text and "--validate_params false" in text
     assert "config_profile" not in text and "max_memory" not in text
 
-    first = ok(nextflow(tmp_path, *args, "--validate_params", "false", "--trace_report_suffix", "first"))
+    args += ["--outdir", str(out), "--validate_params", "false"]
+    first = ok(nextflow(tmp_path, *args, "--trace_report_suffix", "first"))
     text = first.stdout + first.stderr
     assert "--site_only_setting: not a parameter" in text  # a warning now
     assert "undefined parameter" not in text
@@ -214,7 +214,7 @@ def test_stub_test_gpu_on_this_host_with_an_institutional_config_and_resume(tmp_
     assert len(gpu_rows) == 2 and all(row["container"] == GPU_IMAGE for row in gpu_rows)
     assert all(int(row["cpus"]) <= HOST_CPUS for row in rows)
 
-    ok(nextflow(tmp_path, *args, "--validate_params", "false", "--trace_report_suffix", "second", "-resume"))
+    ok(nextflow(tmp_path, *args, "--trace_report_suffix", "second", "-resume"))
     names = sorted(p.name for p in (out / "pipeline_info").glob("execution_*"))
     assert names == ["execution_report_first.html", "execution_report_second.html",
                      "execution_timeline_first.html", "execution_timeline_second.html",
@@ -226,18 +226,18 @@ def test_stub_test_gpu_on_this_host_with_an_institutional_config_and_resume(tmp_
 def test_schema_ranges_multiples_paths_and_choices_are_checked(tmp_path):
     """--cube_size 60 and --dropout 1.5 passed before and failed in a task; so did a missing model (7),
     and --publish_dir_mode move broke the run (6)."""
-    (tmp_path / "a_file").write_text("x")
-    run = nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(tmp_path / "a_file"), "--cube_size", "60",
-                   "--dropout", "1.5", "--pretrained_model", "missing.keras", "--publish_dir_mode", "move",
-                   "--overlap_rate", "1")
+    (tmp_path / "model.keras").mkdir()
+    run = nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(tmp_path / "out"), "--cube_size", "60",
+                   "--dropout", "1.5", "--input", "missing_folder", "--publish_dir_mode", "move",
+                   "--overlap_rate", "1", "--pretrained_model", str(tmp_path / "model.keras"))
     assert run.returncode != 0
     text = run.stdout + run.stderr
     assert "--cube_size 60: not a multiple of 8; give e.g. 64." in text
     assert "--dropout 1.5: must be less than 1." in text
     assert "--overlap_rate 1: must be less than 1." in text
-    assert "--pretrained_model missing.keras: no such file or folder. --pretrained_model must be an existing .keras file." in text
+    assert "--input missing_folder: no such file or folder. --input must be an existing folder of tomograms" in text
     assert "--publish_dir_mode move: not one of copy, symlink, link, rellink, copyNoFollow" in text
-    assert f"--outdir {tmp_path / 'a_file'}: a file, not a folder." in text
+    assert f"--pretrained_model {tmp_path / 'model.keras'}: a folder, not a file. --pretrained_model must be" in text
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
