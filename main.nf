@@ -17,8 +17,8 @@ if (!nextflow.version.matches('>=25.04.0')) {
     nextflow.preview.topic = true
 }
 
-include { ISONET; isRelion5Star                     } from './workflows/isonet'
-include { validateParams; helpText; checkProfileNeeds } from './subworkflows/local/utils_isonet/main'
+include { ISONET; isRelion5Star                    } from './workflows/isonet'
+include { PIPELINE_INITIALISATION; helpText          } from './subworkflows/local/utils_isonet/main'
 
 workflow {
     main:
@@ -27,9 +27,8 @@ workflow {
         log.info helpText(schema, 'nextflow run main.nf -profile <engine>[,gpu] --input tomograms/ --outdir results [--option value ...]')
         exit 0
     }
-    validateParams(params, schema, params.validate_params)
     def input = params.input ? file(params.input.toString()) : null
     def relion5Input = input != null && input.name.toLowerCase().endsWith('.star') && input.exists() && isRelion5Star(input)
-    checkProfileNeeds(params, workflow.profile, relion5Input)
+    PIPELINE_INITIALISATION(params, schema, params.validate_params, workflow.profile, relion5Input)
     ISONET(params.input, params)
 }

@@ -341,7 +341,7 @@ def test_booleans_in_configs_use_the_validators_rule():
     for path in (ROOT / "conf").glob("*.config"):
         text = _scan(path.read_text())[0]
         for name in ("use_gpu", "noise2noise", "batch_norm", "halves"):
-            for m in re.finditer(rf"params\.{name}\b(.{{0,60}})", text):
+            for m in re.finditer(r"params\." + name + r"\b(.{0,60})", text):
                 assert m.group(1).startswith(BOOLEAN_RULE), f"{path.name}: params.{name}{m.group(1)}"
 
 

@@ -189,3 +189,18 @@ def checkProfileNeeds(given, profile, relion5Input) {
         error "-profile ${cloud[0]}: --input ${given.input} is a RELION 5 tomograms.star, whose project is read by host paths that ${cloud[0]} tasks do not see; run it where the project is on a filesystem every task shares (local, slurm, or k8s with the project on its volume; docs/relion5.md)."
     }
 }
+
+// Every check that must pass before any task starts: the parameters against the schema, then what
+// the profiles need. A workflow (not only functions) so nf-core's tools can read this subworkflow.
+workflow PIPELINE_INITIALISATION {
+    take:
+    given           // the run's params
+    schema_file     // nextflow_schema.json
+    strict_names    // params.validate_params: an unknown parameter stops the run (else a warning)
+    profile         // workflow.profile
+    relion5_input   // whether --input is a RELION 5 tomograms.star
+
+    main:
+    validateParams(given, schema_file, strict_names)
+    checkProfileNeeds(given, profile, relion5_input)
+}
