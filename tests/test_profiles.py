@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_nextflow_runtime import _env, nextflow, ok, tasks_of, trace
 from test_pipeline_static import _scan
 
@@ -61,7 +60,8 @@ process LOW_PROBE {
 workflow {
     def wanted = workflow.manifest.nextflowVersion.replace('!', '')
     def versions = ['24.04.4', '24.10.0', '24.10.8', '25.10.7', '26.04.0', '26.10.1']
-    println 'VERSIONS ' + groovy.json.JsonOutput.toJson(versions.collectEntries { v -> [v, new nextflow.util.VersionNumber(v).matches(wanted)] })
+    def admitted = versions.collectEntries { v -> [v, new nextflow.util.VersionNumber(v).matches(wanted)] }
+    println 'VERSIONS ' + groovy.json.JsonOutput.toJson(admitted)
     GPU_PROBE(1)
     LOW_PROBE(1)
 }
@@ -159,7 +159,7 @@ def test_without_gpu_the_gpu_label_asks_no_gpu(resolved):
 @pytest.mark.nextflow
 @need_nextflow
 def test_test_gpu_keeps_the_test_limits_and_clusters_cap_at_48_hours(resolved):
-    """test_gpu: the test profile's 2 CPUs and 6 GB (findings 3), not 8 CPUs and 60 GB; node limits 48 h (15)."""
+    """test_gpu: the test profile's 2 CPUs and 6 GB (finding 3), not 8 CPUs and 60 GB; node limits 48 h (15)."""
     gpu = resolved["test_gpu"]["gpu"]
     assert gpu["cpus"] == min(2, HOST_CPUS) and _gb(gpu["memory"]) == 6 and gpu["container"] == GPU_IMAGE
     for profile in ("slurm,gpu", "google,gpu", "awsbatch,gpu", "k8s,gpu"):
@@ -193,7 +193,8 @@ params {
 def test_stub_test_gpu_on_this_host_with_an_institutional_config_and_resume(tmp_path):
     """test_gpu on this host (before: 'req: 8; avail: 2'), an nf-core institutional config (before:
     unknown parameters), no launch warnings about undefined params, and -resume keeping the first
-    run's trace beside its own (before: overwritten)."""
+    run's trace beside its own (before: overwritten).
+    """
     site = tmp_path / "institution.config"
     site.write_text(INSTITUTIONAL)
     out = tmp_path / "out"
@@ -225,7 +226,8 @@ def test_stub_test_gpu_on_this_host_with_an_institutional_config_and_resume(tmp_
 @need_nextflow
 def test_schema_ranges_multiples_paths_and_choices_are_checked(tmp_path):
     """--cube_size 60 and --dropout 1.5 passed before and failed in a task; so did a missing model (7),
-    and --publish_dir_mode move broke the run (6)."""
+    and --publish_dir_mode move broke the run (6).
+    """
     (tmp_path / "model.keras").mkdir()
     run = nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(tmp_path / "out"), "--cube_size", "60",
                    "--dropout", "1.5", "--input", "missing_folder", "--publish_dir_mode", "move",
@@ -300,7 +302,8 @@ def test_every_nextflow_file_parses_with_the_strict_syntax():
     run = _strict()
     errors = re.findall(r"^(\S+?):\d+:\d+: (.*)$", run.stdout, re.M)
     unknown = [(path, message) for path, message in errors
-               if not any(path == known_path and message.startswith(known) for known_path, known in KNOWN_STRICT_ERRORS)]
+               if not any(path == known_path and message.startswith(known)
+                          for known_path, known in KNOWN_STRICT_ERRORS)]
     assert not unknown, "strict syntax errors (Nextflow 26.04 refuses these):\n" + "\n".join(map(str, unknown))
     parsed = set(re.findall(r"^ok\s+(\S+)", run.stdout, re.M)) | {path for path, _ in errors}
     assert {"nextflow.config", "conf/base.config", "subworkflows/local/utils_isonet/main.nf"} <= parsed, run.stdout
@@ -352,11 +355,13 @@ def test_retries_cover_reclaimed_spot_vms():
 
 
 def test_modules_declare_their_image_and_fail_on_a_broken_version_command():
-    """Each module names its default image (image tools list them; findings 16) and reports its version
+    """Each module names its default image (image tools list them; finding 16) and reports its version
     with pipefail: Nextflow runs an eval command with bash -c, where a failing command before a pipe
-    went unseen and recorded an empty version (12)."""
+    went unseen and recorded an empty version (12).
+    """
     config = (ROOT / "nextflow.config").read_text()
-    defaults = {label: re.search(rf"{label}\s*=\s*'([^']+)'", config).group(1) for label in ("container_cpu", "container_gpu")}
+    defaults = {label: re.search(rf"{label}\s*=\s*'([^']+)'", config).group(1)
+                for label in ("container_cpu", "container_gpu")}
     for path in sorted((ROOT / "modules" / "local").glob("*/main.nf")):
         text = path.read_text()
         gpu = "label 'process_gpu'" in text
@@ -384,3 +389,6 @@ def test_nf_core_lint_config_and_manifest():
     assert config["repository_type"] == "pipeline"
     name = re.search(r"^\s*name\s*=\s*'([^']+)'", (ROOT / "nextflow.config").read_text(), re.M).group(1)
     assert re.fullmatch(r"[\w.-]+/[\w.-]+", name)
+    # nf-core's subworkflow lint reads the first workflow block of each subworkflow (it crashed without one)
+    for path in sorted((ROOT / "subworkflows" / "local").glob("*/main.nf")):
+        assert re.search(r"^workflow\s+[A-Z][A-Z0-9_]*\s*\{", path.read_text(), re.M), path
