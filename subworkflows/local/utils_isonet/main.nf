@@ -72,10 +72,16 @@ def checkValue(name, value, prop) {
             return "--${name} ${text}: must be less than ${prop.exclusiveMaximum}."
         }
         if (prop.multipleOf != null && (number as BigDecimal).remainder(prop.multipleOf as BigDecimal) != 0) {
-            return "--${name} ${text}: not a multiple of ${prop.multipleOf}; give e.g. ${((number as BigDecimal) / (prop.multipleOf as BigDecimal)).setScale(0, java.math.RoundingMode.HALF_UP).max(1) * prop.multipleOf}."
+            return "--${name} ${text}: not a multiple of ${prop.multipleOf}; give e.g. ${nearestMultiple(number, prop.multipleOf)}."
         }
     }
     return pathProblem(name, text, prop)
+}
+
+// The multiple of step nearest to number, at least step itself (the fix offered for a multipleOf).
+def nearestMultiple(number, step) {
+    def count = ((number as BigDecimal) / (step as BigDecimal)).setScale(0, java.math.RoundingMode.HALF_UP)
+    return count.max(1) * step
 }
 
 // One problem line for a path parameter (schema format and exists), or null. Only local paths are
