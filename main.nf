@@ -18,7 +18,7 @@ if (!nextflow.version.matches('>=25.04.0')) {
 }
 
 include { ISONET                                    } from './workflows/isonet'
-include { validateParams; helpText; checkProfileNeeds } from './subworkflows/local/utils_isonet/main'
+include { PIPELINE_INITIALISATION; helpText          } from './subworkflows/local/utils_isonet/main'
 
 workflow {
     main:
@@ -27,7 +27,8 @@ workflow {
         log.info helpText(schema, 'nextflow run main.nf -profile <engine>[,gpu] --input tomograms/ --outdir results [--option value ...]')
         exit 0
     }
-    validateParams(params, schema)
-    checkProfileNeeds(params, workflow.profile)
+    def input = params.input ? file(params.input.toString()) : null
+    def starInput = input != null && input.name.toLowerCase().endsWith('.star')
+    PIPELINE_INITIALISATION(params, schema, params.validate_params, workflow.profile, starInput)
     ISONET(params.input, params)
 }

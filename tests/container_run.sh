@@ -132,9 +132,12 @@ done
 images_after="$(podman images --noheading --format '{{.ID}} {{.Repository}}:{{.Tag}}' | sort)"
 [[ "$images_before" == "$images_after" ]] || fail "the run changed the local images (a pull?): $(diff <(echo "$images_before") <(echo "$images_after") | tail -n +2 | tr '\n' ' ')"
 results="$run_dir/results"
-for wanted in tomograms.star report.html pipeline_info/execution_trace.txt; do
+for wanted in tomograms.star report.html; do
     [[ -s "$results/$wanted" ]] || fail "$results/$wanted is missing or empty."
 done
+# the trace is named by the launch time (params.trace_report_suffix)
+traces=("$results"/pipeline_info/execution_trace_*.txt)
+[[ -s "${traces[0]}" ]] || fail "$results/pipeline_info/execution_trace_<time>.txt is missing or empty."
 corrected=$(find "$results/corrected_tomos" -name '*_corrected.mrc' -size +0 2>/dev/null | wc -l)
 [[ $corrected -ge 1 ]] || fail "no corrected tomogram in $results/corrected_tomos."
 

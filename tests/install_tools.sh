@@ -50,3 +50,7 @@ fi
 bash "$here/slurm/install.sh"
 echo "install_tools: nextflow $(NXF_OFFLINE=true nextflow -version 2>/dev/null | grep -o 'version [0-9.]*' || echo missing)"
 echo "install_tools: chromium $(command -v chromium || echo missing), java $(command -v java || echo missing), npm-groovy-lint ${prefix}"
+# nf-lang 25.04.0, Nextflow's strict syntax parser, for tests/test_profiles.py (.ci/strict_syntax.sh)
+if command -v mvn >/dev/null; then
+    bash "$here/../.ci/strict_syntax.sh" --install || echo "install_tools: nf-lang not installed" >&2
+fi

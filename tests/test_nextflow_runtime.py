@@ -62,7 +62,9 @@ def ok(run: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def trace(outdir: Path) -> list[dict[str, str]]:
-    with open(outdir / "pipeline_info" / "execution_trace.txt", newline="") as handle:
+    """The rows of the newest run's trace (each run's is named by its launch time)."""
+    newest = max((outdir / "pipeline_info").glob("execution_trace_*.txt"), key=lambda path: path.stat().st_mtime)
+    with open(newest, newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 

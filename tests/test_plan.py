@@ -157,3 +157,17 @@ def test_read_plan_names_a_broken_line(tmp_path):
     path.write_text(path.read_text() + "TS_01,x," + "," * 13 + "\n")
     with pytest.raises(InputError, match="line 2"):
         read_plan(path)
+
+
+def test_no_check_data_plans_without_reading_a_tomogram(run_isonet, tmp_path, bad_input):
+    """The pipeline's -stub: empty files have a plan, and nothing reads them; a real run refuses them."""
+    data = tmp_path / "tomos"
+    data.mkdir()
+    for name in ("a.mrc", "b.rec"):
+        (data / name).touch()
+    out = tmp_path / "out"
+    bad_input(run_isonet("prepare-star", data, "-o", out / "tomograms.star", "--plan-folder", out / "plan"),
+              "a.mrc", not_written=[out / "tomograms.star"])
+    check_ok(run_isonet("prepare-star", data, "-o", out / "tomograms.star", "--plan-folder", out / "plan",
+                        "--no-check-data"))
+    assert [r.id for r in read_plan(out / "plan" / PLAN_FILE)] == ["a", "b"]

@@ -2,6 +2,7 @@
 process ISONET_DECONV {
     tag "${meta.id}"
     label 'process_medium'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     // the STAR is staged under input/ because the step rewrites it: the copy at the top of the
@@ -10,7 +11,7 @@ process ISONET_DECONV {
 
     output:
     tuple val(meta), path('tomograms.star'), path('deconv/*'), emit: deconv
-    tuple val("${task.process}"), val('isonet-deconv'), eval('isonet-deconv --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-deconv'), eval('set -o pipefail; isonet-deconv --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

@@ -2,6 +2,7 @@
 process ISONET_EXTRACT {
     tag "${meta.id}"
     label 'process_medium'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     tuple val(meta), path(star, stageAs: 'input/*'), path(tomos), path(deconv, stageAs: 'deconv/*'), path(masks, stageAs: 'mask/*')
@@ -10,7 +11,7 @@ process ISONET_EXTRACT {
     // subtomo.star names its files subtomos/<name>.mrc; the refine tasks stage every tomogram's
     // files under subtomos/ so those paths resolve there too
     tuple val(meta), path('subtomo.star'), path('subtomos/*'), emit: subtomos
-    tuple val("${task.process}"), val('isonet-extract'), eval('isonet-extract --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-extract'), eval('set -o pipefail; isonet-extract --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

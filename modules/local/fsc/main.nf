@@ -4,6 +4,7 @@
 process ISONET_FSC {
     tag "${meta.id}"
     label 'process_low'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     tuple val(meta), path(half1), path(half2), path(mask), path(angles, stageAs: 'tilt_angles/*')   // mask, angles: [] when none
@@ -11,7 +12,7 @@ process ISONET_FSC {
     output:
     tuple val(meta), path('*_fsc.json'), emit: json
     tuple val(meta), path('*_fsc.png'), emit: plot
-    tuple val("${task.process}"), val('isonet-fsc'), eval('isonet-fsc --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-fsc'), eval('set -o pipefail; isonet-fsc --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

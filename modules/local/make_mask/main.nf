@@ -2,6 +2,7 @@
 process ISONET_MAKE_MASK {
     tag "${meta.id}"
     label 'process_medium'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     // deconvolved tomograms (empty list when deconv did not run) keep the folder the STAR names
@@ -9,7 +10,7 @@ process ISONET_MAKE_MASK {
 
     output:
     tuple val(meta), path('tomograms.star'), path('mask/*_mask.mrc'), emit: mask
-    tuple val("${task.process}"), val('isonet-make-mask'), eval('isonet-make-mask --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-make-mask'), eval('set -o pipefail; isonet-make-mask --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

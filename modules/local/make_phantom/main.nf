@@ -2,6 +2,7 @@
 process ISONET_MAKE_PHANTOM {
     tag "${meta.id}"
     label 'process_low'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     val meta                    // map: [ id: run name ]
@@ -9,7 +10,7 @@ process ISONET_MAKE_PHANTOM {
     output:
     tuple val(meta), path('phantom/tomo.mrc'), emit: tomo
     tuple val(meta), path('phantom/ground_truth.mrc'), path('phantom/labels.mrc'), emit: truth
-    tuple val("${task.process}"), val('isonet-make-phantom'), eval('isonet-make-phantom --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-make-phantom'), eval('set -o pipefail; isonet-make-phantom --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

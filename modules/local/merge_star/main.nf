@@ -6,6 +6,7 @@
 process ISONET_MERGE_STAR {
     tag "${meta.id}"
     label 'process_low'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     tuple val(meta), path(stars, stageAs: 'input/?/*'), path(corrected, stageAs: 'corrected_tomos/*')
@@ -13,7 +14,7 @@ process ISONET_MERGE_STAR {
     output:
     tuple val(meta), path("${task.ext.prefix ?: 'merged'}.star"), emit: star
     tuple val(meta), path('relion5_tomograms*.star', arity: '0..*'), emit: relion5
-    tuple val("${task.process}"), val('isonet-merge-star'), eval('isonet-merge-star --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-merge-star'), eval('set -o pipefail; isonet-merge-star --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

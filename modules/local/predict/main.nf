@@ -4,13 +4,14 @@
 process ISONET_PREDICT {
     tag "${meta.id}"
     label 'process_gpu'
+    container 'isonet-nf:0.1.0-cuda'
 
     input:
     tuple val(meta), path(star, stageAs: 'input/*'), path(tomos), path(deconv, stageAs: 'deconv/*'), path(model)
 
     output:
     tuple val(meta), path('tomograms.star'), path('corrected_tomos/*.mrc'), emit: corrected
-    tuple val("${task.process}"), val('isonet-predict'), eval('isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-predict'), eval('set -o pipefail; isonet-predict --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

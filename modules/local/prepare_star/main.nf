@@ -11,6 +11,7 @@
 process ISONET_PREPARE_STAR {
     tag "${meta.id}"
     label 'process_low'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     // a folder: its tomograms (.mrc/.rec, with any .tlt beside them) and its path; a STAR (RELION 5
@@ -21,7 +22,7 @@ process ISONET_PREPARE_STAR {
     output:
     tuple val(meta), path('published/plan/plan.csv'), path('published/plan/*.star'), path('published/tilt_angles/*.tlt', arity: '0..*'), emit: plan
     tuple val(meta), path('published/tomograms.star'), path('published/tilt_angles/*.tlt', arity: '0..*'), emit: published
-    tuple val("${task.process}"), val('isonet-prepare-star'), eval('isonet-prepare-star --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-prepare-star'), eval('set -o pipefail; isonet-prepare-star --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

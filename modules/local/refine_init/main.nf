@@ -9,13 +9,14 @@
 process ISONET_REFINE_INIT {
     tag "${meta.id}"
     label 'process_gpu'
+    container 'isonet-nf:0.1.0-cuda'
 
     input:
     tuple val(meta), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos/*'), path(pretrained)   // pretrained: .keras or []
 
     output:
     tuple val(meta), path('refine_state'), emit: state
-    tuple val("${task.process}"), val('isonet-refine'), eval('isonet-refine --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-refine'), eval('set -o pipefail; isonet-refine --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''

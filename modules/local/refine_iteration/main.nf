@@ -14,6 +14,7 @@
 process ISONET_REFINE_ITERATION {
     tag "${meta.id} iteration ${done + 1}"
     label 'process_gpu'
+    container 'isonet-nf:0.1.0-cuda'
 
     input:
     tuple val(meta), val(done), path(previous, stageAs: 'previous_state'), path(star, stageAs: 'subtomo.star'), path(subtomos, stageAs: 'subtomos/*'), val(sources)

@@ -4,13 +4,14 @@
 process ISONET_REPORT {
     tag "${meta.id}"
     label 'process_low'
+    container 'isonet-nf:0.1.0-cpu'
 
     input:
     tuple val(meta), path(star, stageAs: 'run/tomograms.star'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'states/?/*'), path(fsc, stageAs: 'run/fsc/*')
 
     output:
     tuple val(meta), path('report.html'), emit: html
-    tuple val("${task.process}"), val('isonet-report'), eval('isonet-report --version | sed "s/.* //"'), topic: versions, emit: versions
+    tuple val("${task.process}"), val('isonet-report'), eval('set -o pipefail; isonet-report --version | sed "s/.* //"'), topic: versions, emit: versions
 
     script:
     def args = task.ext.args ?: ''
