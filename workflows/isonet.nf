@@ -73,10 +73,14 @@ def checkPredictTiles(opts) {
     }
 }
 
+// A file of the plan: the staged input of that name (a phantom, a folder's tomogram), else the path itself.
+def planFile(path, staged) {
+    return path ? (staged[file(path).name] ?: file(path)) : null
+}
+
 // A plan row as the tomogram's meta and files: its one-row STAR and the files it names (the tomogram,
 // its raw halves, its tilt angles), looked up among the prepare task's outputs and the staged inputs.
 def tomogramTask(run, row, stars, tilts, staged, opts) {
-    def named = { path -> path ? (staged[file(path).name] ?: file(path)) : null }
     def deconv = row.defocus.toDouble() > 0 && !asBool(opts.skip_deconv)
     def meta = run + [
         id: row.id, index: row.index.toInteger(), run: run.id,
@@ -85,9 +89,9 @@ def tomogramTask(run, row, stars, tilts, staged, opts) {
         first_half: row.first_half.toInteger(),
         tilt_min: row.tilt_min.toDouble(), tilt_max: row.tilt_max.toDouble(),
     ]
-    def halves = asBool(opts.noise2noise) ? [named(row.half1), named(row.half2)].findAll { f -> f } : []
+    def halves = asBool(opts.noise2noise) ? [planFile(row.half1, staged), planFile(row.half2, staged)].findAll { f -> f } : []
     def angles = row.tilt_angles ? [tilts.find { f -> f.name == row.tilt_angles }] : []
-    return [meta, stars.find { f -> f.name == row.star }, [named(row.tomogram)] + halves + angles, angles]
+    return [meta, stars.find { f -> f.name == row.star }, [planFile(row.tomogram, staged)] + halves + angles, angles]
 }
 
 // The inputs of one FSC: a tomogram's two corrected halves, its mask ([] when none or unused), its tilt angles ([]).
