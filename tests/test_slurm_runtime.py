@@ -239,17 +239,18 @@ _PROFILE_REPLACES_GPU_LABEL = "withLabel: process_gpu" in (ROOT / "nextflow.conf
                    reason="nextflow.config's slurm profile has its own withLabel: process_gpu block, which "
                           "replaces conf/base.config's: the GPU tasks get --gpus cpu")
 def test_gpu_task_keeps_the_cuda_visible_devices_slurm_gives(tmp_path):
-    """--use_gpu on the test cluster (one placeholder GPU): the refine job asks --gres=gpu:1, SLURM
-    sets CUDA_VISIBLE_DEVICES, and isonet-refine starts with that value, as a GPU task (no --gpus,
-    ISONET_REQUIRE_GPU=1). SLURM also unsets the variable a CPU job would otherwise inherit from
-    the submitter (7 here): the CPU steps start without it.
+    """--use_gpu on the test cluster (one placeholder GPU; one network, so one refine job): the refine
+    job asks --gres=gpu:1, SLURM sets CUDA_VISIBLE_DEVICES, and isonet-refine starts with that value,
+    as a GPU task (no --gpus, ISONET_REQUIRE_GPU=1). SLURM also unsets the variable a CPU job would
+    otherwise inherit from the submitter (7 here): the CPU steps start without it.
     """
     python, record = _recording_python(tmp_path)
     env = runtime._env(tmp_path)
     env.update(ISONET_PYTHON=str(python), CUDA_VISIBLE_DEVICES="7")
     out = tmp_path / "out"
     run = subprocess.run(["nextflow", "run", str(runtime.MAIN), *_on_slurm(tmp_path), "--use_gpu", "true",
-                          "--outdir", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+                          "--halves", "false", "--outdir", str(out)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode != 0, "the recording python stops the refine task"
     init = runtime.tasks_of(runtime.trace(out), "ISONET_REFINE_INIT")
     assert len(init) == 1 and init[0]["exit"] == "3", init
