@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from isonet_steps.cli.fsc import command as fsc_command
 from isonet_steps.core.fsc import DIRECTIONS, WEDGE_DIRECTIONS, fourier_shell_correlation
 from isonet_steps.core.wedge import Wedge, measured_part, missing_part
+from isonet_steps.figures.fsc import PLOT_STYLES, fsc_figure
 from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import write_volume
 from isonet_steps.io.star import write_star
 from isonet_steps.io.tilt_angles import TILT_ANGLE_COLUMN, write_tilt_angles
-from isonet_steps.report.figures import PLOT_STYLES, fsc_figure
 from isonet_steps.report.sections import _fsc_block, fsc_result_from_dict
 from isonet_steps.steps import gold_standard, row_wedge
 

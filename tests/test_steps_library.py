@@ -46,17 +46,23 @@ def test_extract_and_make_mask_read_the_tomogram_the_flag_chooses(star_with_deco
         np.testing.assert_allclose(box, source[z:z + 24, y:y + 24, x:x + 24], rtol=1e-6)
 
 
-def test_fsc_writes_the_plot_the_caller_draws(tmp_path):
+def test_fsc_draws_its_plot_itself(tmp_path):
+    """The step writes the FSC figure (figures/, below the steps) that the report shows for the same JSON."""
+    from PIL import Image
+
+    from isonet_steps.figures.fsc import fsc_png
+    from isonet_steps.report.sections import fsc_result_from_dict
+
     rng = np.random.default_rng(1)
     signal = rng.standard_normal((16, 16, 16)).astype(np.float32)
     for name in ("a", "b"):
         write_volume(tmp_path / f"{name}.mrc", signal + 0.3 * rng.standard_normal(signal.shape), 10.0)
-    with pytest.raises(ValueError, match="draw_plot"):
-        run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "x.json", plot=tmp_path / "x.png")
-    assert not (tmp_path / "x.json").exists()
-    seen = []
-    payload = run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "f.json", plot=tmp_path / "f.png",
-                      draw_plot=lambda result: seen.append(result) or b"drawn")
-    assert (tmp_path / "f.png").read_bytes() == b"drawn" and len(seen) == 1
+    run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "x.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc", "b.mrc", "x.json"]  # no plot unless asked
+    payload = run_fsc(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "f.json", plot=tmp_path / "f.png")
     assert json.loads((tmp_path / "f.json").read_text()) == payload
-    assert payload["pixel_size_A"] == seen[0].pixel_size == 10.0
+    assert payload["pixel_size_A"] == 10.0
+    png = (tmp_path / "f.png").read_bytes()
+    assert png == fsc_png(fsc_result_from_dict(payload))
+    pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
+    assert pixels.shape == (400, 640, 3) and (pixels == 0).all(axis=2).sum() > 100  # the black global curve

@@ -20,7 +20,7 @@ from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_volume, write_volume
 from ..io.star import PATH_COLUMNS, absolute_paths, is_set, read_tomogram_star, select_rows, write_star
-from .fsc import DrawPlot, run_fsc
+from .fsc import run_fsc
 from .predict import run_predict
 from .row_wedge import row_wedge
 
@@ -37,32 +37,28 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
 
 
 class _Fsc:
-    """The FSC settings every pair of this run shares; each call writes <out>.json (and .png when drawn).
+    """The FSC settings every pair of this run shares; each call writes <out>.json and <out>.png.
 
     ``wedge``: the tomogram's missing wedge (:meth:`with_wedge` sets it per row) for the measured/wedge split.
     """
 
-    def __init__(self, cone_angle: float, draw_plot: DrawPlot | None, wedge: Wedge | None = None):
-        self.cone_angle, self.draw_plot, self.wedge = cone_angle, draw_plot, wedge
+    def __init__(self, cone_angle: float, wedge: Wedge | None = None):
+        self.cone_angle, self.wedge = cone_angle, wedge
 
     def with_wedge(self, wedge: Wedge | None) -> _Fsc:
         """The same settings for a tomogram with this wedge."""
-        return _Fsc(self.cone_angle, self.draw_plot, wedge)
+        return _Fsc(self.cone_angle, wedge)
 
     def __call__(self, a, b, out_json: Path, mask) -> dict:
-        return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, draw_plot=self.draw_plot,
-                       plot=out_json.with_suffix(".png") if self.draw_plot is not None else None, wedge=self.wedge)
+        return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, plot=out_json.with_suffix(".png"),
+                       wedge=self.wedge)
 
 
 def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96, crop_size: int = 128,
                       batch_size: int | None = None, mask=None, cone_angle: float = 20.0, average: bool = True,
                       use_deconv_tomo: bool = True, output_star=None, precision: str = "auto",
-                      gpus: str | None = None, tomo_idx: str | None = None,
-                      draw_plot: DrawPlot | None = None) -> Path:
-    """Predict with both half networks, FSC, record in the STAR; returns the STAR written.
-
-    ``draw_plot`` (from the report layer) also draws each FSC to a PNG beside its JSON.
-    """
+                      gpus: str | None = None, tomo_idx: str | None = None) -> Path:
+    """Predict with both half networks, FSC (JSON and PNG), record in the STAR; returns the STAR written."""
     result_dir, output_dir = Path(result_dir), Path(output_dir)
     models = _models(result_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +77,7 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
     table = read_tomogram_star(work_star)
     if "rlnGoldStandardFsc" not in table.columns:
         table["rlnGoldStandardFsc"] = "None"
-    fsc = _Fsc(cone_angle, draw_plot)
+    fsc = _Fsc(cone_angle)
     for i in select_rows(table, tomo_idx, work_star):
         _row(table, i, mask, fsc.with_wedge(wedges[i]), average, output_dir, models, predict)
     for column in PATH_COLUMNS:  # keep the user's own paths as they were written
