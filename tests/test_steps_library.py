@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from isonet_steps.io.mrc import read_volume, write_volume
@@ -66,3 +67,52 @@ def test_fsc_draws_its_plot_itself(tmp_path):
     assert png == fsc_png(fsc_result_from_dict(payload))
     pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
     assert pixels.shape == (400, 640, 3) and (pixels == 0).all(axis=2).sum() > 100  # the black global curve
+
+
+def test_gold_standard_corrects_without_temporary_stars(tmp_path, identity_model, monkeypatch):
+    """Each half network loads once and corrects the tomogram and its even/odd half; the only STAR written is
+    the output, and every FSC gets its PNG.
+    """
+    import os
+    import shutil
+
+    from isonet_steps.steps import gold_standard, predict
+
+    saved = dict(os.environ)  # the device set-up writes environment variables: restore them afterwards
+    monkeypatch.setenv("ISONET_NO_PROGRESS", "1")
+    rng = np.random.default_rng(4)
+    signal = rng.standard_normal((20, 24, 24)).astype(np.float32)
+    for name, noise in (("t.mrc", 0.1), ("even.mrc", 0.5), ("odd.mrc", 0.5)):
+        write_volume(tmp_path / name, signal + noise * rng.standard_normal(signal.shape), 10.0)
+    for half in (1, 2):
+        (tmp_path / "res" / f"half{half}").mkdir(parents=True)
+        shutil.copyfile(identity_model, tmp_path / "res" / f"half{half}" / "model_final.keras")
+    write_star(pd.DataFrame({"rlnIndex": [3], "rlnMicrographName": ["t.mrc"], "rlnPixelSize": [10.0],
+                             "rlnTomoReconstructedTomogramHalf1": ["even.mrc"],
+                             "rlnTomoReconstructedTomogramHalf2": ["odd.mrc"]}), tmp_path / "tomograms.star")
+    stars, loads = [], []
+    for module in (gold_standard, predict):
+        monkeypatch.setattr(module, "write_star", lambda table, path, real=write_star: stars.append(Path(path))
+                            or real(table, path))
+    real_load = predict.Network._load
+    monkeypatch.setattr(predict.Network, "_load", lambda self, n: loads.append((self.model, n)) or real_load(self, n))
+    try:
+        gold_standard.run_gold_standard(tmp_path / "tomograms.star", tmp_path / "res", tmp_path / "gs", cube_size=16,
+                                        crop_size=24, gpus="cpu", output_star=tmp_path / "out.star")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert stars == [tmp_path / "out.star"]
+    assert loads == [(tmp_path / "res" / f"half{h}" / "model_final.keras", 2) for h in (1, 2)]
+    table = read_star(tmp_path / "out.star")
+    assert table["rlnMicrographName"].iloc[0] == "t.mrc"  # the user's own paths as written
+    for column in ("rlnCorrectedTomoHalf1", "rlnCorrectedTomoHalf2", "rlnCorrectedTomoName", "rlnGoldStandardFsc",
+                   "rlnRawHalvesFsc", "rlnCorrectedHalvesFsc"):
+        assert Path(table[column].iloc[0]).is_file(), column
+    for fsc in ("t_fsc", "t_raw_halves_fsc", "t_corrected_halves_fsc"):
+        assert (tmp_path / "gs" / f"{fsc}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    corrected = json.loads((tmp_path / "gs" / "t_corrected_halves_fsc.json").read_text())
+    assert (corrected["half1"], corrected["half2"]) == (str(tmp_path / "gs" / "evenodd1" / "even_corrected.mrc"),
+                                                        str(tmp_path / "gs" / "evenodd2" / "odd_corrected.mrc"))
+    identity = read_volume(tmp_path / "gs" / "evenodd1" / "even_corrected.mrc", "corrected").data
+    assert np.corrcoef(identity.ravel(), read_volume(tmp_path / "even.mrc", "raw").data.ravel())[0, 1] > 0.99
