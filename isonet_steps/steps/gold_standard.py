@@ -84,9 +84,9 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
         if column not in table.columns:
             table[column] = "None"
         for job in planned:
-            job = replace(job, out=output_dir / corrected_file_name(job.path.name, half))
-            _correct(job, network)
-            table.at[job.row, column] = str(job.out)
+            half_job = replace(job, out=output_dir / corrected_file_name(job.path.name, half))
+            _correct(half_job, network)
+            table.at[job.row, column] = str(half_job.out)
     if "rlnGoldStandardFsc" not in table.columns:
         table["rlnGoldStandardFsc"] = "None"
     fsc = _Fsc(cone_angle)
@@ -123,7 +123,8 @@ def _even_odd_plan(table, rows: list[int], output_dir: Path) -> dict[int, tuple[
             path = Path(str(row[column]))
             pair.append(Correction(i, row["rlnIndex"], path, column, read_header(path, "tomogram"),
                                    output_dir / f"evenodd{half}" / corrected_file_name(path.name),
-                                   float(row["rlnPixelSize"]), fill=entering_tomogram(path, {})))
+                                   float(row["rlnPixelSize"]),
+                                   fill=entering_tomogram(path, {})))  # no recorded choice: checked in full
         plan[i] = (pair[0], pair[1])
     return plan
 

@@ -57,7 +57,7 @@ class Correction:
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
 
-def check_tile_settings(cube_size: int, crop_size: int, batch_size: int | None) -> None:
+def _check_tile_settings(cube_size: int, crop_size: int, batch_size: int | None) -> None:
     """The tile and batch sizes' rules that do not depend on the network (one-line errors)."""
     check_tiling(cube_size, crop_size, 0)
     if batch_size is not None and batch_size < 1:
@@ -75,7 +75,7 @@ class Network:
                  batch_size: int | None = None, precision: str = "auto", gpus: str | None = None):
         from ..io.model_record import read_model_record
 
-        check_tile_settings(cube_size, crop_size, batch_size)
+        _check_tile_settings(cube_size, crop_size, batch_size)
         if not Path(model).is_file():
             raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
                              "results/model_final.keras).")
