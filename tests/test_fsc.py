@@ -14,8 +14,8 @@ from isonet_steps.core.fsc import (
     fourier_shell_correlation,
     soft_mask,
 )
+from isonet_steps.figures.fsc import fsc_figure
 from isonet_steps.io.errors import InputError
-from isonet_steps.report.figures import fsc_figure
 
 PIXEL = 10.0  # Å
 SHAPES = [(64, 64, 64), (48, 64, 64), (40, 56, 63)]
@@ -290,7 +290,7 @@ def test_to_dict_and_plot():
     assert len(d["frequency_per_A"]) == len(d["fsc"]["z"]) == 16
     from PIL import Image
 
-    from isonet_steps.report.plots import figure_png
+    from isonet_steps.figures.plots import figure_png
 
     img = np.asarray(Image.open(io.BytesIO(figure_png(fsc_figure(result)))).convert("RGB"))
     assert img.shape == (400, 640, 3) and img.dtype == np.uint8

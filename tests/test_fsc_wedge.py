@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from isonet_steps.cli.fsc import command as fsc_command
 from isonet_steps.core.fsc import DIRECTIONS, WEDGE_DIRECTIONS, fourier_shell_correlation
 from isonet_steps.core.wedge import Wedge, measured_part, missing_part
+from isonet_steps.figures.fsc import PLOT_STYLES, fsc_figure
 from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import write_volume
 from isonet_steps.io.star import write_star
 from isonet_steps.io.tilt_angles import TILT_ANGLE_COLUMN, write_tilt_angles
-from isonet_steps.report.figures import PLOT_STYLES, fsc_figure
 from isonet_steps.report.sections import _fsc_block, fsc_result_from_dict
 from isonet_steps.steps import gold_standard, row_wedge
 
@@ -227,30 +227,31 @@ def test_row_wedge_prefers_the_angle_file_and_reads_it_once(tmp_path, monkeypatc
 
 
 def test_gold_standard_gives_each_row_its_wedge(tmp_path, monkeypatch):
-    """The predictions and the FSC itself are stand-ins: what is checked is which wedge reaches run_fsc."""
+    """The network, the predictions and the FSC itself are stand-ins: what is checked is which wedge reaches
+    run_fsc.
+    """
     write_tilt_angles(tmp_path / "ts.tlt", GAP_ANGLES)
     for half in (1, 2):
         (tmp_path / "results" / f"half{half}").mkdir(parents=True)
         (tmp_path / "results" / f"half{half}" / "model_final.keras").write_bytes(b"")
     star = tmp_path / "tomograms.star"
-    for name in ("a.mrc", "b.mrc"):
-        (tmp_path / name).write_bytes(b"")
-    write_star(pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["a.mrc", "b.mrc"], "rlnPixelSize": [10.0] * 2,
+    rng = np.random.default_rng(0)
+    for name in ("t1.mrc", "t2.mrc"):
+        write_volume(tmp_path / name, rng.standard_normal((8, 8, 8)).astype(np.float32), 10.0)
+    write_star(pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["t1.mrc", "t2.mrc"], "rlnPixelSize": [10.0] * 2,
                              "rlnTiltMin": [-60.0, -40.0], "rlnTiltMax": [60.0, 45.0],
                              TILT_ANGLE_COLUMN: ["ts.tlt", "None"]}), star)
-
-    def fake_predict(work_star, model, *, half, **_):
-        table = gold_standard.read_tomogram_star(work_star)
-        table[f"rlnCorrectedTomoHalf{half}"] = [f"/x/t{i}_half{half}_corrected.mrc" for i in table["rlnIndex"]]
-        write_star(table, work_star)
-
+    corrected = []
     seen = {}
 
     def fake_fsc(a, b, out_json, **kw):
         seen[Path(out_json).name] = kw["wedge"]
         return {"resolution_A": {"0.143": {"x": 1.0, "y": 1.0, "z": 1.0}}}
 
-    monkeypatch.setattr(gold_standard, "run_predict", fake_predict)
+    monkeypatch.setattr(gold_standard.Network, "load", lambda self, tomograms=1: None)
+    monkeypatch.setattr(gold_standard, "correct_tomogram", lambda path, out, network, **_: corrected.append(out.name))
     monkeypatch.setattr(gold_standard, "run_fsc", fake_fsc)
     gold_standard.run_gold_standard(star, tmp_path / "results", tmp_path / "gold", average=False)
+    assert corrected == ["t1_half1_corrected.mrc", "t2_half1_corrected.mrc", "t1_half2_corrected.mrc",
+                         "t2_half2_corrected.mrc"]
     assert seen == {"t1_fsc.json": Wedge.from_angles(GAP_ANGLES), "t2_fsc.json": Wedge.from_range(-40, 45)}

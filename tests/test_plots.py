@@ -16,17 +16,17 @@ import pytest
 from PIL import Image
 
 from isonet_steps.core.fsc import fourier_shell_correlation
+from isonet_steps.figures.fsc import fsc_figure
+from isonet_steps.figures.plots import figure_png, figure_svg, gray_png, line_axes, new_figure, prepare_matplotlib
 from isonet_steps.io.mrc import write_volume
 from isonet_steps.report.figures import (
     epoch_positions,
-    fsc_figure,
     kzkx_log_power,
     loss_plot,
     noise_plot,
     power_figure,
     power_window,
 )
-from isonet_steps.report.plots import figure_png, figure_svg, gray_png, line_axes, new_figure, prepare_matplotlib
 
 
 def _png_pixels(data: bytes) -> np.ndarray:
@@ -189,7 +189,8 @@ def test_fsc_plot_with_a_read_only_home_prints_no_matplotlib_warning(tmp_path):
 def test_commands_start_without_matplotlib():
     code = ("import sys, isonet_steps.cli.main, isonet_steps.cli.fsc, isonet_steps.core.fsc, "
             "isonet_steps.report.build, "
-            "isonet_steps.report.figures, isonet_steps.report.plots; "
+            "isonet_steps.report.figures, isonet_steps.figures.plots, isonet_steps.figures.fsc, "
+            "isonet_steps.steps.fsc, isonet_steps.steps.gold_standard; "
             "print(sorted(m for m in ('matplotlib', 'PIL') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

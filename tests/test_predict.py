@@ -348,3 +348,52 @@ def test_predict_tomogram_in_place_gives_the_same_result(volume):
     kept = tomo.astype(np.float32)
     predict_tomogram(identity, kept, cube=16, crop=32, batch_size=4, progress=False)
     np.testing.assert_array_equal(kept, tomo.astype(np.float32))  # by default the input is left alone
+
+
+# --- one tomogram, as a library call ------------------------------------------------------------
+
+
+@pytest.fixture
+def device_environment(monkeypatch):
+    """The device set-up writes environment variables: restore them all afterwards."""
+    saved = dict(os.environ)
+    monkeypatch.setenv("ISONET_NO_PROGRESS", "1")
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_correct_tomogram_corrects_an_array_without_touching_it(tmp_path, identity_model, device_environment):
+    from isonet_steps.steps.predict import correct_tomogram
+
+    rng = np.random.default_rng(3)
+    tomo = rng.normal(size=(20, 28, 24)).astype(np.float32)
+    given = tomo.copy()
+    out = correct_tomogram(tomo, tmp_path / "a_corrected.mrc", identity_model, voxel_size=6.5, cube_size=16,
+                           crop_size=24, gpus="cpu")
+    assert out == tmp_path / "a_corrected.mrc"
+    np.testing.assert_array_equal(tomo, given)  # an array given is left as it is
+    with mrcfile.open(out) as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(6.5)
+        assert np.corrcoef(mrc.data.ravel(), tomo.ravel())[0, 1] > 0.99  # identity network
+
+
+def test_correct_tomogram_checks_a_model_file_against_its_record(tmp_path, identity_model, device_environment):
+    import shutil
+
+    from isonet_steps.io.model_record import ModelRecord, write_model_record
+    from isonet_steps.steps.predict import Network, correct_tomogram
+
+    model = tmp_path / "m10.keras"
+    shutil.copyfile(identity_model, model)
+    write_model_record(model, ModelRecord(voxel_size=10.0, cube_size=16, crop_size=24, network={"unet_depth": 2},
+                                         precision="float32", wedges=["-60..60°"], noise2noise=False,
+                                         deconvolved=False, subtomograms=1, subtomo_digest="0", iteration=1,
+                                         iterations=1, software="0"))
+    tomo = np.zeros((16, 16, 16), np.float32)
+    with pytest.raises(InputError, match=r"voxel size 5 Å is 50.0% off the 10 Å"):
+        correct_tomogram(tomo, tmp_path / "x.mrc", model, voxel_size=5.0, cube_size=16, crop_size=24, gpus="cpu")
+    assert not (tmp_path / "x.mrc").exists()
+    network = Network(model, cube_size=16, crop_size=24, gpus="cpu")
+    with pytest.raises(TypeError, match="crop_size"):  # a network brings its own tiles
+        correct_tomogram(tomo, tmp_path / "x.mrc", network, crop_size=32)

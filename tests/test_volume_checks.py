@@ -306,18 +306,20 @@ def test_noise2noise_halves_with_different_voxel_sizes_are_refused(tmp_path):
 
 @pytest.mark.parametrize("output", ["nan", "constant"])
 def test_predict_writes_no_nan_or_constant_tomogram(tmp_path, output):
-    from isonet_steps.io.mrc import read_header
-    from isonet_steps.steps.predict import _correct, _Job
+    from isonet_steps.steps.predict import Network, correct_tomogram
 
     path = _mrc(tmp_path / "t.mrc", _noise(22, (32, 48, 48)))
-    job = _Job(0, path, "rlnMicrographName", read_header(path), tmp_path / "out" / "t_corrected.mrc")
+    out = tmp_path / "out" / "t_corrected.mrc"
+    (tmp_path / "m.keras").write_bytes(b"")
+    network = Network(tmp_path / "m.keras", cube_size=16, crop_size=24, batch_size=2)
 
     def broken(batch):
         return np.full_like(batch, np.nan if output == "nan" else 0.5)
 
+    network._predict_fn = broken  # a network that came out broken, loaded already
     with pytest.raises(InputError, match="not written"):
-        _correct(job, broken, 10.0, cube=16, crop=24, batch_size=2)
-    assert not job.out.exists()
+        correct_tomogram(path, out, network, voxel_size=10.0)
+    assert not out.exists()
 
 
 def test_a_given_isonet_star_is_checked_and_the_choice_recorded(tmp_path):

@@ -20,11 +20,9 @@ def command(outdir, quick, seed, time_budget, log_level):
 
     from ..io.log import get_logger
     from ..workflow.demo import demo_pipeline
-    from .fsc import draw_fsc_png
     from .run import run_with_report
 
-    run_with_report(demo_pipeline(outdir, quick=quick, seed=seed, time_budget=time_budget, log_level=log_level,
-                                  draw_fsc=draw_fsc_png))
+    run_with_report(demo_pipeline(outdir, quick=quick, seed=seed, time_budget=time_budget, log_level=log_level))
     report = Path(outdir) / "report.html"
     get_logger().info("demo finished")
     click.echo(f"Report: {report.resolve()}" if report.exists() else f"Results: {Path(outdir).resolve()}")

@@ -5,14 +5,6 @@ import click
 from ._common import log_level_option, option, step
 
 
-def draw_fsc_png(result) -> bytes:
-    """The FSC curves as PNG bytes: the figure the report shows (matplotlib loads only when called)."""
-    from ..report.figures import fsc_figure
-    from ..report.plots import figure_png
-
-    return figure_png(fsc_figure(result))
-
-
 @step("fsc")
 @click.argument("half1", type=str)
 @click.argument("half2", type=str)
@@ -43,5 +35,4 @@ def command(half1, half2, output, mask, mask_sigma, pixel_size, cone_angle, plot
     from ..steps.fsc import run_fsc
 
     run_fsc(half1, half2, output, mask=mask, mask_sigma=mask_sigma, pixel_size=pixel_size, cone_angle=cone_angle,
-            plot=plot, draw_plot=draw_fsc_png if plot else None, tilt_min=tilt_min, tilt_max=tilt_max,
-            tilt_angles=tilt_angles)
+            plot=plot, tilt_min=tilt_min, tilt_max=tilt_max, tilt_angles=tilt_angles)

@@ -33,9 +33,8 @@ def command(tomo_star, result_dir, output_dir, cube_size, crop_size, batch_size,
     records rlnCorrectedTomoHalf1/2 and rlnGoldStandardFsc in the STAR file.
     """
     from ..steps.gold_standard import run_gold_standard
-    from .fsc import draw_fsc_png
 
     run_gold_standard(tomo_star, result_dir, output_dir, cube_size=cube_size, crop_size=crop_size,
                       batch_size=batch_size, mask=mask, cone_angle=cone_angle, average=average,
                       use_deconv_tomo=use_deconv_tomo, output_star=output_star, precision=precision, gpus=gpus,
-                      tomo_idx=tomo_idx, draw_plot=draw_fsc_png)
+                      tomo_idx=tomo_idx)

@@ -64,6 +64,4 @@ def command(input_, outdir, params_file, log_level, **given):
     if not source or not out:
         raise InputError("give --input (a folder of tomograms or a tomograms.star) and --outdir, on the command line "
                          "or in --params-file.")
-    from .fsc import draw_fsc_png
-
-    run_with_report(Pipeline(source, out, values, log_level=log_level, draw_fsc=draw_fsc_png))
+    run_with_report(Pipeline(source, out, values, log_level=log_level))

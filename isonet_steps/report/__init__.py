@@ -1,3 +1,3 @@
-"""The HTML report (data, sections, tables, figures, page), the figures' matplotlib setup, and
-``isonet check``'s report on the installation.
+"""The HTML report (data, sections, tables, figures, page) and ``isonet check``'s report on the
+installation; the matplotlib setup and the FSC figure are :mod:`isonet_steps.figures`'s.
 """

@@ -92,7 +92,7 @@ def _gpus(backend: str) -> list[str]:
 
 def _draw_a_plot() -> None:
     """A small figure to PNG and SVG: every library the report's and the FSC's plots load."""
-    from .plots import figure_png, figure_svg, line_axes, new_figure
+    from ..figures.plots import figure_png, figure_svg, line_axes, new_figure
 
     fig = new_figure(120, 80)
     line_axes(fig, {"a": ([0, 1], [0, 1])}, xlabel="Å⁻¹")
@@ -107,7 +107,7 @@ def check_environment() -> EnvironmentReport:
     report = EnvironmentReport()
     report.versions["isonet-nf"] = __version__
     report.versions["Python"] = f"{platform.python_version()} ({sys.executable})"
-    from .plots import prepare_matplotlib
+    from ..figures.plots import prepare_matplotlib
 
     prepare_matplotlib()  # before matplotlib is imported: no cache warning under a read-only home
     for module, distribution in REQUIRED:

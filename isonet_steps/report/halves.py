@@ -84,7 +84,7 @@ def _binned(image: np.ndarray, factor: int) -> np.ndarray:
 
 def agreement_rgb(corr: np.ndarray, factor: int = 1) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 picture of a correlation section: :data:`AGREEMENT_CMAP` over :data:`AGREEMENT_RANGE`."""
-    from .plots import prepare_matplotlib
+    from ..figures.plots import prepare_matplotlib
 
     prepare_matplotlib()
     from matplotlib import colormaps
@@ -109,7 +109,7 @@ def _rgb_figure(rgb: np.ndarray, caption: str) -> str:
 
 def agreement_colorbar(width: int = 440, height: int = 74):
     """The colour bar of the agreement maps, with the summary's 0.2 threshold marked."""
-    from .plots import new_figure, style
+    from ..figures.plots import new_figure, style
 
     fig = new_figure(width, height)
     with style():

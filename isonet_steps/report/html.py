@@ -85,7 +85,7 @@ def esc(value: object) -> str:
 
 def img(image: np.ndarray, alt: str, *, pixelated: bool = False) -> str:
     """An ``<img>`` holding ``image`` (a grey uint8 slice) as a PNG data URI."""
-    from .plots import gray_png
+    from ..figures.plots import gray_png
 
     data = base64.b64encode(gray_png(image)).decode("ascii")
     h, w = image.shape[:2]
@@ -102,7 +102,7 @@ def figure(image: np.ndarray, caption: str, *, alt: str | None = None, pixelated
 
 def plot_figure(fig, caption: str, *, alt: str | None = None, cls: str = "plot") -> str:
     """A matplotlib figure as inline SVG with a caption."""
-    from .plots import figure_svg
+    from ..figures.plots import figure_svg
 
     return (f'<figure class="{esc(cls)}">{figure_svg(fig, label=alt or caption)}'
             f"<figcaption>{esc(caption)}</figcaption></figure>")

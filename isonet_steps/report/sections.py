@@ -274,7 +274,7 @@ def _wedge_caption(result) -> str:
 
 
 def _fsc_block(label: str, path: Path, notes: list[str]) -> str:
-    from .figures import fsc_figure
+    from ..figures.fsc import fsc_figure
     from .html import plot_figure
 
     try:

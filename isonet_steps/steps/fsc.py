@@ -1,7 +1,7 @@
 """fsc: global and directional Fourier shell correlation between two half tomograms, to a JSON file.
 
-Drawing the curves is the report layer's (matplotlib), above this one: a caller that wants the PNG
-passes ``draw_plot``, a function from the result to PNG bytes, and this step writes it atomically.
+Given ``plot``, the curves are also drawn to a PNG (:mod:`isonet_steps.figures.fsc`, the figure the
+report shows), written atomically.
 Given the tomogram's tilt range or angles, the FSC is also split by its missing wedge ("measured"
 and "wedge" curves, :mod:`isonet_steps.core.fsc`).
 """
@@ -9,7 +9,6 @@ and "wedge" curves, :mod:`isonet_steps.core.fsc`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 
@@ -20,9 +19,6 @@ from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import Header, read_header, read_volume
 from .row_wedge import wedge_from_file
-
-#: Renders an FSC result as PNG bytes (``report.figures`` provides one; the CLI passes it in).
-DrawPlot = Callable[[FSCResult], bytes]
 
 
 def _voxel_size(h1: Header, h2: Header, path1, path2, pixel_size: float | None) -> float:
@@ -73,7 +69,7 @@ def _read_mask(mask) -> np.ndarray | None:
     return data
 
 
-def _write(output, plot, payload: dict, result: FSCResult, draw_plot: DrawPlot | None) -> None:
+def _write(output, plot, payload: dict, result: FSCResult) -> None:
     log = get_logger()
     try:
         write_json(output, payload, indent=1)  # NaN is refused: it is not JSON
@@ -83,9 +79,11 @@ def _write(output, plot, payload: dict, result: FSCResult, draw_plot: DrawPlot |
         log.info("FSC %s: %s", key, ", ".join(
             f"{d} {per[d]:.1f} Å" if np.isfinite(per[d]) else f"{d} n/a" for d in result.directions))
     log.info("wrote %s", output)
-    if plot and draw_plot is not None:
+    if plot:
+        from ..figures.fsc import fsc_png  # matplotlib loads only for a plot
+
         try:
-            write_bytes(plot, draw_plot(result))
+            write_bytes(plot, fsc_png(result))
         except OSError as exc:
             raise InputError(f"{plot}: cannot write the plot ({exc.strerror}); choose a writable location.") from None
         log.info("wrote %s", plot)
@@ -111,17 +109,15 @@ def option_wedge(tilt_min: float | None, tilt_max: float | None, tilt_angles: st
 
 def run_fsc(half1: str | os.PathLike, half2: str | os.PathLike, output: str | os.PathLike = "fsc.json", *,
             mask: str | os.PathLike | None = None, mask_sigma: float = 2.0, pixel_size: float | None = None,
-            cone_angle: float = 20.0, plot: str | os.PathLike | None = None,
-            draw_plot: DrawPlot | None = None, wedge: Wedge | None = None, tilt_min: float | None = None,
-            tilt_max: float | None = None, tilt_angles: str | os.PathLike | None = None) -> dict:
+            cone_angle: float = 20.0, plot: str | os.PathLike | None = None, wedge: Wedge | None = None,
+            tilt_min: float | None = None, tilt_max: float | None = None,
+            tilt_angles: str | os.PathLike | None = None) -> dict:
     """FSC of two halves (optionally masked) written to ``output`` as JSON; returns what the JSON holds.
 
-    ``plot``: also write the curves there, drawn by ``draw_plot`` (required with ``plot``).
+    ``plot``: also draw the curves to this PNG file.
     ``wedge`` (or ``tilt_min`` and ``tilt_max``, or a ``tilt_angles`` file): the tomogram's missing
     wedge, which adds the "measured" and "wedge" curves.
     """
-    if plot and draw_plot is None:
-        raise ValueError("run_fsc: a plot needs draw_plot (the report layer draws the figure)")
     voxel = _check_inputs(half1, half2, mask, mask_sigma, pixel_size, cone_angle)
     given = option_wedge(tilt_min, tilt_max, tilt_angles)
     if wedge is not None and given is not None:
@@ -144,5 +140,5 @@ def run_fsc(half1: str | os.PathLike, half2: str | os.PathLike, output: str | os
         **({"tilt_angles": str(tilt_angles)} if tilt_angles is not None else {}),
         **result.to_dict(),
     }
-    _write(output, plot, payload, result, draw_plot)
+    _write(output, plot, payload, result)
     return payload

@@ -12,19 +12,19 @@ the directions the tilt series never measured are restored, next to those it did
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from ..core.volume_checks import entering_tomogram
 from ..core.wedge import Wedge
 from ..io.errors import InputError
 from ..io.log import get_logger
-from ..io.mrc import read_volume, write_volume
+from ..io.mrc import read_header, read_volume, write_volume
 from ..io.star import PATH_COLUMNS, absolute_paths, is_set, read_tomogram_star, select_rows, write_star
-from .fsc import DrawPlot, run_fsc
-from .predict import run_predict
+from ..network.inference import corrected_file_name
+from .fsc import run_fsc
+from .predict import RAW_HALF_COLUMNS, Correction, Network, correct_tomogram, plan_corrections
 from .row_wedge import row_wedge
-
-RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
 
 def _models(result_dir: Path) -> tuple[Path, Path]:
@@ -37,58 +37,65 @@ def _models(result_dir: Path) -> tuple[Path, Path]:
 
 
 class _Fsc:
-    """The FSC settings every pair of this run shares; each call writes <out>.json (and .png when drawn).
+    """The FSC settings every pair of this run shares; each call writes <out>.json and <out>.png.
 
     ``wedge``: the tomogram's missing wedge (:meth:`with_wedge` sets it per row) for the measured/wedge split.
     """
 
-    def __init__(self, cone_angle: float, draw_plot: DrawPlot | None, wedge: Wedge | None = None):
-        self.cone_angle, self.draw_plot, self.wedge = cone_angle, draw_plot, wedge
+    def __init__(self, cone_angle: float, wedge: Wedge | None = None):
+        self.cone_angle, self.wedge = cone_angle, wedge
 
     def with_wedge(self, wedge: Wedge | None) -> _Fsc:
         """The same settings for a tomogram with this wedge."""
-        return _Fsc(self.cone_angle, self.draw_plot, wedge)
+        return _Fsc(self.cone_angle, wedge)
 
     def __call__(self, a, b, out_json: Path, mask) -> dict:
-        return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, draw_plot=self.draw_plot,
-                       plot=out_json.with_suffix(".png") if self.draw_plot is not None else None, wedge=self.wedge)
+        return run_fsc(a, b, out_json, mask=mask or None, cone_angle=self.cone_angle, plot=out_json.with_suffix(".png"),
+                       wedge=self.wedge)
 
 
 def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96, crop_size: int = 128,
                       batch_size: int | None = None, mask=None, cone_angle: float = 20.0, average: bool = True,
                       use_deconv_tomo: bool = True, output_star=None, precision: str = "auto",
-                      gpus: str | None = None, tomo_idx: str | None = None,
-                      draw_plot: DrawPlot | None = None) -> Path:
-    """Predict with both half networks, FSC, record in the STAR; returns the STAR written.
+                      gpus: str | None = None, tomo_idx: str | None = None) -> Path:
+    """Predict with both half networks, FSC (JSON and PNG), record in the STAR; returns the STAR written.
 
-    ``draw_plot`` (from the report layer) also draws each FSC to a PNG beside its JSON.
+    Every tomogram (and every RELION 5 even/odd half) is checked against both models' records
+    before either network is loaded.
     """
     result_dir, output_dir = Path(result_dir), Path(output_dir)
-    models = _models(result_dir)
+    networks = [Network(model, cube_size=cube_size, crop_size=crop_size, batch_size=batch_size or None,
+                        precision=precision, gpus=gpus) for model in _models(result_dir)]
     output_dir.mkdir(parents=True, exist_ok=True)
     star_out = Path(output_star or tomo_star)
-    work_star = output_dir / ".gold_standard_work.star"
-    predict: dict[str, Any] = dict(output_dir=output_dir, cube_size=cube_size, crop_size=crop_size,
-                                   precision=precision, use_deconv_tomo=use_deconv_tomo,
-                                   batch_size=batch_size or None, gpus=gpus)
-    # the STAR's relative paths stay valid from the work copy: resolve them first
     original = read_tomogram_star(tomo_star)
+    rows = select_rows(original, tomo_idx, tomo_star)
     cache: dict[Path, Wedge] = {}  # each row's wedge, read before any prediction so a bad .tlt fails early
-    wedges = {i: row_wedge(original.iloc[i], tomo_star, cache) for i in select_rows(original, tomo_idx, tomo_star)}
-    write_star(absolute_paths(original, tomo_star), work_star)
-    for half, model in enumerate(models, start=1):
-        run_predict(work_star, model, half=half, tomo_idx=tomo_idx, **predict)
-    table = read_tomogram_star(work_star)
+    wedges = {i: row_wedge(original.iloc[i], tomo_star, cache) for i in rows}
+    table = absolute_paths(original, tomo_star)  # the outputs name the inputs as absolute paths
+    planned = plan_corrections(table, rows, tomo_star, output_dir, use_deconv_tomo=use_deconv_tomo)
+    even_odd = _even_odd_plan(table, rows, output_dir)
+    for half, network in enumerate(networks, start=1):
+        for job in planned + [pair[half - 1] for pair in even_odd.values()]:
+            job.check(network)
+    for half, network in enumerate(networks, start=1):
+        network.load(len(planned) + len(even_odd))
+        column = f"rlnCorrectedTomoHalf{half}"
+        if column not in table.columns:
+            table[column] = "None"
+        for job in planned:
+            half_job = replace(job, out=output_dir / corrected_file_name(job.path.name, half))
+            _correct(half_job, network)
+            table.at[job.row, column] = str(half_job.out)
     if "rlnGoldStandardFsc" not in table.columns:
         table["rlnGoldStandardFsc"] = "None"
-    fsc = _Fsc(cone_angle, draw_plot)
-    for i in select_rows(table, tomo_idx, work_star):
-        _row(table, i, mask, fsc.with_wedge(wedges[i]), average, output_dir, models, predict)
+    fsc = _Fsc(cone_angle)
+    for i in rows:
+        _row(table, i, mask, fsc.with_wedge(wedges[i]), average, output_dir, even_odd.get(i), networks)
     for column in PATH_COLUMNS:  # keep the user's own paths as they were written
         if column in original.columns:
             table[column] = original[column]
     write_star(table, star_out)
-    work_star.unlink(missing_ok=True)
     if average:  # rows from a RELION 5 project: the mean correction (and both halves) as RELION's tomogram set
         from .relion5_out import write_relion5_star
 
@@ -97,7 +104,33 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
     return star_out
 
 
-def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path, models, predict: dict) -> None:
+def _correct(job: Correction, network: Network) -> None:
+    job.announce()
+    correct_tomogram(job.path, job.out, network, voxel_size=job.pixel_size, fill_nonfinite=job.fill)
+
+
+def _even_odd_plan(table, rows: list[int], output_dir: Path) -> dict[int, tuple[Correction, Correction]]:
+    """The RELION 5 even/odd half tomograms of the rows that name them, each checked as a tomogram of its
+    own: the half-1 network corrects the even half into evenodd1/, the half-2 network the odd one into evenodd2/.
+    """
+    plan = {}
+    for i in rows:
+        row = table.iloc[i]
+        if not all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
+            continue
+        pair = []
+        for half, column in enumerate(RAW_HALF_COLUMNS, start=1):
+            path = Path(str(row[column]))
+            pair.append(Correction(i, row["rlnIndex"], path, column, read_header(path, "tomogram"),
+                                   output_dir / f"evenodd{half}" / corrected_file_name(path.name),
+                                   float(row["rlnPixelSize"]),
+                                   fill=entering_tomogram(path, {})))  # no recorded choice: checked in full
+        plan[i] = (pair[0], pair[1])
+    return plan
+
+
+def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path,
+         even_odd: tuple[Correction, Correction] | None, networks: list[Network]) -> None:
     """One tomogram: the halves' FSC, their mean, and the even/odd FSCs where the STAR names raw halves."""
     row = table.iloc[i]
     stem = Path(str(row["rlnCorrectedTomoHalf1"])).name.removesuffix("_half1_corrected.mrc")
@@ -115,27 +148,19 @@ def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path, models
         b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")
         mean_path = output_dir / f"{stem}_corrected.mrc"
         write_volume(mean_path, (a.data + b.data) / 2.0, a.voxel_size)
-        table.at[i, "rlnCorrectedTomoName"] = str(mean_path)
-    if all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
-        _even_odd(table, i, row, models, output_dir, mask, fsc, predict, stem)
+        table.loc[i, "rlnCorrectedTomoName"] = str(mean_path)
+    if even_odd is not None:
+        _even_odd(table, i, even_odd, networks, output_dir, mask, fsc, stem)
 
 
-def _even_odd(table, i, row, models, output_dir: Path, mask, fsc: _Fsc, predict: dict, stem: str) -> None:
+def _even_odd(table, i: int, pair: tuple[Correction, Correction], networks: list[Network], output_dir: Path, mask,
+              fsc: _Fsc, stem: str) -> None:
     """FSC of RELION 5 even/odd half tomograms, raw and corrected (half-1 network on even, half-2 on odd)."""
-    import pandas as pd
-
-    raw = [row[c] for c in RAW_HALF_COLUMNS]
     raw_json = output_dir / f"{stem}_raw_halves_fsc.json"
-    fsc(raw[0], raw[1], raw_json, mask)
+    fsc(str(pair[0].path), str(pair[1].path), raw_json, mask)
     table.loc[i, "rlnRawHalvesFsc"] = str(raw_json)
-    corrected = []
-    for half, (model, source) in enumerate(zip(models, raw), start=1):
-        one = output_dir / f".{stem}_evenodd{half}.star"
-        write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [source],
-                                 "rlnPixelSize": [row["rlnPixelSize"]]}), one)
-        run_predict(one, model, **{**predict, "output_dir": output_dir / f"evenodd{half}"})
-        corrected.append(read_tomogram_star(one)["rlnCorrectedTomoName"].iloc[0])
-        one.unlink(missing_ok=True)
+    for job, network in zip(pair, networks):
+        _correct(job, network)
     cor_json = output_dir / f"{stem}_corrected_halves_fsc.json"
-    fsc(corrected[0], corrected[1], cor_json, mask)
+    fsc(str(pair[0].out), str(pair[1].out), cor_json, mask)
     table.loc[i, "rlnCorrectedHalvesFsc"] = str(cor_json)

@@ -1,4 +1,10 @@
-"""predict: correct whole tomograms with a trained network and record them in the STAR table."""
+"""predict: correct whole tomograms with a trained network and record them in the STAR table.
+
+:func:`correct_tomogram` corrects one tomogram (an MRC file or an array) with a :class:`Network`;
+:func:`run_predict` is the STAR loop around it: it plans every chosen row (:func:`plan_corrections`),
+checks each against the model's record before the network is loaded, then corrects them one by
+one. gold-standard plans and corrects its tomograms with the same functions.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..core.volume_checks import check_halves, check_prediction, entering_tomogram
 from ..io.errors import InputError
@@ -17,19 +26,150 @@ from ..network.inference import check_tiling, corrected_file_name
 
 
 @dataclass
-class _Job:
-    """One tomogram to correct, checked before the network is loaded."""
+class Correction:
+    """One tomogram to correct, planned and checked before the network is loaded."""
 
-    row: int
+    row: int  # its row in the table
+    index: Any  # its rlnIndex, for the log
     path: Path
     source: str  # the STAR column it came from
     header: Header
     out: Path
+    pixel_size: float  # the row's rlnPixelSize: the voxel size where the header gives none
     raw_halves: tuple[Path, Path] | None = None  # --correct-halves: the row's raw even/odd halves, corrected too
     fill: float | None = None  # what its NaN/Inf voxels read as (--fix-nonfinite), else None
 
+    @property
+    def voxel_size(self) -> float:
+        """Its header's voxel size, else its row's rlnPixelSize (Å): what the model's record is checked against."""
+        return self.header.voxel_size or self.pixel_size
+
+    def check(self, network: Network) -> None:
+        """Check it against the network's training record (:meth:`Network.check`)."""
+        network.check(self.path, self.voxel_size, self.source == "rlnDeconvTomoName")
+
+    def announce(self) -> None:
+        """Log which row's tomogram is corrected into which file."""
+        get_logger().info("rlnIndex %s: %s (%s, %s) -> %s", self.index, self.path, self.source,
+                          "×".join(map(str, self.header.shape[::-1])), self.out)
+
 
 RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+
+
+def _check_tile_settings(cube_size: int, crop_size: int, batch_size: int | None) -> None:
+    """The tile and batch sizes' rules that do not depend on the network (one-line errors)."""
+    check_tiling(cube_size, crop_size, 0)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size {batch_size} must be at least 1 (tiles per network call).")
+
+
+class Network:
+    """A trained .keras model to correct tomograms with, in ``crop_size`` tiles at a ``cube_size`` stride.
+
+    The file and its training record are read at once; the framework and the weights load on
+    :meth:`load`, so every tomogram can be checked against the record first (:meth:`check`).
+    """
+
+    def __init__(self, model: str | os.PathLike, *, cube_size: int = 96, crop_size: int = 128,
+                 batch_size: int | None = None, precision: str = "auto", gpus: str | None = None):
+        from ..io.model_record import read_model_record
+
+        _check_tile_settings(cube_size, crop_size, batch_size)
+        if not Path(model).is_file():
+            raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
+                             "results/model_final.keras).")
+        self.model, self.cube_size, self.crop_size, self.batch_size = model, cube_size, crop_size, batch_size
+        self.precision, self.gpus = precision, gpus
+        self.record = read_model_record(model)
+        if self.record is None:
+            get_logger().warning("%s: the model has no record of its training (an older isonet-nf's, or IsoNet's), "
+                                 "so the tomograms' voxel size cannot be checked against it", model)
+        self._predict_fn: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def check(self, where: str | os.PathLike, voxel_size: float, deconvolved: bool | None) -> None:
+        """Refuse a tomogram at another voxel size than the model's training data, warn on deconvolved vs raw
+        (io/model_record.py); a model without a record takes any.
+        """
+        from ..io.model_record import check_fits
+
+        check_fits(self.record, voxel_size, deconvolved, model=self.model, where=where)
+
+    def load(self, tomograms: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+        """Devices first, then the framework and the network (once); returns its predict function."""
+        if self._predict_fn is None:
+            self._predict_fn = self._load(tomograms)
+        return self._predict_fn
+
+    def _load(self, tomograms: int) -> Callable[[np.ndarray], np.ndarray]:
+        from ..network import devices
+
+        gpu_ids = devices.configure(self.gpus)
+        import keras
+
+        from ..network.inference import model_predict_fn
+        from ..network.unet import load_model, unet_depth
+
+        log = get_logger()
+        n_gpus = devices.usable_gpus()
+        if gpu_ids and n_gpus == 0:
+            log.warning("GPU %s requested but the framework sees none; predicting on the CPU", ",".join(gpu_ids))
+        with devices.distribution_scope():
+            network = load_model(self.model)
+        check_tiling(self.cube_size, self.crop_size, unet_depth(network))
+        if self.batch_size is None:
+            self.batch_size = 4 * max(1, n_gpus)
+        precision = devices.resolve_precision(self.precision)
+        predict_fn = model_predict_fn(network, precision=precision)
+        log.info("predicting %d tomogram(s) on %s (%s, %s), batch size %d, cube %d, crop %d", tomograms,
+                 f"{n_gpus} GPU(s)" if n_gpus else "the CPU", keras.backend.backend(), precision, self.batch_size,
+                 self.cube_size, self.crop_size)
+        return predict_fn
+
+
+def correct_tomogram(tomogram: np.ndarray | str | os.PathLike, out: str | os.PathLike,
+                     model: Network | str | os.PathLike, *, voxel_size: float = 0.0, deconvolved: bool | None = None,
+                     fill_nonfinite: float | None = None, **settings: Any) -> Path:
+    """Correct one tomogram with ``model`` and write it to ``out`` with the input's voxel size; returns ``out``.
+
+    ``tomogram``: an MRC file (its NaN/Inf voxels read as ``fill_nonfinite`` when given) or a
+    ``[Z, Y, X]`` array (left as it is). ``voxel_size`` (Å): the tomogram's where its header gives
+    none, and an array's. ``model``: a :class:`Network`, whose caller checked the tomogram against
+    its record (as :func:`run_predict` and gold-standard check every tomogram before the first is
+    corrected); or a .keras file, opened here with ``settings`` (:class:`Network`'s: ``cube_size``,
+    ``crop_size``, ``batch_size``, ``precision``, ``gpus``) and this tomogram checked against its
+    record (``deconvolved``: whether it is; None: not checked).
+    """
+    from ..network.inference import predict_tomogram
+
+    if isinstance(model, Network):
+        if settings:
+            raise TypeError(f"correct_tomogram: {', '.join(sorted(settings))} belong to the Network given")
+        network = model
+    else:
+        network = Network(model, **settings)
+        if isinstance(tomogram, np.ndarray):
+            network.check(out, voxel_size, deconvolved)
+        else:
+            network.check(tomogram, read_header(tomogram, "tomogram").voxel_size or voxel_size, deconvolved)
+    predict_fn = network.load()
+    assert network.batch_size is not None  # set by load
+    start = time.perf_counter()
+    source: str | os.PathLike = f"the array for {out}"
+    if isinstance(tomogram, np.ndarray):
+        data, in_place = tomogram, False
+    else:
+        volume = read_volume(tomogram, "tomogram", fill_nonfinite=fill_nonfinite)
+        data, source, in_place, voxel_size = volume.data, tomogram, True, volume.voxel_size or voxel_size
+        del volume
+    corrected = predict_tomogram(predict_fn, data, cube=network.cube_size, crop=network.crop_size,
+                                 batch_size=network.batch_size, overwrite_input=in_place)  # read_volume's own copy
+    del data
+    check_prediction(corrected, out, source)
+    write_volume(out, corrected, voxel_size)
+    seconds = time.perf_counter() - start
+    get_logger().info("done %s in %.1f s (%.2f M voxels/s)", Path(out).name, seconds, corrected.size / seconds / 1e6)
+    return Path(out)
 
 
 def _raw_halves(row: dict, tomo_star, path: Path, header: Header) -> tuple[Path, Path] | None:
@@ -48,16 +188,20 @@ def _raw_halves(row: dict, tomo_star, path: Path, header: Header) -> tuple[Path,
     return halves[0], halves[1]
 
 
-def _plan(table, rows: list[int], tomo_star, output_dir, use_deconv_tomo: bool, half: int | None,
-          correct_halves: bool = False) -> list[_Job]:
+def plan_corrections(table, rows: list[int], tomo_star, output_dir, *, use_deconv_tomo: bool = True,
+                     half: int | None = None, correct_halves: bool = False) -> list[Correction]:
+    """The chosen rows' tomograms, each checked (readable, finite, its raw halves with ``correct_halves``)
+    and named its output file in ``output_dir``; two rows writing one file is an error.
+    """
     jobs = []
     for i in rows:
         row = table.iloc[i].to_dict()
         path, source = tomogram_source(row, tomo_star, use_deconv_tomo)
         header = read_header(path, "tomogram")
         raw = _raw_halves(row, tomo_star, path, header) if correct_halves and half is None else None
-        jobs.append(_Job(i, path, source, header, Path(output_dir) / corrected_file_name(path.name, half), raw,
-                         entering_tomogram(path, row)))
+        jobs.append(Correction(i, row["rlnIndex"], path, source, header,
+                               Path(output_dir) / corrected_file_name(path.name, half), float(row["rlnPixelSize"]),
+                               raw, entering_tomogram(path, row)))
     outputs = [str(job.out) for job in jobs]
     if len(set(outputs)) != len(outputs):
         twice = next(o for o in outputs if outputs.count(o) > 1)
@@ -66,78 +210,17 @@ def _plan(table, rows: list[int], tomo_star, output_dir, use_deconv_tomo: bool, 
     return jobs
 
 
-def _check_model_fits(model, jobs: list[_Job], table) -> None:
-    """Refuse tomograms at another voxel size than the model's training data, warn on deconvolved vs raw
-    (io/model_record.py); a model without a record is used as it is, with a warning.
-    """
-    from ..io.model_record import check_fits, read_model_record
-
-    record = read_model_record(model)
-    if record is None:
-        get_logger().warning("%s: the model has no record of its training (an older isonet-nf's, or IsoNet's), so "
-                             "the tomograms' voxel size cannot be checked against it", model)
-        return
-    for job in jobs:
-        voxel_size = job.header.voxel_size or float(table.at[job.row, "rlnPixelSize"])
-        check_fits(record, voxel_size, job.source == "rlnDeconvTomoName", model=model, where=job.path)
-
-
-def _load_network(model, gpus: str | None, precision: str, cube_size: int, crop_size: int,
-                  batch_size: int | None, n_jobs: int) -> tuple[Callable, int]:
-    """Devices first, then the framework and the network; returns its predict function and the batch size."""
-    from ..network import devices
-
-    gpu_ids = devices.configure(gpus)
-    import keras
-
-    from ..network.inference import model_predict_fn
-    from ..network.unet import load_model, unet_depth
-
-    log = get_logger()
-    n_gpus = devices.usable_gpus()
-    if gpu_ids and n_gpus == 0:
-        log.warning("GPU %s requested but the framework sees none; predicting on the CPU", ",".join(gpu_ids))
-    with devices.distribution_scope():
-        network = load_model(model)
-    check_tiling(cube_size, crop_size, unet_depth(network))
-    if batch_size is None:
-        batch_size = 4 * max(1, n_gpus)
-    precision = devices.resolve_precision(precision)
-    predict_fn = model_predict_fn(network, precision=precision)
-    log.info("predicting %d tomogram(s) on %s (%s, %s), batch size %d, cube %d, crop %d", n_jobs,
-             f"{n_gpus} GPU(s)" if n_gpus else "the CPU", keras.backend.backend(), precision, batch_size,
-             cube_size, crop_size)
-    return predict_fn, batch_size
-
-
-def _correct_halves(job: _Job, table, output_dir, predict_fn: Callable, pixel_size: float, **tiles: int) -> None:
+def _correct_halves(job: Correction, table, output_dir, network: Network) -> None:
     """Correct the row's raw halves with the same network into rlnCorrectedTomoHalf1/2 (the report compares them)."""
     assert job.raw_halves is not None
     for h, raw in enumerate(job.raw_halves, start=1):
         out = Path(output_dir) / corrected_file_name(job.path.name, h)
         fill = entering_tomogram(raw, table.iloc[job.row].to_dict(), "half tomogram")
-        _correct(_Job(job.row, raw, RAW_HALF_COLUMNS[h - 1], job.header, out, fill=fill), predict_fn, pixel_size,
-                 **tiles)
+        correct_tomogram(raw, out, network, voxel_size=job.pixel_size, fill_nonfinite=fill)
         column = f"rlnCorrectedTomoHalf{h}"
         if column not in table.columns:
             table[column] = "None"
         table.at[job.row, column] = str(out)
-
-
-def _correct(job: _Job, predict_fn: Callable, pixel_size: float, *, cube: int, crop: int, batch_size: int) -> None:
-    """Correct one tomogram and write it with the input's voxel size."""
-    from ..network.inference import predict_tomogram
-
-    start = time.perf_counter()
-    volume = read_volume(job.path, "tomogram", fill_nonfinite=job.fill)
-    corrected = predict_tomogram(predict_fn, volume.data, cube=cube, crop=crop, batch_size=batch_size,
-                                 overwrite_input=True)  # read_volume's own copy
-    voxel_size = volume.voxel_size or pixel_size
-    del volume
-    check_prediction(corrected, job.out, job.path)
-    write_volume(job.out, corrected, voxel_size)
-    seconds = time.perf_counter() - start
-    get_logger().info("done %s in %.1f s (%.2f M voxels/s)", job.out.name, seconds, corrected.size / seconds / 1e6)
 
 
 def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
@@ -157,29 +240,23 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
     log = get_logger()
     half = int(half) if half else None
     column = f"rlnCorrectedTomoHalf{half}" if half else "rlnCorrectedTomoName"
-    check_tiling(cube_size, crop_size, 0)  # the size rules that do not depend on the network
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size {batch_size} must be at least 1 (tiles per network call).")
+    network = Network(model, cube_size=cube_size, crop_size=crop_size, batch_size=batch_size, precision=precision,
+                      gpus=gpus)  # the file, its record and the tile sizes: before any tomogram is read
     table = read_tomogram_star(tomo_star)
-    jobs = _plan(table, select_rows(table, tomo_idx, tomo_star), tomo_star, output_dir, use_deconv_tomo, half,
-                 correct_halves)
-    if not Path(model).is_file():
-        raise InputError(f"{model}: model file not found; give the .keras file written by refine (e.g. "
-                         "results/model_final.keras).")
-    _check_model_fits(model, jobs, table)
-    predict_fn, batch_size = _load_network(model, gpus, precision, cube_size, crop_size, batch_size, len(jobs))
+    jobs = plan_corrections(table, select_rows(table, tomo_idx, tomo_star), tomo_star, output_dir,
+                            use_deconv_tomo=use_deconv_tomo, half=half, correct_halves=correct_halves)
+    for job in jobs:
+        job.check(network)
+    network.load(len(jobs))
     if column not in table.columns:
         table[column] = "None"
     star_out = output_star or tomo_star
     for job in jobs:
-        log.info("rlnIndex %s: %s (%s, %s) -> %s", table.at[job.row, "rlnIndex"], job.path, job.source,
-                 "×".join(map(str, job.header.shape[::-1])), job.out)
-        pixel_size = float(table.at[job.row, "rlnPixelSize"])
-        _correct(job, predict_fn, pixel_size, cube=cube_size, crop=crop_size, batch_size=batch_size)
+        job.announce()
+        correct_tomogram(job.path, job.out, network, voxel_size=job.pixel_size, fill_nonfinite=job.fill)
         table.at[job.row, column] = str(job.out)
         if job.raw_halves is not None:
-            _correct_halves(job, table, output_dir, predict_fn, pixel_size, cube=cube_size, crop=crop_size,
-                            batch_size=batch_size)
+            _correct_halves(job, table, output_dir, network)
         write_star(table, star_out)
     log.info("wrote %s", star_out)
     if half is None:  # rows from a RELION 5 project: their corrected tomograms as RELION's tomogram set too

@@ -29,7 +29,7 @@ QUICK = dict(DEMO, number_subtomos=24, cube_size=16, iterations=2, epochs=1, ste
 
 
 def demo_pipeline(outdir: str | os.PathLike, *, quick: bool = False, seed: int = 0,
-                  time_budget: float = REFINE_BUDGET_S, log_level: str = "info", draw_fsc=None) -> Pipeline:
+                  time_budget: float = REFINE_BUDGET_S, log_level: str = "info") -> Pipeline:
     """The demo's pipeline over a phantom made once in ``outdir/data`` (ground truth beside it).
 
     The full demo times one training step here and runs as many iterations as fit ``time_budget``.
@@ -48,8 +48,7 @@ def demo_pipeline(outdir: str | os.PathLike, *, quick: bool = False, seed: int =
     params = dict(QUICK if quick else DEMO, seed=seed, pixel_size=10.0)
     if not quick:
         params["iterations"] = _planned_iterations(out, time_budget)
-    return Pipeline(str(tomos), out, params, log_level=log_level, ground_truth=str(data / "ground_truth.mrc"),
-                    draw_fsc=draw_fsc)
+    return Pipeline(str(tomos), out, params, log_level=log_level, ground_truth=str(data / "ground_truth.mrc"))
 
 
 def plan_iterations(budget_s: float, step_s: float) -> int:

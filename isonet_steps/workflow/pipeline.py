@@ -66,14 +66,13 @@ class Pipeline:
     """The steps of one run directory, with their records."""
 
     def __init__(self, source: str, outdir: str | os.PathLike, params: dict[str, Any], *, log_level: str = "info",
-                 ground_truth: str | None = None, draw_fsc: Callable[[Any], bytes] | None = None):
+                 ground_truth: str | None = None):
         self.source = Path(source)
         self.out = Path(outdir)
         self.params = {p.name: p.default for p in PARAMS} | {k: v for k, v in params.items() if v is not None}
         self.given = {k for k, v in params.items() if v is not None}  # a tilt file or RELION wins over defaults
         self.log_level = log_level
         self.ground_truth = ground_truth
-        self.draw_fsc = draw_fsc  # the report layer's FSC figure (PNG bytes), passed down by the command
         self.log = get_logger("run")
         if self.p("model") is not None and (self.p("halves") or not Path(self.p("model")).is_file()):
             raise InputError(f"--model {self.p('model')}: " + (
@@ -244,7 +243,7 @@ class Pipeline:
 
         run_gold_standard(self.path("tomograms_mask.star"), self.path("refine"), self.path("corrected"),
                           output_star=self.path("tomograms_corrected.star"), cone_angle=self.p("cone_angle"),
-                          draw_plot=self.draw_fsc, tomo_idx=self._selected("corrects"), **self._predict_values())
+                          tomo_idx=self._selected("corrects"), **self._predict_values())
 
     # --- records ---------------------------------------------------------------------------------
     def _record_path(self, name: str) -> Path:

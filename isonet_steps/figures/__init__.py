@@ -1,0 +1,1 @@
+"""Figures drawn with matplotlib (Agg canvas, no pyplot): the plotting basics and the FSC figure."""
