@@ -7,7 +7,8 @@ its option name there, and the command's own default or help where they differ f
 pipeline's). Made from it: the commands' options (``cli._common.param_options``), ``isonet run``'s
 options and params files, ``RefineSettings``' defaults (``default``), and, by
 ``python -m isonet_steps.io.params_faces --write``, ``nextflow_schema.json``, the ``params`` block of
-``nextflow.config`` and the parameters' ``ext.args`` lines in ``conf/modules.config``.
+``nextflow.config`` and the parameters' ``ext.args`` lines in ``conf/modules.config``. It lives in
+``io/``, the lowest layer, so that ``network/`` can read it too.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from typing import Any
 
 from .errors import InputError
 
-PIPELINE_DEFAULT: Any = type("PipelineDefault", (), {"__repr__": lambda self: "PIPELINE_DEFAULT"})()
-"""A ``Use``'s default when the command defaults to the pipeline's value."""
+
+class _PipelineDefault:
+    """A ``Use``'s default when the command defaults to the pipeline's value (None is a default of its own)."""
+
+    def __repr__(self) -> str:
+        return "PIPELINE_DEFAULT"
+
+
+PIPELINE_DEFAULT: Any = _PipelineDefault()
 
 
 @dataclass(frozen=True)
