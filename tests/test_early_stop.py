@@ -171,7 +171,7 @@ def test_the_refine_option_reaches_refine_settings(monkeypatch, tmp_path):
 
 def test_isonet_run_passes_the_parameter_to_refine(monkeypatch, tmp_path):
     from isonet_steps.cli.run import command as run_command
-    from isonet_steps.workflow.params import BY_NAME
+    from isonet_steps.io.params import BY_NAME
     from isonet_steps.workflow.pipeline import Pipeline
 
     assert BY_NAME["early_stop_patience"].steps == ("refine",)  # a change redoes refine (and what follows)

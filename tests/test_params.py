@@ -9,8 +9,8 @@ import pytest
 from isonet_steps.cli.run import collect_params
 from isonet_steps.core.noise import noise_schedule
 from isonet_steps.io.errors import InputError
+from isonet_steps.io.params import BY_NAME, read_params_file
 from isonet_steps.network.refine import RefineSettings
-from isonet_steps.workflow.params import BY_NAME, read_params_file
 
 FAST = Path(__file__).resolve().parents[1] / "conf" / "fast.yaml"
 

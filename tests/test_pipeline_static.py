@@ -736,7 +736,7 @@ def test_run_parameters_are_pipeline_parameters():
     """`isonet run` and its params files use the Nextflow params names (gpus is one-machine only)."""
     import re
 
-    from isonet_steps.workflow.params import PARAMS
+    from isonet_steps.io.params import PARAMS
 
     config = (ROOT / "nextflow.config").read_text()
     block = config[config.index("params {"):]

@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..io.errors import InputError
+from ..io.params import PARAMS, Param, Use, uses_of
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -46,18 +47,70 @@ def option(*decls: str, **kwargs: Any) -> Callable:
     return click.option(*flags, *extra, *names, **kwargs)
 
 
-def tomo_idx_option() -> Callable:
-    return option("--tomo-idx", default=None, metavar="LIST",
-                  help="Only these rlnIndex values, e.g. 1,2,4 or 5-10,15 (default: all rows).")
+def as_text(value: Any) -> Any:
+    """A list default as the command line writes it, "0.05,0.1"; any other value as it is."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def precision_option() -> Callable:
-    from ..network.devices import PRECISIONS  # stdlib only: --help stays fast
+def _number_list(kind: str) -> Callable:
+    """Click callback: "0.05,0.1" -> (0.05, 0.1), each item a float (kind "floats") or an int ("ints")."""
+    cast, example, words = (float, "0.05,0.1", "numbers") if kind == "floats" else (int, "11,16", "whole numbers")
 
-    return option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
-                  help="Network arithmetic: mixed = bfloat16 compute with float32 weights and output; auto = mixed "
-                       "where the hardware has bfloat16 units (GPUs of compute capability >= 8.0, CPUs with AMX or "
-                       "AVX512-BF16), else float32.")
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(cast(v) for v in str(value).replace(" ", "").split(",") if v != "")
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of {words}, e.g. {example}") from None
+
+    return parse
+
+
+def _click_type(param: Param, use: Use | None) -> Any:
+    if param.choices:
+        return click.Choice(list(param.choices))
+    if param.file:
+        return click.Path(dir_okay=False, path_type=str)
+    if use is not None and use.minimum is not None:
+        return click.IntRange(min=use.minimum)
+    return {"float": float, "int": int}.get(param.kind, str)
+
+
+def _spec_option(param: Param, use: Use | None, default: Any, help: str, show_default: bool) -> Callable:
+    """The option of ``param`` for one command (``use``), or for ``isonet run`` (``use`` None: lists stay text)."""
+    name = use.option_name(param) if use else param.name
+    flag = "--" + name.replace("_", "-")
+    if param.kind == "bool":
+        return option(f"{flag}/--no-{flag[2:]}", name, default=default, show_default=show_default, help=help)
+    extra: dict[str, Any] = {"metavar": param.metavar} if param.metavar else {}
+    if param.kind in ("floats", "ints"):
+        extra["callback"] = _number_list(param.kind) if use else None
+        default = as_text(default)
+    else:
+        extra["type"] = _click_type(param, use)
+    aliases = ["--" + alias.replace("_", "-") for alias in param.aliases]
+    return option(flag, *aliases, name, default=default, show_default=show_default, help=help, **extra)
+
+
+def param_options(command: str) -> Callable:
+    """The options of every pipeline parameter ``command`` takes (``io.params``: name, type, default, help)."""
+
+    def decorate(func: Callable) -> Callable:
+        for param, use in reversed(uses_of(command)):
+            func = _spec_option(param, use, use.default_for(param), use.help or param.help, show_default=True)(func)
+        return func
+
+    return decorate
+
+
+def pipeline_options(func: Callable) -> Callable:
+    """``isonet run``'s option per parameter: unset (None) unless given, so a params file's value holds."""
+    for param in reversed(PARAMS):
+        shown = ("on" if param.default else "off") if param.kind == "bool" else as_text(param.default)
+        help = param.help if param.default is None else f"{param.help} [default: {shown}]"  # None: help says
+        func = _spec_option(param, None, None, help, show_default=False)(func)
+    return func
 
 
 def log_level_option() -> Callable:

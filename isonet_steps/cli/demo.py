@@ -3,13 +3,13 @@
 import click
 
 from ..workflow.demo import MIN_ITERATIONS, REFINE_BUDGET_S
-from ._common import log_level_option, option, step
+from ._common import log_level_option, option, param_options, step
 
 
 @step("demo")
 @option("--outdir", default="isonet_demo", help="Folder for the phantom, every step's output and the report.")
 @option("--quick/--no-quick", default=False, help="A tiny run (about a minute) that still goes through every step.")
-@option("--seed", type=int, default=0, help="Phantom and training seed.")
+@param_options("demo")
 @option("--time-budget", type=float, default=REFINE_BUDGET_S, show_default=True,
         help=f"Seconds of refine to aim at: fewer iterations (at least {MIN_ITERATIONS}) where a timed "
              "training step says 8 would take longer; 0 = all 8.")

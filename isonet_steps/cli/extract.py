@@ -3,7 +3,7 @@
 import click
 
 from ..core.extract import SPLITS
-from ._common import log_level_option, option, step, tomo_idx_option
+from ._common import log_level_option, option, param_options, step
 
 
 @step("extract")
@@ -13,22 +13,13 @@ from ._common import log_level_option, option, step, tomo_idx_option
              "run's tomograms.")
 @option("--subtomo-star", default="subtomo.star",
         help="Subtomogram STAR file to write (last, when all MRCs are written).")
-@option("--cube-size", type=int, default=64, help="Training cube edge in voxels; a multiple of 8.")
-@option("--crop-size", type=int, default=None,
-        help="Edge of each extracted subtomogram in voxels.  [default: cube size + 16]")
-@option("--seed", type=int, default=0, help="Random seed for the positions and the two gold-standard halves.")
-@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
-        help="Cut from rlnDeconvTomoName where that file exists, else from rlnMicrographName.")
+@param_options("extract")
 @option("--split-halves", type=click.Choice(list(SPLITS)), default="random",
         help="Gold-standard halves: random (boxes of the two halves may overlap) or slabs (each half draws "
              "from its own alternating slabs, 2·crop wide along X: no shared voxel; refine --halves wants this).")
-@option("--noise2noise/--no-noise2noise", default=False,
-        help="Cut the same boxes from each row's raw half tomograms (rlnTomoReconstructedTomogramHalf1/2) "
-             "instead: rlnImageName names half 1's box, rlnImageNameHalf2 half 2's (for refine --noise2noise).")
 @option("--first-half", type=click.IntRange(1, 2), default=None,
         help="Half that gets the odd subtomogram out, for a one-tomogram STAR of a plan (its first_half column). "
              " [default: balanced over the STAR's tomograms]")
-@tomo_idx_option()
 @log_level_option()
 def command(star, subtomo_folder, subtomo_star, cube_size, crop_size, seed, use_deconv_tomo, split_halves, noise2noise,
             first_half, tomo_idx, log_level):

@@ -2,7 +2,7 @@
 
 import click
 
-from ._common import log_level_option, option, step
+from ._common import log_level_option, option, param_options, step
 
 
 @step("fsc")
@@ -11,13 +11,8 @@ from ._common import log_level_option, option, step
 @option("-o", "--output", default="fsc.json", help="JSON file to write (curves and resolutions).")
 @option("--mask", default=None, help="Mask MRC (same shape); both halves are multiplied by it, edge softened.")
 @option("--mask-sigma", type=float, default=2.0, help="Gaussian softening of the mask edge, voxels (0: as given).")
-@option("--pixel-size", type=float, default=None, help="Voxel size in Å  [default: from the MRC header]")
-@option("--cone-angle", type=float, default=20.0,
-        help="Half-angle of the cones around X/Y/Z and slabs around the planes, degrees.")
+@param_options("fsc")
 @option("--plot", default=None, help="Also draw the curves to this PNG file.")
-@option("--tilt-min", type=float, default=None,
-        help="Lowest tilt angle of the series, degrees (with --tilt-max): adds the measured/missing-wedge curves.")
-@option("--tilt-max", type=float, default=None, help="Highest tilt angle of the series, degrees (with --tilt-min).")
 @option("--tilt-angles", default=None,
         help="The series' tilt-angle file (.tlt, one angle per line): adds the measured/missing-wedge curves, "
              "gaps in the series counted as missing.")

@@ -2,26 +2,18 @@
 
 import click
 
-from ._common import log_level_option, option, precision_option, step, tomo_idx_option
+from ._common import log_level_option, option, param_options, step
 
 
 @step("gold-standard")
 @click.argument("tomo_star", type=click.Path(dir_okay=False, path_type=str))
 @option("--result-dir", default="results", help="Refine folder holding half1/ and half2/ (refine --halves).")
 @option("--output-dir", default="gold_standard", help="Folder for the corrected halves, FSC JSON and plots.")
-@option("--cube-size", type=int, default=96, help="Predict tile stride (as predict).")
-@option("--crop-size", type=int, default=128, help="Predict tile edge (as predict).")
-@option("--batch-size", type=int, default=None, help="Tiles per network call.")
+@param_options("gold_standard")
 @option("--mask", default=None, help="FSC mask for every tomogram [default: the row's rlnMaskName, else none].")
-@option("--cone-angle", type=float, default=20.0, help="Half-angle of the directional cones, degrees.")
 @option("--average/--no-average", default=True,
         help="Also write the mean of the two corrected halves as rlnCorrectedTomoName.")
-@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
-        help="Correct the deconvolved tomogram when there is one.")
 @option("--output-star", default=None, help="STAR file to write [default: update TOMO_STAR in place].")
-@precision_option()
-@option("--gpus", default=None, help="GPU ids, e.g. 0,1; 'cpu' for CPU only.")
-@tomo_idx_option()
 @log_level_option()
 def command(tomo_star, result_dir, output_dir, cube_size, crop_size, batch_size, mask, cone_angle, average,
             use_deconv_tomo, output_star, precision, gpus, tomo_idx, log_level):

@@ -2,25 +2,13 @@
 
 import click
 
-from ._common import log_level_option, option, step, tomo_idx_option
+from ._common import log_level_option, option, param_options, step
 
 
 @step("make-mask")
 @click.argument("star", type=click.Path(dir_okay=False, path_type=str))
 @option("--mask-folder", default="mask", help="Folder for the masks (<tomogram name>_mask.mrc, int8 0/1).")
-@option("--density-percentage", type=float, default=None,
-        help="Percent of voxels kept by the density criterion (100: off).  [default: the STAR's "
-             "rlnMaskDensityPercentage, else 50]")
-@option("--std-percentage", type=float, default=None,
-        help="Percent of voxels kept by the local-std criterion (100: off).  [default: the STAR's "
-             "rlnMaskStdPercentage, else 50]")
-@option("--z-crop", type=float, default=None,
-        help="Fraction of Z removed at the top and at the bottom, in [0, 0.5), e.g. 0.15.  [default: none]")
-@option("--patch-size", type=int, default=4,
-        help="Neighbourhood size in binned voxels: Gaussian σ = patch/2, windows of 2·patch+1.")
-@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
-        help="Use rlnDeconvTomoName where that file exists, else rlnMicrographName.")
-@tomo_idx_option()
+@param_options("make_mask")
 @option("--output-star", default=None, help="STAR file to write.  [default: rewrite STAR in place]")
 @log_level_option()
 def command(star, mask_folder, density_percentage, std_percentage, z_crop, patch_size, use_deconv_tomo,

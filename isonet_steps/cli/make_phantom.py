@@ -2,7 +2,7 @@
 
 import click
 
-from ._common import log_level_option, option, step
+from ._common import log_level_option, option, param_options, step
 
 
 def _parse_shape(ctx, param, value):
@@ -19,14 +19,11 @@ def _parse_shape(ctx, param, value):
 @step("make-phantom")
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=str))
 @option("--shape", default="64,160,160", callback=_parse_shape, metavar="Z,Y,X", help="Volume size in voxels.")
-@option("--tilt-min", type=float, default=-60.0, help="Lowest tilt angle, degrees.")
-@option("--tilt-max", type=float, default=60.0, help="Highest tilt angle, degrees.")
+@param_options("make_phantom")
 @option("--tilt-step", type=float, default=3.0, help="Tilt increment, degrees.")
 @option("--snr", type=float, default=0.5, help="Signal variance / noise variance of each projection.")
-@option("--seed", type=int, default=0, help="Random seed: the same seed gives the same phantom.")
 @option("--halves/--no-halves", default=False,
         help="Also write tomo_half1.mrc and tomo_half2.mrc: independent half-dose (even/odd) reconstructions.")
-@option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to the MRC headers.")
 @log_level_option()
 def command(outdir, shape, tilt_min, tilt_max, tilt_step, snr, seed, halves, pixel_size, log_level):
     """Write OUTDIR/tomo.mrc (simulated tilt-series reconstruction, zero mean, unit std),

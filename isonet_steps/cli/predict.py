@@ -2,23 +2,14 @@
 
 import click
 
-from ._common import log_level_option, option, precision_option, step, tomo_idx_option
+from ._common import log_level_option, option, param_options, step
 
 
 @step("predict")
 @click.argument("tomo_star", type=click.Path(dir_okay=False, path_type=str))
 @click.argument("model", type=click.Path(path_type=str))
 @option("--output-dir", default="corrected_tomos", help="Folder for the corrected tomograms.")
-@option("--cube-size", type=click.IntRange(min=1), default=96,
-        help="Tile stride in voxels; divisible by 2**depth. IsoNet's 64 with crop 96 has the same 8-voxel "
-             "margin and 16-voxel blend but sends 40 % more voxels through the network.")
-@option("--crop-size", type=click.IntRange(min=1), default=128,
-        help="Tile edge the network sees, in voxels; at least cube + 8. More than cube + 16 hides tile edges better.")
-@option("--batch-size", type=click.IntRange(min=1), default=None,
-        help="Tiles per network call [default: 4 per GPU, 4 on the CPU]; halved automatically when memory runs out.")
-@tomo_idx_option()
-@option("--use-deconv-tomo/--no-use-deconv-tomo", default=True,
-        help="Correct rlnDeconvTomoName where it is set and exists, else rlnMicrographName.")
+@param_options("predict")
 @option("--half", type=click.Choice(["1", "2"]), default=None,
         help="Gold-standard half: write <name>_half1_corrected.mrc and fill rlnCorrectedTomoHalf1 (or 2).")
 @option("--correct-halves/--no-correct-halves", default=False,
@@ -28,9 +19,6 @@ from ._common import log_level_option, option, precision_option, step, tomo_idx_
 @option("--relion5-folder", default=None,
         help="For rows from a RELION 5 project: the folder (or URI) named before each corrected file in "
              "OUTPUT_DIR/relion5_tomograms.star [default: where they are written].")
-@precision_option()
-@option("--gpus", default=None, metavar="LIST",
-        help='GPUs to use, e.g. 0 or 0,1; "cpu" or "" for the CPU [default: every visible GPU].')
 @log_level_option()
 def command(tomo_star, model, output_dir, cube_size, crop_size, batch_size, tomo_idx, use_deconv_tomo, half,
             correct_halves, output_star, precision, gpus, relion5_folder, log_level):

@@ -2,9 +2,7 @@
 
 import click
 
-from ._common import option, step, tomo_idx_option
-
-_WEDGE_CHECKS = ["refuse", "flip", "warn", "off"]  # steps.prepare_star.WEDGE_CHECKS (not imported: --help stays fast)
+from ._common import option, param_options, step
 
 
 def _given(name: str):
@@ -16,19 +14,10 @@ def _given(name: str):
 @step("prepare-star")
 @click.argument("source", metavar="FOLDER_OR_STAR", type=click.Path(path_type=str))
 @option("-o", "--output-star", default="tomograms.star", help="STAR file to write.")
-@option("--pixel-size", type=float, default=10.0, help="Voxel size in Å written to every row (folders).")
-@option("--defocus", type=float, default=0.0, help="Zero-tilt underfocus in Å (0: no CTF deconvolution; folders).")
-@option("--number-subtomos", type=int, default=100, help="Subtomograms to extract per tomogram.")
-@option("--tilt-min", type=float, default=-60.0,
-        help="Lowest tilt angle of the tilt series, degrees (a <stem>.tlt beside a tomogram wins).")
-@option("--tilt-max", type=float, default=60.0,
-        help="Highest tilt angle of the tilt series, degrees (a <stem>.tlt beside a tomogram wins).")
+@param_options("prepare_star")
 @option("--named-in", default=None,
         help="Folder (or URI) written before each file name in rlnMicrographName instead of FOLDER, "
              "for a STAR naming tomograms where they live when FOLDER is a staged copy.")
-@option("--wedge-check", type=click.Choice(_WEDGE_CHECKS), default="refuse",
-        help="Check each tomogram's missing wedge against its data: refuse a mirrored one (with the fix), flip it "
-             "(write the mirrored angles/range), warn only, or off (saves a few seconds per tomogram).")
 @option("--relion-project", default=None, type=click.Path(file_okay=False, path_type=str),
         help="RELION project folder the STAR's paths start from [default: found above the STAR].")
 @option("--tilt-folder", default=None,
@@ -37,16 +26,9 @@ def _given(name: str):
 @option("--check-data/--no-check-data", default=True,
         help="Read every tomogram to check its voxels and its wedge before anything is written; --no-check-data "
              "reads none (a dry run: the pipeline's -stub).")
-@option("--fix-nonfinite", is_flag=True, default=False,
-        help="Replace NaN/Inf voxels by the mean of the others (logged; every later step does the same) instead of "
-             "refusing the tomogram.")
 @option("--plan-folder", default=None,
         help="Also write the per-tomogram plan here: a one-row STAR per tomogram and plan.csv, which the "
              "workflows scatter over.")
-@option("--train-idx", default=None, metavar="LIST",
-        help="rlnIndex values whose subtomograms train the network, e.g. 1,2 (the plan's trains column). "
-             " [default: --tomo-idx's]")
-@tomo_idx_option()
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
             relion_project, tilt_folder, check_data, fix_nonfinite, plan_folder, train_idx, tomo_idx):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5

@@ -1,31 +1,12 @@
 """isonet run: the whole pipeline on one machine, without Nextflow; rerun to continue."""
 
-import click
 
-from ..workflow.params import PARAMS
-from ._common import log_level_option, option, step
-
-_TYPES = {"float": float, "int": int, "str": str, "floats": str, "ints": str}
-
-
-def _param_options(func):
-    for param in reversed(PARAMS):
-        flag = "--" + param.name.replace("_", "-")
-        default = param.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        if param.kind == "bool":
-            func = option(f"{flag}/--no-{flag[2:]}", param.name, default=None, show_default=False,
-                          help=f"{param.help} [default: {'on' if default else 'off'}]")(func)
-        else:
-            kind = click.Choice(list(param.choices)) if param.choices else _TYPES[param.kind]
-            func = option(flag, param.name, type=kind, default=None, show_default=False,
-                          help=f"{param.help} [default: {shown}]")(func)
-    return func
+from ._common import log_level_option, option, pipeline_options, step
 
 
 def collect_params(params_file, given: dict) -> tuple[dict, dict]:
     """Params file values, overridden by options given on the command line; plus input/outdir."""
-    from ..workflow.params import BY_NAME, coerce, read_params_file
+    from ..io.params import BY_NAME, coerce, read_params_file
 
     values = read_params_file(params_file) if params_file else {}
     places = {k: values.pop(k) for k in ("input", "outdir") if k in values}
@@ -46,7 +27,7 @@ def run_with_report(pipeline) -> None:
 @option("--input", "input_", default=None, help="Folder of tomograms, or a tomograms.star.")
 @option("--outdir", default=None, help="Run folder (rerun the same command to continue).")
 @option("--params-file", default=None, help="YAML or JSON file with the Nextflow params names.")
-@_param_options
+@pipeline_options
 @log_level_option()
 def command(input_, outdir, params_file, log_level, **given):
     """Run prepare-star → deconv → make-mask → extract → refine → predict (→ gold-standard) → report.

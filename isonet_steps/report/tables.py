@@ -151,7 +151,7 @@ def timings_section(run) -> str:
 
 def settings_section(run) -> str:
     """The run's parameters, those changed from their defaults first."""
-    from ..workflow.params import BY_NAME
+    from ..io.params import BY_NAME
 
     title = "Settings"
     params = (run.run_json or {}).get("params")

@@ -25,7 +25,7 @@ from ..io.checkpoint import atomic_write_json
 from ..io.errors import InputError
 from ..io.fingerprint import file_fingerprint
 from ..io.log import get_logger
-from .params import PARAMS
+from ..io.params import PARAMS
 
 RECORD_DIR = Path(".isonet") / "steps"
 
