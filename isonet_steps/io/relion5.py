@@ -149,7 +149,7 @@ def is_relion5_star(path: str | os.PathLike) -> bool:
             continue
         if words[0].startswith("data_"):
             block = words[0][len("data_"):]
-        elif block == "global" and words[0] == "_rlnTomoName":
+        elif block == "global" and words[0] == f"_{TOMO_NAME}":
             return True
     return False
 
