@@ -14,10 +14,11 @@ from isonet_steps.cli.fsc import command as fsc_command
 from isonet_steps.core.fsc import DIRECTIONS, WEDGE_DIRECTIONS, fourier_shell_correlation
 from isonet_steps.core.wedge import Wedge, measured_part, missing_part
 from isonet_steps.figures.fsc import PLOT_STYLES, fsc_figure
+from isonet_steps.io.columns import TILT_ANGLE_FILE
 from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import write_volume
 from isonet_steps.io.star import write_star
-from isonet_steps.io.tilt_angles import TILT_ANGLE_COLUMN, write_tilt_angles
+from isonet_steps.io.tilt_angles import write_tilt_angles
 from isonet_steps.report.sections import _fsc_block, fsc_result_from_dict
 from isonet_steps.steps import gold_standard, row_wedge
 
@@ -211,17 +212,17 @@ def test_cli_tilt_angles_file_and_bad_combinations(half_files, tmp_path):
 def test_row_wedge_prefers_the_angle_file_and_reads_it_once(tmp_path, monkeypatch):
     write_tilt_angles(tmp_path / "ts.tlt", GAP_ANGLES)
     table = pd.DataFrame({"rlnIndex": [1, 2, 3], "rlnTiltMin": [-60.0, -45.0, -60.0], "rlnTiltMax": [60.0, 50.0, 60.0],
-                          TILT_ANGLE_COLUMN: ["ts.tlt", "None", "ts.tlt"]})
+                          TILT_ANGLE_FILE: ["ts.tlt", "None", "ts.tlt"]})
     reads = []
     real = row_wedge.read_tilt_angles
     monkeypatch.setattr(row_wedge, "read_tilt_angles", lambda p: reads.append(p) or real(p))
     wedges = row_wedge.row_wedges(table, tmp_path / "tomograms.star")
     assert wedges == [Wedge.from_angles(GAP_ANGLES), Wedge.from_range(-45, 50), Wedge.from_angles(GAP_ANGLES)]
     assert len(reads) == 1
-    no_column = table.drop(columns=[TILT_ANGLE_COLUMN])
+    no_column = table.drop(columns=[TILT_ANGLE_FILE])
     assert row_wedge.row_wedge(no_column.iloc[0], tmp_path / "tomograms.star") == Wedge.from_range(-60, 60)
     (tmp_path / "one.tlt").write_text("10\n10\n")
-    table.loc[1, TILT_ANGLE_COLUMN] = "one.tlt"
+    table.loc[1, TILT_ANGLE_FILE] = "one.tlt"
     with pytest.raises(InputError, match="one.tlt"):
         row_wedge.row_wedges(table, tmp_path / "tomograms.star")
 
@@ -240,7 +241,7 @@ def test_gold_standard_gives_each_row_its_wedge(tmp_path, monkeypatch):
         write_volume(tmp_path / name, rng.standard_normal((8, 8, 8)).astype(np.float32), 10.0)
     write_star(pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["t1.mrc", "t2.mrc"], "rlnPixelSize": [10.0] * 2,
                              "rlnTiltMin": [-60.0, -40.0], "rlnTiltMax": [60.0, 45.0],
-                             TILT_ANGLE_COLUMN: ["ts.tlt", "None"]}), star)
+                             TILT_ANGLE_FILE: ["ts.tlt", "None"]}), star)
     corrected = []
     seen = {}
 

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from isonet_steps.io.columns import IMAGE_NAME_HALF2
 from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import read_volume, write_volume
 from isonet_steps.io.star import read_subtomo_star, write_star
-from isonet_steps.steps.extract import HALF2_IMAGE_COLUMN, run_extract
+from isonet_steps.steps.extract import run_extract
 from isonet_steps.steps.refine import load_subtomos
 
 SHAPE = (24, 40, 40)
@@ -43,11 +44,11 @@ def test_extract_noise2noise_cuts_the_same_box_from_each_half(tmp_path):
     out = run_extract(star, subtomo_folder=tmp_path / "sub", subtomo_star=tmp_path / "subtomo.star", cube_size=8,
                       crop_size=16, noise2noise=True)
     table = read_subtomo_star(out)
-    assert len(table) == 6 and HALF2_IMAGE_COLUMN in table.columns
+    assert len(table) == 6 and IMAGE_NAME_HALF2 in table.columns
     even, odd = (read_volume(tmp_path / n, "t").data for n in ("even.mrc", "odd.mrc"))
     for _, row in table.iterrows():
         first = read_volume(row["rlnImageName"], "s").data
-        second = read_volume(row[HALF2_IMAGE_COLUMN], "s").data
+        second = read_volume(row[IMAGE_NAME_HALF2], "s").data
         np.testing.assert_array_equal(first, _box(even, row, 16))
         np.testing.assert_array_equal(second, _box(odd, row, 16))
         assert not np.array_equal(first, second)
@@ -56,7 +57,7 @@ def test_extract_noise2noise_cuts_the_same_box_from_each_half(tmp_path):
 def test_extract_default_path_writes_no_half2_column(tmp_path):
     table = read_subtomo_star(run_extract(_star(tmp_path), subtomo_folder=tmp_path / "sub",
                                           subtomo_star=tmp_path / "subtomo.star", cube_size=8, crop_size=16))
-    assert HALF2_IMAGE_COLUMN not in table.columns
+    assert IMAGE_NAME_HALF2 not in table.columns
     tomo = read_volume(tmp_path / "tomo.mrc", "t").data
     np.testing.assert_array_equal(read_volume(table["rlnImageName"].iloc[0], "s").data,
                                   _box(tomo, table.iloc[0], 16))
@@ -77,7 +78,7 @@ def test_load_subtomos_gives_the_second_half_in_order(tmp_path):
     table = read_subtomo_star(out)
     assert data.second_half is not None and data.second_half.shape == data.subtomos.shape == (6, 16, 16, 16)
     for k in (0, 5):
-        np.testing.assert_array_equal(data.second_half[k], read_volume(table[HALF2_IMAGE_COLUMN].iloc[k], "s").data)
+        np.testing.assert_array_equal(data.second_half[k], read_volume(table[IMAGE_NAME_HALF2].iloc[k], "s").data)
     assert load_subtomos(out).second_half is None
 
 
@@ -118,7 +119,7 @@ def test_tiny_run_with_noise2noise_corrects_the_halves_and_reports_where_they_di
                              "--outdir", str(out), "--noise2noise", *tiny], capture_output=True, text=True,
                             env={**os.environ, "ISONET_NO_PROGRESS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert HALF2_IMAGE_COLUMN in read_subtomo_star(out / "subtomo.star").columns
+    assert IMAGE_NAME_HALF2 in read_subtomo_star(out / "subtomo.star").columns
     from isonet_steps.io.checkpoint import RefineStore
 
     saved = json.loads(RefineStore(out / "refine").state_path.read_text())

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.columns import FIX_NONFINITE
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, open_memmap, read_header, release_pages
 
 __all__ = ["VolumeStats", "TomogramCheck", "volume_stats", "check_volume", "check_tomogram", "fill_nonfinite",
            "check_halves", "check_prediction", "entering_tomogram", "recorded_fix_nonfinite", "FLOAT32_SAFE_MAX",
-           "MIN_EDGE", "FIX_NONFINITE_COLUMN"]
+           "MIN_EDGE"]
 
 #: Largest magnitude accepted: squares (variance, FFT power) of ~1e12 over 1e10 voxels stay far below float32's 3e38.
 FLOAT32_SAFE_MAX = 1e12
@@ -36,8 +37,6 @@ SATURATED = 0.01
 HEADER_TOLERANCE = 0.01
 #: Voxels sampled (evenly strided) for the robust range.
 SAMPLE = 2_000_000
-#: The tomograms.star column that records the user's --fix-nonfinite choice for a row (1: repair, 0: refuse).
-FIX_NONFINITE_COLUMN = "rlnFixNonfinite"
 
 
 @dataclass(frozen=True)
@@ -249,13 +248,13 @@ def fill_nonfinite(data: np.ndarray, fill: float | None):
 
 def recorded_fix_nonfinite(row: dict) -> bool | None:
     """A tomograms.star row's --fix-nonfinite choice as prepare-star recorded it; None: a STAR made elsewhere."""
-    value = row.get(FIX_NONFINITE_COLUMN)
+    value = row.get(FIX_NONFINITE)
     if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() in ("", "None"):
         return None
     try:
         return bool(int(float(value)))
     except ValueError:
-        raise InputError(f"{FIX_NONFINITE_COLUMN} {value!r} is not 0 or 1; fix the STAR or rerun prepare-star."
+        raise InputError(f"{FIX_NONFINITE} {value!r} is not 0 or 1; fix the STAR or rerun prepare-star."
                          ) from None
 
 

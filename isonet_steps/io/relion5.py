@@ -26,10 +26,41 @@ import pandas as pd
 import starfile
 
 from .atomic import atomic_path, ensure_writable_folder
+from .columns import (
+    AMPLITUDE_CONTRAST,
+    DEFOCUS,
+    DEFOCUS_U,
+    DEFOCUS_V,
+    INDEX,
+    MASK_BOUNDARY,
+    MICROGRAPH_NAME,
+    NUMBER_SUBTOMO,
+    PIXEL_SIZE,
+    RAW_HALVES,
+    SPHERICAL_ABERRATION,
+    TILT_ANGLE_FILE,
+    TILT_MAX,
+    TILT_MIN,
+    TOMO_HAND,
+    TOMO_NAME,
+    TOMO_NOMINAL_STAGE_TILT_ANGLE,
+    TOMO_RECONSTRUCTED_TOMOGRAM,
+    TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D,
+    TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D_HALF1,
+    TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D_HALF2,
+    TOMO_SIZE_X,
+    TOMO_SIZE_Y,
+    TOMO_SIZE_Z,
+    TOMO_TILT_SERIES_PIXEL_SIZE,
+    TOMO_TILT_SERIES_STAR_FILE,
+    TOMO_TOMOGRAM_BINNING,
+    TOMO_Y_TILT,
+    VOLTAGE,
+    is_set,
+)
 from .errors import InputError
 from .log import get_logger
 from .mrc import read_header
-from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
     "is_relion5_star",
@@ -41,16 +72,14 @@ __all__ = [
 ]
 
 #: ``data_global`` columns without which RELION 5 itself cannot use a tomogram set.
-REQUIRED_GLOBAL = ("rlnTomoName", "rlnTomoTiltSeriesStarFile", "rlnTomoTiltSeriesPixelSize", "rlnVoltage",
-                   "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnTomoHand")
-TOMOGRAM = "rlnTomoReconstructedTomogram"
-HALVES = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+REQUIRED_GLOBAL = (TOMO_NAME, TOMO_TILT_SERIES_STAR_FILE, TOMO_TILT_SERIES_PIXEL_SIZE, VOLTAGE,
+                   SPHERICAL_ABERRATION, AMPLITUDE_CONTRAST, TOMO_HAND)
 #: Columns naming files made from the raw reconstruction; stale once the tomogram is replaced.
-RAW_DERIVED = ("rlnTomoReconstructedTomogramProj2D", "rlnTomoReconstructedTomogramProj2DHalf1",
-               "rlnTomoReconstructedTomogramProj2DHalf2")
+RAW_DERIVED = (TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D, TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D_HALF1,
+               TOMO_RECONSTRUCTED_TOMOGRAM_PROJ2D_HALF2)
 #: Tilt-angle columns of a tilt-series STAR, best first: the aligned angle RELION reconstructs
 #: with (it builds the projection matrices from it), then the stage's nominal angle.
-TILT_COLUMNS = ("rlnTomoYTilt", "rlnTomoNominalStageTiltAngle")
+TILT_COLUMNS = (TOMO_Y_TILT, TOMO_NOMINAL_STAGE_TILT_ANGLE)
 #: Relative disagreement allowed between pixel size × binning and the MRC header's voxel size.
 VOXEL_TOLERANCE = 0.005
 
@@ -76,16 +105,16 @@ class Relion5Tomogram:
     def star_row(self, index: int, *, number_subtomos: int = 100, tilt_angle_file: str | None = None) -> dict:
         """The row of isonet-nf's tomograms.star for this tomogram."""
         row: dict[str, object] = {
-            "rlnIndex": index, "rlnMicrographName": str(self.tomogram), "rlnPixelSize": self.pixel_size,
-            "rlnDefocus": self.defocus, "rlnNumberSubtomo": number_subtomos, "rlnMaskBoundary": "None",
-            "rlnTiltMin": min(self.tilt_angles), "rlnTiltMax": max(self.tilt_angles),
+            INDEX: index, MICROGRAPH_NAME: str(self.tomogram), PIXEL_SIZE: self.pixel_size,
+            DEFOCUS: self.defocus, NUMBER_SUBTOMO: number_subtomos, MASK_BOUNDARY: "None",
+            TILT_MIN: min(self.tilt_angles), TILT_MAX: max(self.tilt_angles),
         }
         if self.half1 is not None and self.half2 is not None:
-            row[HALVES[0]], row[HALVES[1]] = str(self.half1), str(self.half2)
-        row.update({"rlnVoltage": self.voltage, "rlnSphericalAberration": self.cs,
-                    "rlnAmplitudeContrast": self.amplitude_contrast, "rlnTomoName": self.tomo_name})
+            row[RAW_HALVES[0]], row[RAW_HALVES[1]] = str(self.half1), str(self.half2)
+        row.update({VOLTAGE: self.voltage, SPHERICAL_ABERRATION: self.cs,
+                    AMPLITUDE_CONTRAST: self.amplitude_contrast, TOMO_NAME: self.tomo_name})
         if tilt_angle_file is not None:
-            row[TILT_ANGLE_COLUMN] = tilt_angle_file
+            row[TILT_ANGLE_FILE] = tilt_angle_file
         return row
 
 
@@ -120,7 +149,7 @@ def is_relion5_star(path: str | os.PathLike) -> bool:
             continue
         if words[0].startswith("data_"):
             block = words[0][len("data_"):]
-        elif block == "global" and words[0] == "_rlnTomoName":
+        elif block == "global" and words[0] == f"_{TOMO_NAME}":
             return True
     return False
 
@@ -132,7 +161,7 @@ def _read_blocks(path: Path, what: str, fix: str) -> dict[str, pd.DataFrame]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            blocks = starfile.read(path, always_dict=True, parse_as_string=["rlnTomoName"])
+            blocks = starfile.read(path, always_dict=True, parse_as_string=[TOMO_NAME])
     except Exception as exc:  # starfile raises many kinds on malformed text
         raise InputError(f"{path}: cannot parse {what} ({' '.join(str(exc).split())}); {fix}") from None
     tables = {}
@@ -143,16 +172,13 @@ def _read_blocks(path: Path, what: str, fix: str) -> dict[str, pd.DataFrame]:
 
 
 def _text(value: object) -> str | None:
-    """A STAR cell as text, None when empty (NaN, blank or RELION's/IsoNet's ``None``)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    return None if text in ("", "None", "none", "nan", "<NA>") else text
+    """A STAR cell as text, None when empty (:func:`~isonet_steps.io.columns.is_set`)."""
+    return str(value).strip() if is_set(value) else None
 
 
 def _find_project_dir(star_path: Path, table: pd.DataFrame) -> Path:
     """The nearest folder at or above the STAR's where the first relative tilt-series STAR exists."""
-    relative = [Path(t) for t in map(_text, table["rlnTomoTiltSeriesStarFile"]) if t and not Path(t).is_absolute()]
+    relative = [Path(t) for t in map(_text, table[TOMO_TILT_SERIES_STAR_FILE]) if t and not Path(t).is_absolute()]
     start = star_path.absolute().parent
     if not relative:
         return start
@@ -198,15 +224,15 @@ def _tilt_series(path: Path, tomo: str) -> tuple[tuple[float, ...], str, float]:
     angles = pd.to_numeric(table[source], errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(angles).all() or (np.abs(angles) > 90).any():
         raise InputError(f"{path}: {source} of {tomo} holds values that are not angles within ±90°; {fix}")
-    missing = [c for c in ("rlnDefocusU", "rlnDefocusV") if c not in table.columns]
+    missing = [c for c in (DEFOCUS_U, DEFOCUS_V) if c not in table.columns]
     if missing:
         raise InputError(f"{path}: block data_{tomo} lacks {', '.join(missing)}; run RELION's CTF estimation on the "
                          "tilt series before reconstructing.")
     # The zero-tilt image: lowest |stage angle| (the image taken flat), else lowest |aligned angle|.
-    stage = "rlnTomoNominalStageTiltAngle" if "rlnTomoNominalStageTiltAngle" in table.columns else source
+    stage = TOMO_NOMINAL_STAGE_TILT_ANGLE if TOMO_NOMINAL_STAGE_TILT_ANGLE in table.columns else source
     zero = int(np.argmin(np.abs(pd.to_numeric(table[stage], errors="coerce").fillna(np.inf).to_numpy())))
     u, v = (pd.to_numeric(pd.Series([table[c].iloc[zero]]), errors="coerce").iloc[0]
-            for c in ("rlnDefocusU", "rlnDefocusV"))
+            for c in (DEFOCUS_U, DEFOCUS_V))
     if not (np.isfinite(u) and np.isfinite(v)):
         raise InputError(f"{path}: rlnDefocusU/V of the zero-tilt image of {tomo} are not numbers; rerun RELION's "
                          "CTF estimation.")
@@ -228,33 +254,34 @@ def _check_voxel(tomogram: Path, header_voxel: float, voxel: float, pixel: float
 
 def _halves(row: pd.Series, project_dir: Path, star_path: Path, tomo: str) -> tuple[Path | None, Path | None]:
     """Both half tomograms or neither: one alone cannot make a gold-standard pair."""
-    given = [_text(row.get(c)) for c in HALVES]
+    given = [_text(row.get(c)) for c in RAW_HALVES]
     if given[0] is None and given[1] is None:
         return None, None
     if given[0] is None or given[1] is None:
-        present, absent = (HALVES[0], HALVES[1]) if given[0] else (HALVES[1], HALVES[0])
+        present, absent = (RAW_HALVES[0], RAW_HALVES[1]) if given[0] else (RAW_HALVES[1], RAW_HALVES[0])
         raise InputError(f"{star_path}: {tomo} has {present} but no {absent}; give both halves (RELION's Reconstruct "
                          "with 'Generate tomograms for denoising') or neither.")
-    h1, h2 = (_resolve(row.get(c), project_dir, star_path, c, tomo, "half tomogram") for c in HALVES)
+    h1, h2 = (_resolve(row.get(c), project_dir, star_path, c, tomo, "half tomogram") for c in RAW_HALVES)
     return h1, h2
 
 
 def _tomogram(row: pd.Series, project_dir: Path, star_path: Path) -> Relion5Tomogram:
-    tomo = str(_text(row["rlnTomoName"]))
-    if _text(row.get(TOMOGRAM)) is None:
+    tomo = str(_text(row[TOMO_NAME]))
+    if _text(row.get(TOMO_RECONSTRUCTED_TOMOGRAM)) is None:
         fix = ("this Reconstruct job made only half tomograms (for denoising): rerun Reconstruct tomograms without "
-               "'Generate tomograms for denoising' for the full ones" if _text(row.get(HALVES[0])) else
+               "'Generate tomograms for denoising' for the full ones" if _text(row.get(RAW_HALVES[0])) else
                "run RELION's Reconstruct tomograms job and give its tomograms.star")
-        raise InputError(f"{star_path}: {tomo} has no {TOMOGRAM}; {fix}.")
-    tomogram = _resolve(row[TOMOGRAM], project_dir, star_path, TOMOGRAM, tomo, "tomogram (Reconstruct tomograms)")
+        raise InputError(f"{star_path}: {tomo} has no {TOMO_RECONSTRUCTED_TOMOGRAM}; {fix}.")
+    tomogram = _resolve(row[TOMO_RECONSTRUCTED_TOMOGRAM], project_dir, star_path, TOMO_RECONSTRUCTED_TOMOGRAM, tomo,
+                        "tomogram (Reconstruct tomograms)")
     half1, half2 = _halves(row, project_dir, star_path, tomo)
-    series = _resolve(row["rlnTomoTiltSeriesStarFile"], project_dir, star_path, "rlnTomoTiltSeriesStarFile", tomo,
+    series = _resolve(row[TOMO_TILT_SERIES_STAR_FILE], project_dir, star_path, TOMO_TILT_SERIES_STAR_FILE, tomo,
                       "tilt-series STAR")
     angles, source, defocus = _tilt_series(series, tomo)
-    pixel = _number(row["rlnTomoTiltSeriesPixelSize"], star_path, "rlnTomoTiltSeriesPixelSize", tomo)
+    pixel = _number(row[TOMO_TILT_SERIES_PIXEL_SIZE], star_path, TOMO_TILT_SERIES_PIXEL_SIZE, tomo)
     # RELION writes the binning only when it is not 1.
-    binning = _number(row["rlnTomoTomogramBinning"], star_path, "rlnTomoTomogramBinning", tomo) \
-        if _text(row.get("rlnTomoTomogramBinning")) is not None else 1.0
+    binning = _number(row[TOMO_TOMOGRAM_BINNING], star_path, TOMO_TOMOGRAM_BINNING, tomo) \
+        if _text(row.get(TOMO_TOMOGRAM_BINNING)) is not None else 1.0
     if pixel <= 0 or binning <= 0:
         raise InputError(f"{star_path}: {tomo} has rlnTomoTiltSeriesPixelSize {pixel:g} and rlnTomoTomogramBinning "
                          f"{binning:g}; both must be > 0.")
@@ -263,9 +290,9 @@ def _tomogram(row: pd.Series, project_dir: Path, star_path: Path) -> Relion5Tomo
     return Relion5Tomogram(
         tomo_name=tomo, tomogram=tomogram, half1=half1, half2=half2, pixel_size=pixel * binning, defocus=defocus,
         tilt_angles=angles, tilt_source=source,
-        voltage=_number(row["rlnVoltage"], star_path, "rlnVoltage", tomo),
-        cs=_number(row["rlnSphericalAberration"], star_path, "rlnSphericalAberration", tomo),
-        amplitude_contrast=_number(row["rlnAmplitudeContrast"], star_path, "rlnAmplitudeContrast", tomo),
+        voltage=_number(row[VOLTAGE], star_path, VOLTAGE, tomo),
+        cs=_number(row[SPHERICAL_ABERRATION], star_path, SPHERICAL_ABERRATION, tomo),
+        amplitude_contrast=_number(row[AMPLITUDE_CONTRAST], star_path, AMPLITUDE_CONTRAST, tomo),
         tilt_series_star=series, shape=header.shape)
 
 
@@ -287,13 +314,13 @@ def read_relion5_project(tomograms_star: str | os.PathLike,
     missing = [c for c in REQUIRED_GLOBAL if c not in table.columns]
     if missing:
         old = " (a RELION 4 tomogram set? RELION 5 names a tilt-series STAR per tomogram)" \
-            if "rlnTomoTiltSeriesStarFile" in missing else ""
+            if TOMO_TILT_SERIES_STAR_FILE in missing else ""
         raise InputError(f"{star_path}: data_global lacks column {', '.join(missing)}{old}; give the tomograms.star of "
                          "a RELION 5 Reconstruct tomograms job.")
     if table.empty:
         raise InputError(f"{star_path}: data_global has no tomograms; give the tomograms.star of a finished RELION 5 "
                          "Reconstruct tomograms job.")
-    names = [str(_text(n)) for n in table["rlnTomoName"]]
+    names = [str(_text(n)) for n in table[TOMO_NAME]]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated or "None" in names:
         raise InputError(f"{star_path}: rlnTomoName must name each tomogram once, but "
@@ -318,7 +345,7 @@ def tomogram_table(project: Relion5Project, *, number_subtomos: int = 100,
                        tilt_angle_file=str(files[t.tomo_name]) if t.tomo_name in files else None)
             for i, t in enumerate(project.tomograms, start=1)]
     table = pd.DataFrame(rows)
-    for column in (*HALVES, TILT_ANGLE_COLUMN):
+    for column in (*RAW_HALVES, TILT_ANGLE_FILE):
         if column in table.columns:
             table[column] = table[column].fillna("None")
     return table
@@ -351,11 +378,11 @@ def _check_corrected(path: Path, tomogram: Relion5Tomogram) -> None:
 
 def _fill_geometry(table: pd.DataFrame, chosen: list[Relion5Tomogram]) -> pd.DataFrame:
     """Binning and bin-1 size where the input lacked them: RELION places particles with them."""
-    pixel = table["rlnTomoTiltSeriesPixelSize"].astype(float).to_numpy()
+    pixel = table[TOMO_TILT_SERIES_PIXEL_SIZE].astype(float).to_numpy()
     binning = np.array([t.pixel_size for t in chosen]) / pixel
-    if "rlnTomoTomogramBinning" not in table.columns:
-        table["rlnTomoTomogramBinning"] = binning
-    for axis, column in ((2, "rlnTomoSizeX"), (1, "rlnTomoSizeY"), (0, "rlnTomoSizeZ")):
+    if TOMO_TOMOGRAM_BINNING not in table.columns:
+        table[TOMO_TOMOGRAM_BINNING] = binning
+    for axis, column in ((2, TOMO_SIZE_X), (1, TOMO_SIZE_Y), (0, TOMO_SIZE_Z)):
         if column not in table.columns:
             table[column] = [int(round(t.shape[axis] * b)) for t, b in zip(chosen, binning)]
     return table
@@ -386,13 +413,14 @@ def write_relion5_tomograms(path: str | os.PathLike, project: Relion5Project,
                          f"{project.star_path} first.")
     chosen = [project.tomograms[i] for i in keep]
     table = project.global_table.iloc[keep].reset_index(drop=True)
-    table = table.drop(columns=[c for c in (*HALVES, *RAW_DERIVED) if c in table.columns])
+    table = table.drop(columns=[c for c in (*RAW_HALVES, *RAW_DERIVED) if c in table.columns])
     for t in chosen:
         _check_corrected(Path(corrected[t.tomo_name]), t)
-    table[TOMOGRAM] = [_named(Path(corrected[t.tomo_name]), project.project_dir, named_in) for t in chosen]
+    table[TOMO_RECONSTRUCTED_TOMOGRAM] = [_named(Path(corrected[t.tomo_name]), project.project_dir, named_in)
+                                          for t in chosen]
     halves = dict(corrected_halves or {})
     if halves and all(t.tomo_name in halves for t in chosen):
-        for k, column in enumerate(HALVES):
+        for k, column in enumerate(RAW_HALVES):
             for t in chosen:
                 _check_corrected(Path(halves[t.tomo_name][k]), t)
             table[column] = [_named(Path(halves[t.tomo_name][k]), project.project_dir, named_in) for t in chosen]

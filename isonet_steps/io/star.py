@@ -12,19 +12,28 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
 import starfile
 
 from .atomic import atomic_path, ensure_writable_folder
+from .columns import (
+    DECONV_TOMO_NAME,
+    IMAGE_NAME,
+    INDEX,
+    MICROGRAPH_NAME,
+    PATH_COLUMNS,
+    PIXEL_SIZE,
+    SUBTOMO_COLUMNS,
+    TILT_MAX,
+    TILT_MIN,
+    TOMOGRAM_COLUMNS,
+    is_set,
+)
 from .errors import InputError
-from .tilt_angles import TILT_ANGLE_COLUMN
 
 __all__ = [
-    "TOMOGRAM_COLUMNS",
-    "SUBTOMO_COLUMNS",
     "read_star",
     "write_star",
     "read_tomogram_star",
@@ -32,77 +41,12 @@ __all__ = [
     "resolve_path",
     "parse_tomo_idx",
     "select_rows",
+    "absolute_paths",
+    # TODO(integrator): import from io.columns (steps/predict.py, steps/gold_standard.py, workflow/pipeline.py and
+    # report/build.py still import these two from here)
     "is_set",
     "PATH_COLUMNS",
-    "absolute_paths",
 ]
-
-#: Columns that name files: a STAR copied elsewhere keeps them valid by making them absolute.
-PATH_COLUMNS = ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName",
-                "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2", TILT_ANGLE_COLUMN)
-
-#: Where a row came from a RELION 5 project: its tomograms.star and the folder its paths start from.
-RELION_STAR_COLUMN = "rlnRelionTomogramsStar"
-RELION_PROJECT_COLUMN = "rlnRelionProjectDir"
-
-#: Column types of IsoNet's tomograms.star (plus isonet-nf's tilt range and gold-standard columns).
-TOMOGRAM_COLUMNS: dict[str, type] = {
-    "rlnIndex": int,
-    "rlnMicrographName": str,
-    "rlnPixelSize": float,
-    "rlnDefocus": float,
-    "rlnNumberSubtomo": int,
-    "rlnMaskBoundary": str,
-    "rlnTiltMin": float,
-    "rlnTiltMax": float,
-    "rlnSnrFalloff": float,
-    "rlnDeconvStrength": float,
-    "rlnDeconvTomoName": str,
-    "rlnMaskDensityPercentage": float,
-    "rlnMaskStdPercentage": float,
-    "rlnMaskName": str,
-    "rlnCorrectedTomoName": str,
-    "rlnCorrectedTomoHalf1": str,
-    "rlnCorrectedTomoHalf2": str,
-    "rlnTomoReconstructedTomogramHalf1": str,
-    "rlnTomoReconstructedTomogramHalf2": str,
-    "rlnGoldStandardFsc": str,
-    "rlnRawHalvesFsc": str,
-    "rlnCorrectedHalvesFsc": str,
-    # from a RELION 5 project (io/relion5.py): its optics, its tomo name, the .tlt of its tilt angles
-    "rlnVoltage": float,
-    "rlnSphericalAberration": float,
-    "rlnAmplitudeContrast": float,
-    "rlnTomoName": str,
-    "rlnTiltAngleFile": str,
-    # where a row came from a RELION 5 project (steps/prepare_star.py): predict writes it back there
-    "rlnRelionTomogramsStar": str,
-    "rlnRelionProjectDir": str,
-}
-
-#: Column types of IsoNet's subtomo.star (plus the tilt range and the random half, 1 or 2).
-SUBTOMO_COLUMNS: dict[str, type] = {
-    "rlnSubtomoIndex": int,
-    "rlnImageName": str,
-    "rlnCubeSize": int,
-    "rlnCropSize": int,
-    "rlnPixelSize": float,
-    "rlnTiltMin": float,
-    "rlnTiltMax": float,
-    "rlnRandomSubset": int,
-    "rlnTiltAngleFile": str,  # the tomogram's tilt angles (absolute), for a wedge with the series' gaps
-    "rlnImageNameHalf2": str,  # noise2noise: the same box as rlnImageName's, cut from the other (odd) half tomogram
-    "rlnDeconvolved": int,  # 1: cut from rlnDeconvTomoName, 0: from a raw tomogram (the model records which)
-}
-
-
-def is_set(value: object) -> TypeGuard[str | float]:
-    """True unless a STAR cell is empty, NaN or IsoNet's literal ``None``; a set cell is text or a number."""
-    if value is None:
-        return False
-    if isinstance(value, float) and np.isnan(value):
-        return False
-    return str(value).strip() not in ("", "None", "none", "nan")
 
 
 def read_star(path: str | os.PathLike, what: str = "STAR file") -> pd.DataFrame:
@@ -160,8 +104,8 @@ def _require_columns(df: pd.DataFrame, path: Path, columns: Iterable[str], what:
 
 
 def _check_tilt(df: pd.DataFrame, path: Path) -> None:
-    if "rlnTiltMin" in df.columns and "rlnTiltMax" in df.columns:
-        for i, (lo, hi) in enumerate(zip(df["rlnTiltMin"], df["rlnTiltMax"]), start=1):
+    if TILT_MIN in df.columns and TILT_MAX in df.columns:
+        for i, (lo, hi) in enumerate(zip(df[TILT_MIN], df[TILT_MAX]), start=1):
             if not (-90.0 <= lo <= 90.0 and -90.0 <= hi <= 90.0):
                 raise InputError(f"{path}: row {i} tilt range {lo:g}..{hi:g}° is outside ±90°; give the tilt series' "
                                  "real min/max angles.")
@@ -170,11 +114,11 @@ def _check_tilt(df: pd.DataFrame, path: Path) -> None:
 
 
 def _check_pixel_size(df: pd.DataFrame, path: Path) -> None:
-    if "rlnPixelSize" in df.columns:
-        bad = df["rlnPixelSize"] <= 0
+    if PIXEL_SIZE in df.columns:
+        bad = df[PIXEL_SIZE] <= 0
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise InputError(f"{path}: row {row} has rlnPixelSize {df['rlnPixelSize'].iloc[row - 1]:g}; pixel size "
+            raise InputError(f"{path}: row {row} has rlnPixelSize {df[PIXEL_SIZE].iloc[row - 1]:g}; pixel size "
                              "must be > 0 Å.")
 
 
@@ -182,19 +126,19 @@ def read_tomogram_star(path: str | os.PathLike) -> pd.DataFrame:
     """Read tomograms.star: columns typed, tilt range defaulted to ±60°, values checked."""
     path = Path(path)
     df = read_star(path, "tomogram STAR")
-    _require_columns(df, path, ["rlnMicrographName"], "tomogram STAR",
+    _require_columns(df, path, [MICROGRAPH_NAME], "tomogram STAR",
                      "make it with 'isonet prepare-star FOLDER' or add the tomogram paths.")
     df = _coerce(df, path, TOMOGRAM_COLUMNS, "tomogram STAR")
-    if "rlnIndex" not in df.columns:
-        df.insert(0, "rlnIndex", np.arange(1, len(df) + 1))
-    if "rlnPixelSize" not in df.columns:
-        df["rlnPixelSize"] = 10.0
+    if INDEX not in df.columns:
+        df.insert(0, INDEX, np.arange(1, len(df) + 1))
+    if PIXEL_SIZE not in df.columns:
+        df[PIXEL_SIZE] = 10.0
     return _tilt_defaults_and_checks(df, path)
 
 
 def _tilt_defaults_and_checks(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     """IsoNet's fixed ±60° where a table has no tilt range; then check pixel sizes and tilts."""
-    for column, default in (("rlnTiltMin", -60.0), ("rlnTiltMax", 60.0)):
+    for column, default in ((TILT_MIN, -60.0), (TILT_MAX, 60.0)):
         if column not in df.columns:
             df[column] = default
     _check_pixel_size(df, path)
@@ -206,7 +150,7 @@ def read_subtomo_star(path: str | os.PathLike) -> pd.DataFrame:
     """Read subtomo.star: rlnImageName required; sizes, tilt range and halves typed and defaulted."""
     path = Path(path)
     df = read_star(path, "subtomogram STAR")
-    _require_columns(df, path, ["rlnImageName"], "subtomogram STAR",
+    _require_columns(df, path, [IMAGE_NAME], "subtomogram STAR",
                      "make it with 'isonet extract' or 'isonet prepare-subtomo-star'.")
     df = _coerce(df, path, SUBTOMO_COLUMNS, "subtomogram STAR")
     return _tilt_defaults_and_checks(df, path)
@@ -247,16 +191,16 @@ def tomogram_source(row, star_path: str | os.PathLike, use_deconv: bool) -> tupl
     """The tomogram a row's step reads, and the column it came from: the deconvolved one when asked
     for and present (as IsoNet), else rlnMicrographName; a deconvolved file that is gone is a warning.
     """
-    deconv = row.get("rlnDeconvTomoName")
+    deconv = row.get(DECONV_TOMO_NAME)
     if use_deconv and is_set(deconv):
         try:
-            return resolve_path(deconv, star_path, "rlnDeconvTomoName"), "rlnDeconvTomoName"
+            return resolve_path(deconv, star_path, DECONV_TOMO_NAME), DECONV_TOMO_NAME
         except InputError:
             from .log import get_logger
 
             get_logger().warning("%s: rlnDeconvTomoName %s (rlnIndex %s) not found; using rlnMicrographName",
-                                 star_path, deconv, row.get("rlnIndex"))
-    return resolve_path(row.get("rlnMicrographName"), star_path, "rlnMicrographName"), "rlnMicrographName"
+                                 star_path, deconv, row.get(INDEX))
+    return resolve_path(row.get(MICROGRAPH_NAME), star_path, MICROGRAPH_NAME), MICROGRAPH_NAME
 
 
 def parse_tomo_idx(spec) -> list[int] | None:
@@ -291,7 +235,7 @@ def select_rows(df: pd.DataFrame, tomo_idx, path: str | os.PathLike) -> list[int
     wanted = parse_tomo_idx(tomo_idx)
     if wanted is None:
         return list(range(len(df)))
-    present = {int(v): i for i, v in enumerate(df["rlnIndex"])}
+    present = {int(v): i for i, v in enumerate(df[INDEX])}
     missing = [w for w in wanted if w not in present]
     if missing:
         raise InputError(f"{path}: --tomo-idx asks for rlnIndex {missing} which the STAR file does not have; use "

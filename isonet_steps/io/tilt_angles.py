@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .atomic import write_text
+from .columns import TILT_ANGLE_FILE
 from .errors import InputError
 
 __all__ = ["TILT_ANGLE_COLUMN", "TILT_FILE_SUFFIXES", "read_tilt_angles", "find_tilt_file", "write_tilt_angles"]
 
-#: The STAR column that names a tomogram's tilt-angle file.
-TILT_ANGLE_COLUMN = "rlnTiltAngleFile"
+# TODO(integrator): import from io.columns (workflow/pipeline.py still imports it from here), then drop this.
+TILT_ANGLE_COLUMN = TILT_ANGLE_FILE
 #: Suffixes looked for beside a tomogram, best first.
 TILT_FILE_SUFFIXES = (".tlt", ".rawtlt")
 #: Name endings IMOD and others add to a reconstruction: ``TS_01_rec.mrc`` belongs to ``TS_01.tlt``.
@@ -45,7 +46,7 @@ def read_tilt_angles(path: str | os.PathLike) -> tuple[float, ...]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: tilt-angle file not found; check the path (and the STAR column "
-                         f"{TILT_ANGLE_COLUMN} that names it).")
+                         f"{TILT_ANGLE_FILE} that names it).")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

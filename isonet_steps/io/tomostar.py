@@ -8,6 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .columns import (
+    CROP_SIZE,
+    CUBE_SIZE,
+    DEFOCUS,
+    IMAGE_NAME,
+    INDEX,
+    MASK_BOUNDARY,
+    MICROGRAPH_NAME,
+    NUMBER_SUBTOMO,
+    PIXEL_SIZE,
+    SUBTOMO_INDEX,
+    TILT_MAX,
+    TILT_MIN,
+)
 from .errors import InputError
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".mrcs", ".map")
@@ -66,15 +80,15 @@ def tomogram_table(
     n = len(files)
     return pd.DataFrame(
         {
-            "rlnIndex": np.arange(1, n + 1),
-            "rlnMicrographName": [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}"
+            INDEX: np.arange(1, n + 1),
+            MICROGRAPH_NAME: [str(f) if named_in is None else f"{named_in.rstrip('/')}/{Path(f).name}"
                                   for f in files],
-            "rlnPixelSize": [float(pixel_size)] * n,
-            "rlnDefocus": [float(defocus)] * n,
-            "rlnNumberSubtomo": [int(number_subtomos)] * n,
-            "rlnMaskBoundary": ["None"] * n,
-            "rlnTiltMin": [float(tilt_min)] * n,
-            "rlnTiltMax": [float(tilt_max)] * n,
+            PIXEL_SIZE: [float(pixel_size)] * n,
+            DEFOCUS: [float(defocus)] * n,
+            NUMBER_SUBTOMO: [int(number_subtomos)] * n,
+            MASK_BOUNDARY: ["None"] * n,
+            TILT_MIN: [float(tilt_min)] * n,
+            TILT_MAX: [float(tilt_max)] * n,
         }
     )
 
@@ -122,12 +136,12 @@ def subtomo_table(
     n = len(files)
     return pd.DataFrame(
         {
-            "rlnSubtomoIndex": np.arange(1, n + 1),
-            "rlnImageName": [str(f) for f in files],
-            "rlnCubeSize": [int(cube_size)] * n,
-            "rlnCropSize": [int(crop_size)] * n,
-            "rlnPixelSize": [float(pixel_size)] * n,
-            "rlnTiltMin": [float(tilt_min)] * n,
-            "rlnTiltMax": [float(tilt_max)] * n,
+            SUBTOMO_INDEX: np.arange(1, n + 1),
+            IMAGE_NAME: [str(f) for f in files],
+            CUBE_SIZE: [int(cube_size)] * n,
+            CROP_SIZE: [int(crop_size)] * n,
+            PIXEL_SIZE: [float(pixel_size)] * n,
+            TILT_MIN: [float(tilt_min)] * n,
+            TILT_MAX: [float(tilt_max)] * n,
         }
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.columns import CROP_SIZE, CUBE_SIZE, RANDOM_SUBSET
 from ..io.errors import InputError
 from .html import esc, fmt_seconds, fmt_value, not_run, section, table
 
@@ -104,12 +105,12 @@ def inputs_section(run) -> str:
 
             sub = read_subtomo_star(run.subtomo_star)
             text = f"{len(sub)} subtomograms"
-            if "rlnCropSize" in sub.columns:
-                text += f" of {int(sub['rlnCropSize'].iloc[0])}³ voxels"
-            if "rlnCubeSize" in sub.columns:
-                text += f" (training cube {int(sub['rlnCubeSize'].iloc[0])}³)"
-            if "rlnRandomSubset" in sub.columns:
-                counts = sub["rlnRandomSubset"].value_counts().to_dict()
+            if CROP_SIZE in sub.columns:
+                text += f" of {int(sub[CROP_SIZE].iloc[0])}³ voxels"
+            if CUBE_SIZE in sub.columns:
+                text += f" (training cube {int(sub[CUBE_SIZE].iloc[0])}³)"
+            if RANDOM_SUBSET in sub.columns:
+                counts = sub[RANDOM_SUBSET].value_counts().to_dict()
                 text += ", halves " + " / ".join(f"{counts.get(h, 0)}" for h in (1, 2))
             parts.append(f'<p class="caption">{esc(run.subtomo_star.name)}: {esc(text)}.</p>')
         except InputError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..core.wedge import Wedge
 from ..core.wedge_check import WedgeCheck, check_wedge
+from ..io.columns import INDEX
 from ..io.errors import InputError
 from .html import esc
 
@@ -37,16 +38,16 @@ def row_wedge(run, t) -> tuple[Wedge, Path | None]:
 
     An unreadable angle file is noted and the range used instead, so the report still checks something.
     """
+    from ..io.columns import TILT_ANGLE_FILE
     from ..io.star import read_tomogram_star, resolve_path
-    from ..io.tilt_angles import TILT_ANGLE_COLUMN
     from ..steps.row_wedge import row_wedge as star_row_wedge
 
     try:
         rows = read_tomogram_star(run.star) if run.star is not None else None
-        if rows is not None and not (row := rows[rows["rlnIndex"] == t.index]).empty:
+        if rows is not None and not (row := rows[rows[INDEX] == t.index]).empty:
             wedge = star_row_wedge(row.iloc[0], run.star)
             if wedge.angles is not None:
-                return wedge, resolve_path(row.iloc[0][TILT_ANGLE_COLUMN], run.star, TILT_ANGLE_COLUMN)
+                return wedge, resolve_path(row.iloc[0][TILT_ANGLE_FILE], run.star, TILT_ANGLE_FILE)
     except InputError as exc:
         run.notes.append(f"{exc} The wedge check uses rlnTiltMin/rlnTiltMax instead.")
     return Wedge.from_range(*t.tilt_range), None

@@ -11,10 +11,22 @@ from pathlib import Path
 from ..core.ctf import CtfParams
 from ..core.volume_checks import entering_tomogram, fill_nonfinite
 from ..io.atomic import check_writable_target
+from ..io.columns import (
+    AMPLITUDE_CONTRAST,
+    DECONV_STRENGTH,
+    DECONV_TOMO_NAME,
+    DEFOCUS,
+    MICROGRAPH_NAME,
+    PIXEL_SIZE,
+    SNR_FALLOFF,
+    SPHERICAL_ABERRATION,
+    VOLTAGE,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, new_memmap, open_memmap, read_header, read_volume, release_pages, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, write_star
+from ..io.star import read_tomogram_star, resolve_path, select_rows, write_star
 
 
 def all_cores() -> int:
@@ -53,8 +65,8 @@ def _star_value(table, row: int, column: str) -> float:
 
 
 #: The microscope as a STAR row may record it (a RELION 5 project does) -> CtfParams field.
-MICROSCOPE_COLUMNS = {"rlnVoltage": "voltage", "rlnSphericalAberration": "cs",
-                      "rlnAmplitudeContrast": "amplitude_contrast"}
+MICROSCOPE_COLUMNS = {VOLTAGE: "voltage", SPHERICAL_ABERRATION: "cs",
+                      AMPLITUDE_CONTRAST: "amplitude_contrast"}
 
 
 def _microscope(table, row: int, given: _Settings) -> dict[str, float]:
@@ -76,10 +88,10 @@ def _microscope(table, row: int, given: _Settings) -> dict[str, float]:
 
 def _row_params(table, row: int, defocus: float, given: _Settings, star) -> CtfParams:
     params = CtfParams(
-        pixel_size=float(table.at[row, "rlnPixelSize"]), defocus=defocus, **_microscope(table, row, given),
-        snrfalloff=given.snrfalloff if given.snrfalloff is not None else _star_value(table, row, "rlnSnrFalloff"),
+        pixel_size=float(table.at[row, PIXEL_SIZE]), defocus=defocus, **_microscope(table, row, given),
+        snrfalloff=given.snrfalloff if given.snrfalloff is not None else _star_value(table, row, SNR_FALLOFF),
         deconvstrength=(given.deconvstrength if given.deconvstrength is not None
-                        else _star_value(table, row, "rlnDeconvStrength")),
+                        else _star_value(table, row, DECONV_STRENGTH)),
         highpassnyquist=given.highpassnyquist,
     )
     try:
@@ -93,13 +105,13 @@ def _plan(table, rows: list[int], given: _Settings, star) -> list[_Job]:
     """Every chosen row with a defocus, checked before anything is written (rlnDefocus 0 is skipped)."""
     jobs = []
     for row in rows:
-        name = table.at[row, "rlnMicrographName"]
-        has_defocus = "rlnDefocus" in table.columns and is_set(table.at[row, "rlnDefocus"])
-        defocus = float(table.at[row, "rlnDefocus"]) if has_defocus else 0.0
+        name = table.at[row, MICROGRAPH_NAME]
+        has_defocus = DEFOCUS in table.columns and is_set(table.at[row, DEFOCUS])
+        defocus = float(table.at[row, DEFOCUS]) if has_defocus else 0.0
         if defocus < 0:
             raise InputError(f"{star}: rlnDefocus {defocus:g} of {name} is negative; give the underfocus in Å as a "
                              "positive number (0 = skip).")
-        path = resolve_path(name, star, "rlnMicrographName")
+        path = resolve_path(name, star, MICROGRAPH_NAME)
         header = read_header(path, "tomogram")
         if defocus == 0:
             get_logger().info("deconv: skipping %s: rlnDefocus is 0 (no CTF to correct, e.g. phase plate)", path)
@@ -160,7 +172,7 @@ def run_deconv(star: str | os.PathLike, *, deconv_folder: str | os.PathLike = "d
     check_writable_target(Path(deconv_folder) / "x.mrc")
     check_writable_target(out_star)
     jobs = _plan(table, rows, given, star)
-    for column, default in (("rlnSnrFalloff", 1.0), ("rlnDeconvStrength", 1.0), ("rlnDeconvTomoName", "None")):
+    for column, default in ((SNR_FALLOFF, 1.0), (DECONV_STRENGTH, 1.0), (DECONV_TOMO_NAME, "None")):
         if column not in table.columns:
             table[column] = default
     for job in jobs:
@@ -170,9 +182,9 @@ def run_deconv(star: str | os.PathLike, *, deconv_folder: str | os.PathLike = "d
                  job.params.deconvstrength, f"chunks of {chunk_size}" if chunk_size else "whole tomogram")
         start = time.time()
         _deconvolve(job, out, chunk_size=chunk_size, overlap_rate=overlap_rate, workers=ncpu or all_cores())
-        table.at[job.row, "rlnSnrFalloff"] = job.params.snrfalloff
-        table.at[job.row, "rlnDeconvStrength"] = job.params.deconvstrength
-        table.at[job.row, "rlnDeconvTomoName"] = str(out)
+        table.at[job.row, SNR_FALLOFF] = job.params.snrfalloff
+        table.at[job.row, DECONV_STRENGTH] = job.params.deconvstrength
+        table.at[job.row, DECONV_TOMO_NAME] = str(out)
         write_star(table, out_star)  # after each tomogram, as IsoNet: a crash keeps finished rows
         log.info("deconv: wrote %s in %.1f s", out, time.time() - start)
     if not jobs:

@@ -26,10 +26,33 @@ from ..core.extract import (
 )
 from ..core.volume_checks import check_halves, entering_tomogram, fill_nonfinite
 from ..io.atomic import check_writable_target, make_output_folder, write_bytes
+from ..io.columns import (
+    COORDINATE_X,
+    COORDINATE_Y,
+    COORDINATE_Z,
+    CROP_SIZE,
+    CUBE_SIZE,
+    DECONV_TOMO_NAME,
+    DECONVOLVED,
+    IMAGE_NAME,
+    IMAGE_NAME_HALF2,
+    INDEX,
+    MASK_NAME,
+    MICROGRAPH_NAME,
+    NUMBER_SUBTOMO,
+    PIXEL_SIZE,
+    RANDOM_SUBSET,
+    RAW_HALVES,
+    SUBTOMO_INDEX,
+    TILT_ANGLE_FILE,
+    TILT_MAX,
+    TILT_MIN,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import open_memmap, release_pages, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 from ..io.tilt_angles import read_tilt_angles
 
 
@@ -56,21 +79,15 @@ class _Plan:
         return self.deconvolved and self.raw_halves is None
 
 
-#: subtomo.star's column naming half 2's box under noise2noise (rlnImageName names half 1's, the same region).
-HALF2_IMAGE_COLUMN = "rlnImageNameHalf2"
-#: subtomo.star's column saying whether a box was cut from a deconvolved tomogram (1) or a raw one (0):
-#: the models refine trains record it, and predict warns when a tomogram is of the other kind.
-DECONVOLVED_COLUMN = "rlnDeconvolved"
-RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
 
 def _raw_halves(row: dict, star, name: str, shape: tuple[int, ...]) -> tuple[Path, Path]:
     """The row's two raw half tomograms (noise2noise), checked to exist and to match the tomogram's shape."""
-    if not all(is_set(row.get(c)) for c in RAW_HALF_COLUMNS):
-        raise InputError(f"{star}: {name} has no {' / '.join(RAW_HALF_COLUMNS)}, so --noise2noise has no even/odd "
+    if not all(is_set(row.get(c)) for c in RAW_HALVES):
+        raise InputError(f"{star}: {name} has no {' / '.join(RAW_HALVES)}, so --noise2noise has no even/odd "
                          "halves to cut; give a RELION 5 tomograms.star (its reconstructions have halves), add both "
                          "columns, or run without --noise2noise.")
-    paths = tuple(Path(resolve_path(row[c], star, c, "half tomogram")) for c in RAW_HALF_COLUMNS)
+    paths = tuple(Path(resolve_path(row[c], star, c, "half tomogram")) for c in RAW_HALVES)
     check_halves(paths[0], paths[1])
     for path in paths:
         with open_memmap(path, "half tomogram") as vol:
@@ -91,13 +108,13 @@ def _tomogram(row: dict, star, crop: int, cube: int,
         shape = tuple(int(s) for s in vol.data.shape)
         voxel_size = vol.voxel_size
     check_fits(shape, crop, cube, str(source))
-    pixel = float(row["rlnPixelSize"])
+    pixel = float(row[PIXEL_SIZE])
     if voxel_size <= 0:
         voxel_size = pixel
     elif abs(voxel_size - pixel) > 0.01 * pixel:
         get_logger("extract").warning("%s: header voxel size %.3f Å differs from rlnPixelSize %.3f Å; subtomograms "
                                       "keep the header's", source, voxel_size, pixel)
-    return source, shape, voxel_size, column == "rlnDeconvTomoName"
+    return source, shape, voxel_size, column == DECONV_TOMO_NAME
 
 
 def _mask_counts(mask_path: Path, shape: tuple[int, ...], source: Path, crop: int, split: str):
@@ -140,24 +157,24 @@ def _check_number(plan: _Plan, crop: int) -> None:
 
 def _plan_row(row: dict, star, crop: int, cube: int, use_deconv_tomo: bool, split: str = "random",
               noise2noise: bool = False) -> _Plan:
-    name = Path(str(row["rlnMicrographName"])).name
-    number = int(row["rlnNumberSubtomo"]) if "rlnNumberSubtomo" in row else 100
+    name = Path(str(row[MICROGRAPH_NAME])).name
+    number = int(row[NUMBER_SUBTOMO]) if NUMBER_SUBTOMO in row else 100
     if number < 0:
         raise InputError(f"{star}: rlnNumberSubtomo {number} for {name} is negative; give how many subtomograms to cut "
                          "(e.g. 100).")
     source, shape, voxel_size, deconvolved = _tomogram(row, star, crop, cube, use_deconv_tomo)
     mask_path = None
-    if is_set(row.get("rlnMaskName")):
-        mask_path = Path(resolve_path(row["rlnMaskName"], star, "rlnMaskName"))
+    if is_set(row.get(MASK_NAME)):
+        mask_path = Path(resolve_path(row[MASK_NAME], star, MASK_NAME))
         counts, half_counts = _mask_counts(mask_path, shape, source, crop, split)
     else:
         get_logger("extract").info("%s: no mask (rlnMaskName unset); centres drawn from the whole tomogram", name)
         counts = count_candidates(None, shape, crop)
         half_counts = slab_counts(None, shape, crop) if split == "slabs" else None
-    if is_set(row.get("rlnTiltAngleFile")):  # read now: a bad file fails before anything is written
-        angle_file = resolve_path(row["rlnTiltAngleFile"], star, "rlnTiltAngleFile")
+    if is_set(row.get(TILT_ANGLE_FILE)):  # read now: a bad file fails before anything is written
+        angle_file = resolve_path(row[TILT_ANGLE_FILE], star, TILT_ANGLE_FILE)
         read_tilt_angles(angle_file)
-        row = {**row, "rlnTiltAngleFile": str(angle_file.absolute())}
+        row = {**row, TILT_ANGLE_FILE: str(angle_file.absolute())}
     raw = _raw_halves(row, star, name, shape) if noise2noise else None
     fills = {path: entering_tomogram(path, row, what) for path, what in
              ([(source, "tomogram")] if raw is None else [(raw[0], "half tomogram"), (raw[1], "half tomogram")])}
@@ -172,9 +189,9 @@ def _check_names(plans: list[_Plan], star) -> list[str]:
     for plan in plans:
         stem = Path(plan.name).stem
         if stem in stems:
-            raise InputError(f"{star}: tomograms {stems[stem]} and {plan.row['rlnMicrographName']} share the name "
+            raise InputError(f"{star}: tomograms {stems[stem]} and {plan.row[MICROGRAPH_NAME]} share the name "
                              f"{stem!r}, so their subtomograms would overwrite each other; rename one of the files.")
-        stems[stem] = str(plan.row["rlnMicrographName"])
+        stems[stem] = str(plan.row[MICROGRAPH_NAME])
     if sum(plan.number for plan in plans) == 0:
         raise InputError(f"{star}: every selected row has rlnNumberSubtomo 0; nothing to extract.")
     return list(stems)
@@ -182,7 +199,7 @@ def _check_names(plans: list[_Plan], star) -> list[str]:
 
 def _draw(plan: _Plan, crop: int, seed: int, first: int) -> tuple[np.ndarray, np.ndarray]:
     """The plan's box centres and their halves, reproducible from ``(seed, rlnIndex)``."""
-    rng = tomogram_rng(seed, int(plan.row["rlnIndex"]))
+    rng = tomogram_rng(seed, int(plan.row[INDEX]))
     with open_memmap(plan.mask_path, "mask") if plan.mask_path else nullcontext() as mask:
         data = None if mask is None else mask.data
         if plan.half_counts is not None:  # slabs: each half from its own columns
@@ -193,20 +210,20 @@ def _draw(plan: _Plan, crop: int, seed: int, first: int) -> tuple[np.ndarray, np
 
 def _subtomo_row(plan: _Plan, number: int, name: str, centre, half: int, cube_size: int, crop: int) -> dict:
     return {
-        "rlnSubtomoIndex": number,
-        "rlnImageName": name,
-        "rlnCubeSize": int(cube_size),
-        "rlnCropSize": int(crop),
-        "rlnPixelSize": float(plan.row["rlnPixelSize"]),
-        "rlnTiltMin": float(plan.row["rlnTiltMin"]),
-        "rlnTiltMax": float(plan.row["rlnTiltMax"]),
-        "rlnTiltAngleFile": plan.row.get("rlnTiltAngleFile", "None"),
-        "rlnRandomSubset": int(half),
-        DECONVOLVED_COLUMN: int(plan.cuts_deconvolved),
-        "rlnMicrographName": str(plan.row["rlnMicrographName"]),
-        "rlnCoordinateX": int(centre[2]),
-        "rlnCoordinateY": int(centre[1]),
-        "rlnCoordinateZ": int(centre[0]),
+        SUBTOMO_INDEX: number,
+        IMAGE_NAME: name,
+        CUBE_SIZE: int(cube_size),
+        CROP_SIZE: int(crop),
+        PIXEL_SIZE: float(plan.row[PIXEL_SIZE]),
+        TILT_MIN: float(plan.row[TILT_MIN]),
+        TILT_MAX: float(plan.row[TILT_MAX]),
+        TILT_ANGLE_FILE: plan.row.get(TILT_ANGLE_FILE, "None"),
+        RANDOM_SUBSET: int(half),
+        DECONVOLVED: int(plan.cuts_deconvolved),
+        MICROGRAPH_NAME: str(plan.row[MICROGRAPH_NAME]),
+        COORDINATE_X: int(centre[2]),
+        COORDINATE_Y: int(centre[1]),
+        COORDINATE_Z: int(centre[0]),
     }
 
 
@@ -236,7 +253,7 @@ def _cut(plan: _Plan, centres, halves, folder: Path, subtomo_folder, rows: list[
         row = _subtomo_row(plan, len(rows) + 1, str(Path(subtomo_folder) / out.name), centres[j], int(halves[j]),
                            cube_size, crop)
         if seconds:
-            row[HALF2_IMAGE_COLUMN] = str(Path(subtomo_folder) / seconds[j].name)
+            row[IMAGE_NAME_HALF2] = str(Path(subtomo_folder) / seconds[j].name)
         rows.append(row)
     return names + seconds
 
@@ -247,13 +264,13 @@ def _copy_tilt_angles(plan: _Plan, folder: Path, subtomo_folder) -> Path | None:
     subtomo.star and its folder are what refine reads, often elsewhere (a Nextflow task, a
     container): the angles travel with the boxes instead of pointing back into this run.
     """
-    if not is_set(plan.row.get("rlnTiltAngleFile")):
+    if not is_set(plan.row.get(TILT_ANGLE_FILE)):
         return None
-    source = Path(str(plan.row["rlnTiltAngleFile"]))
+    source = Path(str(plan.row[TILT_ANGLE_FILE]))
     copy = folder / f"{Path(plan.name).stem}.tlt"
     if source.resolve() != copy.resolve():
         write_bytes(copy, source.read_bytes())
-    plan.row = {**plan.row, "rlnTiltAngleFile": str(Path(subtomo_folder) / copy.name)}
+    plan.row = {**plan.row, TILT_ANGLE_FILE: str(Path(subtomo_folder) / copy.name)}
     return copy
 
 
@@ -306,7 +323,7 @@ def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = 
     for plan, first in zip(plans, _first_halves(plans, first_half, star)):
         centres, halves = _draw(plan, crop, seed, first)
         log.info("tomogram %d (%s): %d subtomograms of %d³ voxels from %s",
-                 int(plan.row["rlnIndex"]), plan.name, len(centres), crop, plan.source)
+                 int(plan.row[INDEX]), plan.name, len(centres), crop, plan.source)
         angles = _copy_tilt_angles(plan, folder, subtomo_folder)
         written.update(_cut(plan, centres, halves, folder, subtomo_folder, rows, cube_size, crop))
         written.update([angles] if angles else [])

@@ -11,11 +11,12 @@ import numpy as np
 from ..core.mask import check_mask_settings, make_mask, split_boundary
 from ..core.volume_checks import entering_tomogram
 from ..io.atomic import check_writable_target
+from ..io.columns import MASK_BOUNDARY, MASK_DENSITY_PERCENTAGE, MASK_NAME, MASK_STD_PERCENTAGE, PIXEL_SIZE, is_set
 from ..io.errors import InputError
 from ..io.imod import read_imod
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 
 
 @dataclass
@@ -44,11 +45,11 @@ def _percentage(table, row: int, given: float | None, column: str, option: str, 
 
 
 def _boundary_path(table, row: int, star) -> Path | None:
-    value = table.at[row, "rlnMaskBoundary"] if "rlnMaskBoundary" in table.columns else None
+    value = table.at[row, MASK_BOUNDARY] if MASK_BOUNDARY in table.columns else None
     if not is_set(value):
         return None
     try:
-        path = resolve_path(value, star, "rlnMaskBoundary")
+        path = resolve_path(value, star, MASK_BOUNDARY)
     except InputError:
         raise InputError(f"{star}: rlnMaskBoundary names {value}, which does not exist (row {row + 1}); "
                          f"fix rlnMaskBoundary or set it to None.") from None
@@ -83,8 +84,8 @@ def _plan(table, rows: list[int], density: float | None, std: float | None, use_
     """Every chosen row's settings, tomogram and boundary, checked before anything is written."""
     jobs = []
     for row in rows:
-        row_density = _percentage(table, row, density, "rlnMaskDensityPercentage", "--density-percentage", star)
-        row_std = _percentage(table, row, std, "rlnMaskStdPercentage", "--std-percentage", star)
+        row_density = _percentage(table, row, density, MASK_DENSITY_PERCENTAGE, "--density-percentage", star)
+        row_std = _percentage(table, row, std, MASK_STD_PERCENTAGE, "--std-percentage", star)
         source = tomogram_source(table.iloc[row].to_dict(), star, use_deconv_tomo)[0]
         header = read_header(source, "tomogram")
         fill = entering_tomogram(source, table.iloc[row].to_dict())
@@ -124,19 +125,19 @@ def run_make_mask(star: str | os.PathLike, *, mask_folder: str | os.PathLike = "
     check_writable_target(Path(mask_folder) / "x_mask.mrc")
     check_writable_target(out_star)
     jobs = _plan(table, rows, density_percentage, std_percentage, use_deconv_tomo, star)
-    for column in ("rlnMaskDensityPercentage", "rlnMaskStdPercentage"):
+    for column in (MASK_DENSITY_PERCENTAGE, MASK_STD_PERCENTAGE):
         if column not in table.columns:
             table[column] = 50.0
-    if "rlnMaskName" not in table.columns:
-        table["rlnMaskName"] = "None"
+    if MASK_NAME not in table.columns:
+        table[MASK_NAME] = "None"
     for job in jobs:
         out = Path(mask_folder) / f"{job.source.stem}_mask.mrc"
         log.info("make-mask: %s | folder: %s | density: %g%% | std: %g%% | patch: %d | z-crop: %s",
                  job.source, mask_folder, job.density, job.std, patch_size, z_crop if z_crop else "none")
-        kept = _mask_one(job, out, float(table.at[job.row, "rlnPixelSize"]), patch_size=patch_size, z_crop=z_crop)
-        table.at[job.row, "rlnMaskDensityPercentage"] = job.density
-        table.at[job.row, "rlnMaskStdPercentage"] = job.std
-        table.at[job.row, "rlnMaskName"] = str(out)
+        kept = _mask_one(job, out, float(table.at[job.row, PIXEL_SIZE]), patch_size=patch_size, z_crop=z_crop)
+        table.at[job.row, MASK_DENSITY_PERCENTAGE] = job.density
+        table.at[job.row, MASK_STD_PERCENTAGE] = job.std
+        table.at[job.row, MASK_NAME] = str(out)
         write_star(table, out_star)
         log.info("make-mask: wrote %s (%.1f%% of voxels kept)", out, 100.0 * kept)
     return out_star

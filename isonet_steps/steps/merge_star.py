@@ -14,21 +14,22 @@ from pathlib import Path
 import pandas as pd
 
 from ..io.atomic import check_writable_target
+from ..io.columns import IMAGE_NAME, INDEX, SUBTOMO_INDEX, is_set
 from ..io.errors import InputError
 from ..io.log import get_logger
-from ..io.star import is_set, read_subtomo_star, read_tomogram_star, write_star
+from ..io.star import read_subtomo_star, read_tomogram_star, write_star
 
 
 def _is_subtomo_star(path: Path) -> bool:
     from ..io.star import read_star
 
-    return "rlnImageName" in read_star(path).columns
+    return IMAGE_NAME in read_star(path).columns
 
 
 def merge_subtomo_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenated in order, rlnSubtomoIndex 1..N."""
     merged = pd.concat(tables, ignore_index=True)
-    merged["rlnSubtomoIndex"] = range(1, len(merged) + 1)
+    merged[SUBTOMO_INDEX] = range(1, len(merged) + 1)
     return merged
 
 
@@ -39,7 +40,7 @@ def merge_tomogram_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     for table in tables:
         columns += [c for c in table.columns if c not in columns]
         for record in table.to_dict("records"):
-            row = merged.setdefault(int(record["rlnIndex"]), {})
+            row = merged.setdefault(int(record[INDEX]), {})
             for column, value in record.items():
                 if is_set(value) and not is_set(row.get(column)):
                     row[column] = value

@@ -15,21 +15,33 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.extract import odd_halves
+from ..io.columns import (
+    DEFOCUS,
+    INDEX,
+    MICROGRAPH_NAME,
+    NUMBER_SUBTOMO,
+    PIXEL_SIZE,
+    RAW_HALVES,
+    RELION_TOMOGRAMS_STAR,
+    TILT_ANGLE_FILE,
+    TILT_MAX,
+    TILT_MIN,
+    TOMO_NAME,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.plan import PLAN_FILE, TomogramPlan, write_plan
-from ..io.relion5 import HALVES
-from ..io.star import RELION_STAR_COLUMN, absolute_paths, is_set, parse_tomo_idx, resolve_path, write_star
-from ..io.tilt_angles import TILT_ANGLE_COLUMN
+from ..io.star import absolute_paths, parse_tomo_idx, resolve_path, write_star
 
 
 def tomogram_id(row: dict) -> str:
     """A tomogram's name in a run: RELION's rlnTomoName, else its file's stem (as extract names subtomograms)."""
-    name = row.get("rlnTomoName")
-    return str(name) if is_set(name) else Path(str(row["rlnMicrographName"])).stem
+    name = row.get(TOMO_NAME)
+    return str(name) if is_set(name) else Path(str(row[MICROGRAPH_NAME])).stem
 
 
 def _chosen(table: pd.DataFrame, spec: str | None, option: str, star: Path) -> set[int]:
-    indices = {int(i) for i in table["rlnIndex"]}
+    indices = {int(i) for i in table[INDEX]}
     wanted = parse_tomo_idx(spec)
     if wanted is None:
         return indices
@@ -52,7 +64,7 @@ def _task_table(table: pd.DataFrame, star: Path, named_in: bool) -> pd.DataFrame
     if not named_in:
         return absolute_paths(table, star)
     table = table.copy()
-    for column in ("rlnMicrographName", *HALVES, TILT_ANGLE_COLUMN):
+    for column in (MICROGRAPH_NAME, *RAW_HALVES, TILT_ANGLE_FILE):
         if column in table.columns:
             table[column] = [Path(str(v)).name if is_set(v) else "None" for v in table[column]]
     return table
@@ -87,22 +99,22 @@ def write_tomogram_plan(table: pd.DataFrame, star: str | os.PathLike, folder: st
     corrects, trains = check_plan(table, star, train_idx=train_idx, tomo_idx=tomo_idx)
     records = table.to_dict("records")
     star_rows = _task_table(table, star, named_in).to_dict("records")
-    training = [r for r in records if int(r["rlnIndex"]) in trains]
-    firsts = dict(zip((int(r["rlnIndex"]) for r in training),
-                      odd_halves([int(r.get("rlnNumberSubtomo", 100)) for r in training])))
+    training = [r for r in records if int(r[INDEX]) in trains]
+    firsts = dict(zip((int(r[INDEX]) for r in training),
+                      odd_halves([int(r.get(NUMBER_SUBTOMO, 100)) for r in training])))
     rows = []
     for record, star_row in zip(records, star_rows):
-        index, name = int(record["rlnIndex"]), tomogram_id(record)
+        index, name = int(record[INDEX]), tomogram_id(record)
         write_star(pd.DataFrame([star_row]), folder / f"{name}.star")
-        angles = record.get(TILT_ANGLE_COLUMN)
+        angles = record.get(TILT_ANGLE_FILE)
         rows.append(TomogramPlan(
             id=name, index=index, star=f"{name}.star",
-            tomogram=_where(record["rlnMicrographName"], star, "rlnMicrographName", named_in),
-            half1=_where(record.get(HALVES[0]), star, HALVES[0], named_in),
-            half2=_where(record.get(HALVES[1]), star, HALVES[1], named_in),
+            tomogram=_where(record[MICROGRAPH_NAME], star, MICROGRAPH_NAME, named_in),
+            half1=_where(record.get(RAW_HALVES[0]), star, RAW_HALVES[0], named_in),
+            half2=_where(record.get(RAW_HALVES[1]), star, RAW_HALVES[1], named_in),
             tilt_angles=Path(str(angles)).name if is_set(angles) else "",
-            voxel_size=float(record["rlnPixelSize"]), defocus=float(record.get("rlnDefocus", 0.0)),
-            tilt_min=float(record["rlnTiltMin"]), tilt_max=float(record["rlnTiltMax"]),
-            subtomos=int(record.get("rlnNumberSubtomo", 100)), first_half=firsts.get(index, 1),
-            trains=index in trains, corrects=index in corrects, relion5=is_set(record.get(RELION_STAR_COLUMN))))
+            voxel_size=float(record[PIXEL_SIZE]), defocus=float(record.get(DEFOCUS, 0.0)),
+            tilt_min=float(record[TILT_MIN]), tilt_max=float(record[TILT_MAX]),
+            subtomos=int(record.get(NUMBER_SUBTOMO, 100)), first_half=firsts.get(index, 1),
+            trains=index in trains, corrects=index in corrects, relion5=is_set(record.get(RELION_TOMOGRAMS_STAR))))
     return write_plan(rows, folder / PLAN_FILE)

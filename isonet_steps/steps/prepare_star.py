@@ -18,18 +18,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.volume_checks import FIX_NONFINITE_COLUMN, check_halves, check_tomogram, fill_nonfinite
+from ..core.volume_checks import check_halves, check_tomogram, fill_nonfinite
 from ..core.wedge import Wedge
 from ..core.wedge_check import check_wedge
 from ..io.atomic import check_writable_target
+from ..io.columns import (
+    FIX_NONFINITE,
+    MICROGRAPH_NAME,
+    RAW_HALVES,
+    RELION_PROJECT_DIR,
+    RELION_TOMOGRAMS_STAR,
+    TILT_ANGLE_FILE,
+    TILT_MAX,
+    TILT_MIN,
+    TOMO_NAME,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
-from ..io.relion5 import HALVES as RELION_HALVES
 from ..io.relion5 import is_relion5_star, read_relion5_project
 from ..io.relion5 import tomogram_table as relion5_table
-from ..io.star import RELION_PROJECT_COLUMN, RELION_STAR_COLUMN, absolute_paths, is_set, read_tomogram_star, write_star
-from ..io.tilt_angles import TILT_ANGLE_COLUMN, find_tilt_file, read_tilt_angles, write_tilt_angles
+from ..io.star import absolute_paths, read_tomogram_star, write_star
+from ..io.tilt_angles import find_tilt_file, read_tilt_angles, write_tilt_angles
 from ..io.tomostar import check_tilt_range, list_tomograms, tomogram_table
 from .plan import check_plan, write_tomogram_plan
 
@@ -92,7 +103,7 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
         prepared = _from_isonet_star(source, output_star, tilt_folder)
     elif source.is_file():
         prepared = _from_relion5(source, output_star, number_subtomos, project_dir, (tilt_min, tilt_max), tilt_folder)
-        _rename(prepared.table, named_in, ("rlnMicrographName", *RELION_HALVES))
+        _rename(prepared.table, named_in, (MICROGRAPH_NAME, *RAW_HALVES))
     else:
         prepared = _from_folder(source, pixel_size=pixel_size, defocus=defocus, number_subtomos=number_subtomos,
                                 tilt=(tilt_min, tilt_max), named_in=named_in)
@@ -119,7 +130,7 @@ def _write(prepared: _Prepared, output_star: Path, wedge_check: str, fix_nonfini
     """Check every tomogram and wedge first (a refusal writes nothing), then the tilt-angle files, then the STAR."""
     prepared.fills = [check_tomogram(path, fix_nonfinite=fix_nonfinite).fill if check_data else None
                       for path in prepared.sources]
-    prepared.table[FIX_NONFINITE_COLUMN] = int(fix_nonfinite)
+    prepared.table[FIX_NONFINITE] = int(fix_nonfinite)
     if wedge_check != "off":
         check_wedges(prepared, output_star, wedge_check)
     for path, angles in prepared.to_write.items():
@@ -136,7 +147,7 @@ def _own_angle_files(prepared: _Prepared, output_star: Path, tilt_folder: str | 
         if angles is not None:
             path, named = prepared.angle_file(output_star, prepared.sources[i].name.rsplit(".", 1)[0])
             prepared.to_write[path] = angles
-            prepared.table.loc[prepared.table.index[i], TILT_ANGLE_COLUMN] = named
+            prepared.table.loc[prepared.table.index[i], TILT_ANGLE_FILE] = named
 
 
 def _rename(table: pd.DataFrame, named_in: str | None, columns: tuple[str, ...]) -> None:
@@ -176,12 +187,12 @@ def _from_folder(folder: Path, *, pixel_size: float, defocus: float, number_subt
             continue
         values = read_tilt_angles(found)
         _warn_if_given_tilt_differs(tilt, values, str(found))
-        table.loc[i, ["rlnTiltMin", "rlnTiltMax"]] = [min(values), max(values)]
+        table.loc[i, [TILT_MIN, TILT_MAX]] = [min(values), max(values)]
         get_logger().info("%s: tilt angles from %s (%s)", tomogram.name, found, Wedge.from_angles(values).describe())
         angles.append(values)
     if any(a is not None for a in angles):
-        table[TILT_ANGLE_COLUMN] = tilt_files
-        _rename(table, named_in, (TILT_ANGLE_COLUMN,))
+        table[TILT_ANGLE_FILE] = tilt_files
+        _rename(table, named_in, (TILT_ANGLE_FILE,))
     return _Prepared(table, files, angles)
 
 
@@ -196,8 +207,8 @@ def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_d
     files = {t.tomo_name: prepared.angle_file(output_star, t.tomo_name) for t in project.tomograms}
     table = relion5_table(project, number_subtomos=number_subtomos,
                           tilt_angle_files={name: named for name, (_, named) in files.items()})
-    table[RELION_STAR_COLUMN] = str(star.absolute())
-    table[RELION_PROJECT_COLUMN] = str(project.project_dir.absolute())
+    table[RELION_TOMOGRAMS_STAR] = str(star.absolute())
+    table[RELION_PROJECT_DIR] = str(project.project_dir.absolute())
     for t in project.tomograms:
         if t.half1 is not None and t.half2 is not None:
             check_halves(t.half1, t.half2)
@@ -211,9 +222,9 @@ def _from_relion5(star: Path, output_star: Path, number_subtomos: int, project_d
 
 def _given(angles: tuple[float, ...] | None, row: pd.Series) -> str:
     """What the user gave for a row's wedge, for the messages."""
-    if angles is not None and is_set(row.get(TILT_ANGLE_COLUMN)):
-        return f"the tilt angles of {row[TILT_ANGLE_COLUMN]}"
-    return f"the tilt range {float(row['rlnTiltMin']):g}..{float(row['rlnTiltMax']):g}° (--tilt-min/--tilt-max)"
+    if angles is not None and is_set(row.get(TILT_ANGLE_FILE)):
+        return f"the tilt angles of {row[TILT_ANGLE_FILE]}"
+    return f"the tilt range {float(row[TILT_MIN]):g}..{float(row[TILT_MAX]):g}° (--tilt-min/--tilt-max)"
 
 
 def _refusal(tomogram: Path, wedge: Wedge, given: str, line: str) -> InputError:
@@ -229,8 +240,8 @@ def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
     for i, tomogram in enumerate(prepared.sources):
         row = prepared.table.iloc[i]
         angles = prepared.angles[i]
-        wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row["rlnTiltMin"]),
-                                                                                      float(row["rlnTiltMax"]))
+        wedge = Wedge.from_angles(angles) if angles is not None else Wedge.from_range(float(row[TILT_MIN]),
+                                                                                      float(row[TILT_MAX]))
         with open_memmap(tomogram, "tomogram") as volume:  # NaN/Inf read as the fill with --fix-nonfinite
             verdict = check_wedge(fill_nonfinite(volume.data, prepared.fills[i]), wedge)
         line = verdict.describe(wedge)
@@ -250,28 +261,28 @@ def check_wedges(prepared: _Prepared, output_star: Path, mode: str) -> None:
 def _flip(prepared: _Prepared, i: int, mirrored: Wedge, output_star: Path) -> None:
     """Row ``i`` gets the mirrored wedge; mirrored angles go to a .tlt of ours, never over the user's file."""
     table = prepared.table
-    table.loc[table.index[i], ["rlnTiltMin", "rlnTiltMax"]] = [mirrored.tilt_min, mirrored.tilt_max]
+    table.loc[table.index[i], [TILT_MIN, TILT_MAX]] = [mirrored.tilt_min, mirrored.tilt_max]
     if mirrored.angles is None:
         return
-    name = table.iloc[i].get("rlnTomoName") if "rlnTomoName" in table.columns else None
+    name = table.iloc[i].get(TOMO_NAME) if TOMO_NAME in table.columns else None
     stem = str(name) if is_set(name) else Path(prepared.sources[i]).name.rsplit(".", 1)[0]
     path, named = prepared.angle_file(output_star, stem)
-    given = table.iloc[i][TILT_ANGLE_COLUMN]
+    given = table.iloc[i][TILT_ANGLE_FILE]
     if path not in prepared.to_write and path.exists() and path.resolve() == Path(str(given)).resolve():
         raise InputError(f"{given}: --wedge-check flip would write the mirrored angles over this file; write the "
                          "STAR to another folder (-o).")
     prepared.angles[i] = mirrored.angles
     prepared.to_write[path] = mirrored.angles
-    table.loc[table.index[i], TILT_ANGLE_COLUMN] = named
+    table.loc[table.index[i], TILT_ANGLE_FILE] = named
 
 
 def _from_isonet_star(source: Path, output_star: Path, tilt_folder: str | None) -> _Prepared:
     """The rows of an IsoNet tomograms.star, paths made absolute; with ``tilt_folder`` its angle files copied there."""
     table = absolute_paths(read_tomogram_star(source), source)
-    sources = [Path(str(v)) for v in table["rlnMicrographName"]]
+    sources = [Path(str(v)) for v in table[MICROGRAPH_NAME]]
     angles = [read_tilt_angles(str(v)) if is_set(v) else None
-              for v in (table[TILT_ANGLE_COLUMN] if TILT_ANGLE_COLUMN in table.columns else [None] * len(table))]
-    for lo, hi in zip(table["rlnTiltMin"], table["rlnTiltMax"]):
+              for v in (table[TILT_ANGLE_FILE] if TILT_ANGLE_FILE in table.columns else [None] * len(table))]
+    for lo, hi in zip(table[TILT_MIN], table[TILT_MAX]):
         check_tilt_range(float(lo), float(hi))
     prepared = _Prepared(table, sources, angles)
     _own_angle_files(prepared, output_star, tilt_folder)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..core.volume_checks import check_volume, volume_stats
+from ..io.columns import CUBE_SIZE
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
@@ -70,5 +71,5 @@ def run_prepare_subtomo_star(folder: str | os.PathLike, output_star: str | os.Pa
                           tilt_max=tilt_max)
     write_star(table, output_star)
     get_logger("prepare-subtomo-star").info("wrote %s: %d subtomograms of %d³ voxels, cube %d", output_star,
-                                            len(table), sizes[first], int(table["rlnCubeSize"].iloc[0]))
+                                            len(table), sizes[first], int(table[CUBE_SIZE].iloc[0]))
     return Path(output_star)

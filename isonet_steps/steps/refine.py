@@ -11,28 +11,38 @@ from pathlib import Path
 import numpy as np
 
 from ..io.checkpoint import RefineStore
+from ..io.columns import (
+    CUBE_SIZE,
+    DECONVOLVED,
+    IMAGE_NAME,
+    IMAGE_NAME_HALF2,
+    PIXEL_SIZE,
+    RANDOM_SUBSET,
+    TILT_MAX,
+    TILT_MIN,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.fingerprint import files_digest
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.model_record import VOXEL_SIZE_TOLERANCE, check_fits, read_model_record
 from ..io.mrc import read_volume
 from ..io.refine_state import RefineState
-from ..io.star import is_set, read_subtomo_star, resolve_path
+from ..io.star import read_subtomo_star, resolve_path
 from ..network.refine import RefineData, RefineSettings, refine
 from ..network.watch import TrainingStopped
-from .extract import DECONVOLVED_COLUMN, HALF2_IMAGE_COLUMN
 from .row_wedge import row_wedges
 
 
 def _second_half(table, star_path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, list[Path]]:
     """Noise2noise: the same boxes cut from the other half tomogram (rlnImageNameHalf2), in the table's order."""
-    if HALF2_IMAGE_COLUMN not in table.columns or not all(is_set(v) for v in table[HALF2_IMAGE_COLUMN]):
-        raise InputError(f"{star_path}: --noise2noise needs every row's {HALF2_IMAGE_COLUMN} (the box cut from the "
+    if IMAGE_NAME_HALF2 not in table.columns or not all(is_set(v) for v in table[IMAGE_NAME_HALF2]):
+        raise InputError(f"{star_path}: --noise2noise needs every row's {IMAGE_NAME_HALF2} (the box cut from the "
                          "other half tomogram); re-run extract with --noise2noise on tomograms with raw halves.")
     cubes, paths = [], []
-    for value in progress(table[HALF2_IMAGE_COLUMN], total=len(table), desc="reading half-2 subtomograms",
+    for value in progress(table[IMAGE_NAME_HALF2], total=len(table), desc="reading half-2 subtomograms",
                           unit="subtomo"):
-        path = resolve_path(value, star_path, HALF2_IMAGE_COLUMN, "subtomogram")
+        path = resolve_path(value, star_path, IMAGE_NAME_HALF2, "subtomogram")
         data = read_volume(path, "subtomogram").data
         if data.shape != shape:
             raise InputError(f"{path}: half-2 subtomogram is {data.shape} but its half-1 box is {shape}; re-run "
@@ -46,9 +56,9 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
     """Read every subtomogram a subtomo.star names (optionally one rlnRandomSubset half; noise2noise: both halves)."""
     table = read_subtomo_star(star_path)
     if half is not None:
-        if "rlnRandomSubset" not in table.columns:
+        if RANDOM_SUBSET not in table.columns:
             raise InputError(f"{star_path}: --halves needs the rlnRandomSubset column; re-run extract (it writes it).")
-        table = table[table["rlnRandomSubset"] == half].reset_index(drop=True)
+        table = table[table[RANDOM_SUBSET] == half].reset_index(drop=True)
         if len(table) < 2:
             raise InputError(f"{star_path}: half {half} has {len(table)} subtomograms; "
                              "extract more (at least 2 per half).")
@@ -56,8 +66,8 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
     names: list[str] = []
     paths: list[Path] = []
     voxel_sizes: list[float] = []
-    for value in progress(table["rlnImageName"], total=len(table), desc="reading subtomograms", unit="subtomo"):
-        path = resolve_path(value, star_path, "rlnImageName", "subtomogram")
+    for value in progress(table[IMAGE_NAME], total=len(table), desc="reading subtomograms", unit="subtomo"):
+        path = resolve_path(value, star_path, IMAGE_NAME, "subtomogram")
         vol = read_volume(path, "subtomogram")
         shape = vol.data.shape
         if len(set(shape)) != 1:
@@ -70,11 +80,11 @@ def load_subtomos(star_path: str | os.PathLike, half: int | None = None, noise2n
         paths.append(path)
         voxel_sizes.append(vol.voxel_size)
     crop = cubes[0].shape[0]
-    cube = int(table["rlnCubeSize"].iloc[0]) if "rlnCubeSize" in table.columns else crop
+    cube = int(table[CUBE_SIZE].iloc[0]) if CUBE_SIZE in table.columns else crop
     if cube > crop:
         raise InputError(f"{star_path}: rlnCubeSize {cube} exceeds the subtomogram size {crop}; fix the STAR or "
                          "re-extract.")
-    tilts = table[["rlnTiltMin", "rlnTiltMax"]].to_numpy(dtype=float)
+    tilts = table[[TILT_MIN, TILT_MAX]].to_numpy(dtype=float)
     second, second_paths = _second_half(table, star_path, cubes[0].shape) if noise2noise else (None, [])
     return RefineData(subtomos=np.stack(cubes), tilts=tilts, names=names, cube=cube, second_half=second,
                       second_names=[p.name for p in second_paths] if noise2noise else None,
@@ -86,7 +96,7 @@ def _voxel_size(table, headers: list[float]) -> float | None:
     """The subtomograms' voxel size (Å): the median of their headers', each unset one taken from its
     rlnPixelSize; None where neither says.
     """
-    star = table["rlnPixelSize"] if "rlnPixelSize" in table.columns else [0.0] * len(headers)
+    star = table[PIXEL_SIZE] if PIXEL_SIZE in table.columns else [0.0] * len(headers)
     sizes = [h if h > 0 else float(s) for h, s in zip(headers, star) if h > 0 or (is_set(s) and float(s) > 0)]
     if not sizes:
         return None
@@ -100,10 +110,10 @@ def _voxel_size(table, headers: list[float]) -> float | None:
 
 def _deconvolved(table) -> bool | None:
     """Whether extract cut the subtomograms from deconvolved tomograms (None: not recorded, or mixed)."""
-    if DECONVOLVED_COLUMN not in table.columns:
+    if DECONVOLVED not in table.columns:
         return None
-    values = {bool(int(v)) for v in table[DECONVOLVED_COLUMN] if is_set(v)}
-    return values.pop() if len(values) == 1 and all(is_set(v) for v in table[DECONVOLVED_COLUMN]) else None
+    values = {bool(int(v)) for v in table[DECONVOLVED] if is_set(v)}
+    return values.pop() if len(values) == 1 and all(is_set(v) for v in table[DECONVOLVED]) else None
 
 
 def _check_pretrained(model: str, data: RefineData, star_path) -> None:

@@ -13,15 +13,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io.columns import (
+    CORRECTED_HALVES,
+    CORRECTED_TOMO_NAME,
+    RELION_PROJECT_DIR,
+    RELION_TOMOGRAMS_STAR,
+    TOMO_NAME,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.relion5 import read_relion5_project, write_relion5_tomograms
-from ..io.star import is_set, resolve_path
-from .prepare_star import RELION_PROJECT_COLUMN, RELION_STAR_COLUMN
+from ..io.star import resolve_path
 
 #: File name of the RELION 5 STAR written in the folder of the corrected tomograms.
 RELION5_STAR = "relion5_tomograms.star"
-HALF_COLUMNS = ("rlnCorrectedTomoHalf1", "rlnCorrectedTomoHalf2")
 
 
 def _found(value: object, star_path: str | os.PathLike, column: str) -> Path | None:
@@ -38,12 +44,12 @@ def _found(value: object, star_path: str | os.PathLike, column: str) -> Path | N
 def _corrected(group: pd.DataFrame, star_path, with_halves: bool) -> tuple[dict, dict]:
     corrected, halves = {}, {}
     for _, row in group.iterrows():
-        name = str(row["rlnTomoName"])
-        path = _found(row.get("rlnCorrectedTomoName"), star_path, "rlnCorrectedTomoName")
+        name = str(row[TOMO_NAME])
+        path = _found(row.get(CORRECTED_TOMO_NAME), star_path, CORRECTED_TOMO_NAME)
         if path is None:
             continue
         corrected[name] = path
-        pair = [_found(row.get(c), star_path, c) for c in HALF_COLUMNS] if with_halves else [None, None]
+        pair = [_found(row.get(c), star_path, c) for c in CORRECTED_HALVES] if with_halves else [None, None]
         if pair[0] is not None and pair[1] is not None:
             halves[name] = (pair[0], pair[1])
     return corrected, halves
@@ -62,14 +68,14 @@ def write_relion5_star(table: pd.DataFrame, star_path: str | os.PathLike, output
     written again by rerunning with the project in place. Returns the files written (none for a
     table without RELION rows).
     """
-    needed = (RELION_STAR_COLUMN, "rlnTomoName", "rlnCorrectedTomoName")
+    needed = (RELION_TOMOGRAMS_STAR, TOMO_NAME, CORRECTED_TOMO_NAME)
     if not all(c in table.columns for c in needed):
         return []
-    rows = table[table[RELION_STAR_COLUMN].map(is_set)]
-    if RELION_PROJECT_COLUMN not in rows.columns:
-        rows = rows.assign(**{RELION_PROJECT_COLUMN: "None"})
+    rows = table[table[RELION_TOMOGRAMS_STAR].map(is_set)]
+    if RELION_PROJECT_DIR not in rows.columns:
+        rows = rows.assign(**{RELION_PROJECT_DIR: "None"})
     written: list[Path] = []
-    for (relion_star, project_dir), group in rows.groupby([RELION_STAR_COLUMN, RELION_PROJECT_COLUMN], sort=False):
+    for (relion_star, project_dir), group in rows.groupby([RELION_TOMOGRAMS_STAR, RELION_PROJECT_DIR], sort=False):
         corrected, halves = _corrected(group, star_path, with_halves)
         if not corrected:
             continue

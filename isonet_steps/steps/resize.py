@@ -8,17 +8,18 @@ from pathlib import Path
 from ..core.resample import rescale, rescaled_shape, zoom_factor
 from ..core.volume_checks import entering_tomogram
 from ..io.atomic import check_writable_target
+from ..io.columns import DECONV_TOMO_NAME, MASK_NAME, MICROGRAPH_NAME, PIXEL_SIZE, is_set
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, write_star
+from ..io.star import read_tomogram_star, resolve_path, write_star
 
 
 def _plan(table, star, pixel_size_out: float) -> list[tuple[int, Path, float, float | None]]:
     """Every row's tomogram and voxel size, its new shape checked before anything is written."""
     plans = []
     for row in range(len(table)):
-        path = resolve_path(table.at[row, "rlnMicrographName"], star, "rlnMicrographName")
-        pixel = float(table.at[row, "rlnPixelSize"])
+        path = resolve_path(table.at[row, MICROGRAPH_NAME], star, MICROGRAPH_NAME)
+        pixel = float(table.at[row, PIXEL_SIZE])
         rescaled_shape(read_header(path, "tomogram").shape, zoom_factor(pixel, pixel_size_out))
         plans.append((row, path, pixel, entering_tomogram(path, table.iloc[row].to_dict())))
     return plans
@@ -45,9 +46,9 @@ def run_resize(star: str | os.PathLike, *, pixel_size_out: float = 15.0,
                  path, pixel, pixel_size_out, "x".join(map(str, volume.data.shape)))
         write_volume(out, rescale(volume.data, pixel, pixel_size_out), pixel_size_out)
         del volume
-        table.at[row, "rlnMicrographName"] = str(out)
-        table.at[row, "rlnPixelSize"] = float(pixel_size_out)
-        for column in ("rlnDeconvTomoName", "rlnMaskName"):
+        table.at[row, MICROGRAPH_NAME] = str(out)
+        table.at[row, PIXEL_SIZE] = float(pixel_size_out)
+        for column in (DECONV_TOMO_NAME, MASK_NAME):
             if column in table.columns and is_set(table.at[row, column]):
                 log.info("resize: %s reset to None (it has the old voxel size)", column)
                 table.at[row, column] = "None"

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 from ..core.wedge import Wedge
+from ..io.columns import TILT_ANGLE_FILE, TILT_MAX, TILT_MIN, is_set
 from ..io.errors import InputError
-from ..io.star import is_set, resolve_path
-from ..io.tilt_angles import TILT_ANGLE_COLUMN, read_tilt_angles
+from ..io.star import resolve_path
+from ..io.tilt_angles import read_tilt_angles
 
 __all__ = ["row_wedge", "row_wedges", "wedge_from_file"]
 
@@ -30,15 +31,15 @@ def row_wedge(row, star_path: str | os.PathLike, cache: dict[Path, Wedge] | None
     """The wedge of one STAR row: its ``rlnTiltAngleFile`` (resolved beside ``star_path``) when set, else
     its rlnTiltMin/rlnTiltMax. ``cache`` keeps the wedges already read by file, so each file is read once.
     """
-    value = row.get(TILT_ANGLE_COLUMN)
+    value = row.get(TILT_ANGLE_FILE)
     if is_set(value):
-        path = resolve_path(value, star_path, TILT_ANGLE_COLUMN, "tilt-angle file")
+        path = resolve_path(value, star_path, TILT_ANGLE_FILE, "tilt-angle file")
         if cache is None:
             return wedge_from_file(path)
         if path not in cache:
             cache[path] = wedge_from_file(path)
         return cache[path]
-    return Wedge.from_range(float(row["rlnTiltMin"]), float(row["rlnTiltMax"]))
+    return Wedge.from_range(float(row[TILT_MIN]), float(row[TILT_MAX]))
 
 
 def row_wedges(table, star_path: str | os.PathLike) -> list[Wedge]:
