@@ -17,13 +17,28 @@ from pathlib import Path
 
 from ..core.volume_checks import entering_tomogram
 from ..core.wedge import Wedge
+from ..io.columns import (
+    CORRECTED_HALVES,
+    CORRECTED_HALVES_FSC,
+    CORRECTED_TOMO_HALF1,
+    CORRECTED_TOMO_HALF2,
+    CORRECTED_TOMO_NAME,
+    GOLD_STANDARD_FSC,
+    INDEX,
+    MASK_NAME,
+    PATH_COLUMNS,
+    PIXEL_SIZE,
+    RAW_HALVES,
+    RAW_HALVES_FSC,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
-from ..io.star import PATH_COLUMNS, absolute_paths, is_set, read_tomogram_star, select_rows, write_star
+from ..io.star import absolute_paths, read_tomogram_star, select_rows, write_star
 from ..network.inference import corrected_file_name
 from .fsc import run_fsc
-from .predict import RAW_HALF_COLUMNS, Correction, Network, correct_tomogram, plan_corrections
+from .predict import Correction, Network, correct_tomogram, plan_corrections
 from .row_wedge import row_wedge
 
 
@@ -80,15 +95,15 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96,
             job.check(network)
     for half, network in enumerate(networks, start=1):
         network.load(len(planned) + len(even_odd))
-        column = f"rlnCorrectedTomoHalf{half}"
+        column = CORRECTED_HALVES[half - 1]
         if column not in table.columns:
             table[column] = "None"
         for job in planned:
             half_job = replace(job, out=output_dir / corrected_file_name(job.path.name, half))
             _correct(half_job, network)
             table.at[job.row, column] = str(half_job.out)
-    if "rlnGoldStandardFsc" not in table.columns:
-        table["rlnGoldStandardFsc"] = "None"
+    if GOLD_STANDARD_FSC not in table.columns:
+        table[GOLD_STANDARD_FSC] = "None"
     fsc = _Fsc(cone_angle)
     for i in rows:
         _row(table, i, mask, fsc.with_wedge(wedges[i]), average, output_dir, even_odd.get(i), networks)
@@ -116,14 +131,14 @@ def _even_odd_plan(table, rows: list[int], output_dir: Path) -> dict[int, tuple[
     plan = {}
     for i in rows:
         row = table.iloc[i]
-        if not all(c in table.columns and is_set(row[c]) for c in RAW_HALF_COLUMNS):
+        if not all(c in table.columns and is_set(row[c]) for c in RAW_HALVES):
             continue
         pair = []
-        for half, column in enumerate(RAW_HALF_COLUMNS, start=1):
+        for half, column in enumerate(RAW_HALVES, start=1):
             path = Path(str(row[column]))
-            pair.append(Correction(i, row["rlnIndex"], path, column, read_header(path, "tomogram"),
+            pair.append(Correction(i, row[INDEX], path, column, read_header(path, "tomogram"),
                                    output_dir / f"evenodd{half}" / corrected_file_name(path.name),
-                                   float(row["rlnPixelSize"]),
+                                   float(row[PIXEL_SIZE]),
                                    fill=entering_tomogram(path, {})))  # no recorded choice: checked in full
         plan[i] = (pair[0], pair[1])
     return plan
@@ -133,22 +148,22 @@ def _row(table, i: int, mask, fsc: _Fsc, average: bool, output_dir: Path,
          even_odd: tuple[Correction, Correction] | None, networks: list[Network]) -> None:
     """One tomogram: the halves' FSC, their mean, and the even/odd FSCs where the STAR names raw halves."""
     row = table.iloc[i]
-    stem = Path(str(row["rlnCorrectedTomoHalf1"])).name.removesuffix("_half1_corrected.mrc")
-    if mask is None and "rlnMaskName" in table.columns and is_set(row["rlnMaskName"]):
-        mask = row["rlnMaskName"]
+    stem = Path(str(row[CORRECTED_TOMO_HALF1])).name.removesuffix("_half1_corrected.mrc")
+    if mask is None and MASK_NAME in table.columns and is_set(row[MASK_NAME]):
+        mask = row[MASK_NAME]
     out_json = output_dir / f"{stem}_fsc.json"
-    result = fsc(row["rlnCorrectedTomoHalf1"], row["rlnCorrectedTomoHalf2"], out_json, mask)
-    table.at[i, "rlnGoldStandardFsc"] = str(out_json)
+    result = fsc(row[CORRECTED_TOMO_HALF1], row[CORRECTED_TOMO_HALF2], out_json, mask)
+    table.at[i, GOLD_STANDARD_FSC] = str(out_json)
     r = result["resolution_A"]["0.143"]
     split = f", measured {r['measured']}, missing wedge {r['wedge']}" if "wedge" in r else ""
     get_logger("gold-standard").info("rlnIndex %s gold-standard resolution at 0.143: x %s, y %s, z %s%s Å",
-                                     row["rlnIndex"], r["x"], r["y"], r["z"], split)
+                                     row[INDEX], r["x"], r["y"], r["z"], split)
     if average:
-        a = read_volume(row["rlnCorrectedTomoHalf1"], "corrected half")
-        b = read_volume(row["rlnCorrectedTomoHalf2"], "corrected half")
+        a = read_volume(row[CORRECTED_TOMO_HALF1], "corrected half")
+        b = read_volume(row[CORRECTED_TOMO_HALF2], "corrected half")
         mean_path = output_dir / f"{stem}_corrected.mrc"
         write_volume(mean_path, (a.data + b.data) / 2.0, a.voxel_size)
-        table.loc[i, "rlnCorrectedTomoName"] = str(mean_path)
+        table.loc[i, CORRECTED_TOMO_NAME] = str(mean_path)
     if even_odd is not None:
         _even_odd(table, i, even_odd, networks, output_dir, mask, fsc, stem)
 
@@ -158,9 +173,9 @@ def _even_odd(table, i: int, pair: tuple[Correction, Correction], networks: list
     """FSC of RELION 5 even/odd half tomograms, raw and corrected (half-1 network on even, half-2 on odd)."""
     raw_json = output_dir / f"{stem}_raw_halves_fsc.json"
     fsc(str(pair[0].path), str(pair[1].path), raw_json, mask)
-    table.loc[i, "rlnRawHalvesFsc"] = str(raw_json)
+    table.loc[i, RAW_HALVES_FSC] = str(raw_json)
     for job, network in zip(pair, networks):
         _correct(job, network)
     cor_json = output_dir / f"{stem}_corrected_halves_fsc.json"
     fsc(str(pair[0].out), str(pair[1].out), cor_json, mask)
-    table.loc[i, "rlnCorrectedHalvesFsc"] = str(cor_json)
+    table.loc[i, CORRECTED_HALVES_FSC] = str(cor_json)

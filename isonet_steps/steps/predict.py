@@ -18,10 +18,19 @@ from typing import Any
 import numpy as np
 
 from ..core.volume_checks import check_halves, check_prediction, entering_tomogram
+from ..io.columns import (
+    CORRECTED_HALVES,
+    CORRECTED_TOMO_NAME,
+    DECONV_TOMO_NAME,
+    INDEX,
+    PIXEL_SIZE,
+    RAW_HALVES,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, read_header, read_volume, write_volume
-from ..io.star import is_set, read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
+from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 from ..network.inference import check_tiling, corrected_file_name
 
 
@@ -46,7 +55,7 @@ class Correction:
 
     def check(self, network: Network) -> None:
         """Check it against the network's training record (:meth:`Network.check`)."""
-        network.check(self.path, self.voxel_size, self.source == "rlnDeconvTomoName")
+        network.check(self.path, self.voxel_size, self.source == DECONV_TOMO_NAME)
 
     def announce(self) -> None:
         """Log which row's tomogram is corrected into which file."""
@@ -54,7 +63,6 @@ class Correction:
                           "×".join(map(str, self.header.shape[::-1])), self.out)
 
 
-RAW_HALF_COLUMNS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 
 
 def _check_tile_settings(cube_size: int, crop_size: int, batch_size: int | None) -> None:
@@ -174,11 +182,11 @@ def correct_tomogram(tomogram: np.ndarray | str | os.PathLike, out: str | os.Pat
 
 def _raw_halves(row: dict, tomo_star, path: Path, header: Header) -> tuple[Path, Path] | None:
     """The row's raw half tomograms (checked to match its tomogram's shape), or None where it names none."""
-    if not all(is_set(row.get(c)) for c in RAW_HALF_COLUMNS):
+    if not all(is_set(row.get(c)) for c in RAW_HALVES):
         get_logger().warning("%s: no raw halves (%s), so only the full tomogram is corrected", path.name,
-                             " / ".join(RAW_HALF_COLUMNS))
+                             " / ".join(RAW_HALVES))
         return None
-    halves = tuple(resolve_path(row[c], tomo_star, c, "half tomogram") for c in RAW_HALF_COLUMNS)
+    halves = tuple(resolve_path(row[c], tomo_star, c, "half tomogram") for c in RAW_HALVES)
     check_halves(halves[0], halves[1])
     for half in halves:
         shape = read_header(half, "half tomogram").shape
@@ -199,8 +207,8 @@ def plan_corrections(table, rows: list[int], tomo_star, output_dir, *, use_decon
         path, source = tomogram_source(row, tomo_star, use_deconv_tomo)
         header = read_header(path, "tomogram")
         raw = _raw_halves(row, tomo_star, path, header) if correct_halves and half is None else None
-        jobs.append(Correction(i, row["rlnIndex"], path, source, header,
-                               Path(output_dir) / corrected_file_name(path.name, half), float(row["rlnPixelSize"]),
+        jobs.append(Correction(i, row[INDEX], path, source, header,
+                               Path(output_dir) / corrected_file_name(path.name, half), float(row[PIXEL_SIZE]),
                                raw, entering_tomogram(path, row)))
     outputs = [str(job.out) for job in jobs]
     if len(set(outputs)) != len(outputs):
@@ -217,7 +225,7 @@ def _correct_halves(job: Correction, table, output_dir, network: Network) -> Non
         out = Path(output_dir) / corrected_file_name(job.path.name, h)
         fill = entering_tomogram(raw, table.iloc[job.row].to_dict(), "half tomogram")
         correct_tomogram(raw, out, network, voxel_size=job.pixel_size, fill_nonfinite=fill)
-        column = f"rlnCorrectedTomoHalf{h}"
+        column = CORRECTED_HALVES[h - 1]
         if column not in table.columns:
             table[column] = "None"
         table.at[job.row, column] = str(out)
@@ -239,7 +247,7 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
     """
     log = get_logger()
     half = int(half) if half else None
-    column = f"rlnCorrectedTomoHalf{half}" if half else "rlnCorrectedTomoName"
+    column = CORRECTED_HALVES[half - 1] if half else CORRECTED_TOMO_NAME
     network = Network(model, cube_size=cube_size, crop_size=crop_size, batch_size=batch_size, precision=precision,
                       gpus=gpus)  # the file, its record and the tile sizes: before any tomogram is read
     table = read_tomogram_star(tomo_star)
