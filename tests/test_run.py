@@ -41,7 +41,9 @@ def _run(*args, cwd):
 
 
 def _records(out: Path) -> dict:
-    return {p.stem: json.loads(p.read_text()) for p in (out / ".isonet" / "steps").glob("*.json")}
+    """Every step record by step name (a tomogram's step: ``<step>/<tomogram>``)."""
+    steps = out / ".isonet" / "steps"
+    return {p.relative_to(steps).with_suffix("").as_posix(): json.loads(p.read_text()) for p in steps.rglob("*.json")}
 
 
 def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(star_with_halves, tmp_path):
@@ -60,19 +62,20 @@ def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(sta
     assert set(fsc["resolution_A"]["0.143"]) == {"global", "x", "y", "z", "xy", "xz", "yz", "measured", "wedge"}
     assert (out / "report.html").exists()
     records = _records(out)
-    assert set(records) == {"prepare", "make_mask", "extract", "refine", "gold_standard"}
+    assert set(records) == {"prepare", "make_mask/tomo", "merge_mask", "extract/tomo", "merge_subtomo", "refine",
+                            "gold_standard/tomo", "merge_corrected"}
 
     again = _run(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("already done, skipped") == 5
+    assert again.stderr.count("already done, skipped") == 8
     assert _records(out) == records
 
     changed = _run(*args, "--learning-rate", "0.001", cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr[-3000:]
     after = _records(out)
-    for step in ("prepare", "make_mask", "extract"):
+    for step in ("prepare", "make_mask/tomo", "merge_mask", "extract/tomo", "merge_subtomo"):
         assert after[step] == records[step], step
-    for step in ("refine", "gold_standard"):
+    for step in ("refine", "gold_standard/tomo", "merge_corrected"):
         assert after[step]["key"] != records[step]["key"], step
 
 
@@ -92,13 +95,14 @@ def test_kill_during_refine_then_rerun_continues(star_with_halves, tmp_path):
     proc.wait()
     before = json.loads(state.read_text())
     assert 2 <= before["completed"] < 4, "the kill should land during refine"
-    extract_record = (out / ".isonet" / "steps" / "extract.json").read_text()
+    extract_record = (out / ".isonet" / "steps" / "extract" / "tomo.json").read_text()
 
     rerun = _run(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "refine: continuing" in rerun.stderr
-    assert rerun.stderr.count("already done, skipped") == 3  # prepare, make_mask, extract
-    assert (out / ".isonet" / "steps" / "extract.json").read_text() == extract_record
+    # prepare, make_mask/tomo, merge_mask, extract/tomo, merge_subtomo
+    assert rerun.stderr.count("already done, skipped") == 5
+    assert (out / ".isonet" / "steps" / "extract" / "tomo.json").read_text() == extract_record
     after = json.loads(state.read_text())
     assert after["completed"] == 4
     # the iterations finished before the kill were not redone
