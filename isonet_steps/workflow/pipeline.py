@@ -45,7 +45,17 @@ WRITES = {"deconv": ("rlnDeconvTomoName",), "make_mask": ("rlnMaskName",), "extr
 
 def fingerprints(paths: list[Path]) -> dict[str, str | None]:
     """Fingerprint per file (None: missing), keyed in sorted order so equal sets compare equal."""
-    return {str(p): (file_fingerprint(p) if p.is_file() else None) for p in sorted(set(paths), key=str)}
+    return {str(p): (_fingerprint(p) if p.is_file() else None) for p in sorted(set(paths), key=str)}
+
+
+def _fingerprint(path: Path) -> str:
+    """A file's content fingerprint; a STAR's without its comments (they stamp the time it was written, so a
+    step that rewrites a tomogram's STAR as it was, prepare's plan for one, redoes nothing after it).
+    """
+    if path.suffix != ".star":
+        return file_fingerprint(path)
+    lines = [line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#")]
+    return hashlib.blake2b(b"".join(lines), digest_size=16).hexdigest()
 
 
 def _star_files(star: Path, columns: tuple[str, ...]) -> list[Path]:
