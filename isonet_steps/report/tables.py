@@ -13,8 +13,23 @@ import numpy as np
 from ..io.errors import InputError
 from .html import esc, fmt_seconds, fmt_value, not_run, section, table
 
-#: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
-STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
+#: Pipeline steps in the order they run: the names of ``.isonet/steps/<step>.json``, and of
+#: ``<step>/<tomogram>.json`` for the steps run per tomogram (the ``merge_`` ones gather those).
+STEP_ORDER = ("prepare", "deconv", "merge_deconv", "make_mask", "merge_mask", "extract", "merge_subtomo", "refine",
+              "predict", "gold_standard", "merge_corrected")
+
+
+def step_kind(name: str) -> str:
+    """The step a record is of: ``make_mask/TS_01`` is make-mask's record for tomogram TS_01."""
+    return name.split("/", 1)[0]
+
+
+def expected_steps(run) -> list[str]:
+    """The steps a whole run does (gathers aside): deconv where it ran, gold-standard with halves, else predict."""
+    expected = ["prepare", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
+    if "deconv" in {step_kind(s) for s in run.records}:
+        expected.insert(1, "deconv")
+    return expected
 
 
 def _gold_resolution(run) -> tuple[float, float] | None:
@@ -34,16 +49,14 @@ def header_html(run, stamp: str) -> str:
     """Title, run folder and summary cards."""
     cards = []
     source = (run.run_json or {}).get("input")
-    done = [s for s in run.records]
-    expected = ["prepare", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
-    if "deconv" in run.records:
-        expected.insert(1, "deconv")
+    done = {step_kind(s) for s in run.records}
+    expected = expected_steps(run)
     if source:
         cards.append(("input", Path(source).name, ""))
     if run.tomograms:
         cards.append(("tomograms", str(len(run.tomograms)), ""))
     if run.records:
-        complete = all(s in run.records for s in expected)
+        complete = all(s in done for s in expected)
         cards.append(("steps done", f"{len([s for s in expected if s in done])} of {len(expected)}",
                       "ok" if complete else "warn"))
         cards.append(("run time", fmt_seconds(sum(float(r.get("seconds") or 0) for r in run.records.values())), ""))
@@ -126,7 +139,8 @@ def timings_section(run) -> str:
         return section("timings", title, not_run("Not run: no step records (.isonet/steps) in this folder."))
     rows = []
     total = 0.0
-    names = [s for s in STEP_ORDER if s in run.records] + [s for s in run.records if s not in STEP_ORDER]
+    order = {s: i for i, s in enumerate(STEP_ORDER)}
+    names = sorted(run.records, key=lambda s: order.get(step_kind(s), len(order)))  # a step's tomograms as found
     for name in names:
         rec = run.records[name]
         seconds = rec.get("seconds")
@@ -136,8 +150,8 @@ def timings_section(run) -> str:
     if rows:
         rows.append(["total", fmt_seconds(total), ""])
         parts.append(table(["step", "time", "finished"], rows, numeric=[1]))
-    missing = [s.replace("_", "-") for s in STEP_ORDER if s not in run.records and s != "deconv"
-               and not (s == "predict" and run.halves) and not (s == "gold_standard" and not run.halves)]
+    done = {step_kind(s) for s in run.records}
+    missing = [s.replace("_", "-") for s in expected_steps(run) if s not in done]
     if run.records and missing:
         parts.append(not_run(f"Not run (or not finished): {', '.join(missing)}."))
     for name, state in run.refine.items():
