@@ -196,6 +196,17 @@ def test_parameters_are_checked_before_any_task(tmp_path):
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
+def test_bad_predict_tiles_stop_the_prepare_task_with_the_package_s_line(tmp_path):
+    """Tiles predict would refuse after refine: prepare-star refuses them by the package's rule, and nothing trains."""
+    out = tmp_path / "out"
+    run = nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(out), "--predict_cube_size", "96",
+                   "--predict_crop_size", "64")
+    assert run.returncode != 0
+    text = run.stdout + run.stderr
+    assert "Error: --predict-crop-size 64 with --predict-cube-size 96: crop must be at least cube + 8" in text
+    assert "ISONET_PREPARE_STAR" in text and "REFINE" not in text
+
+
 def test_awsbatch_needs_the_aws_cli_path(tmp_path):
     run = nextflow(tmp_path, "-profile", "awsbatch", "-stub", "--input", str(tmp_path))
     assert run.returncode != 0
@@ -378,7 +389,9 @@ def test_real_run_on_a_relion5_project_with_noise2noise(tmp_path):
     for column in ("rlnTomoName", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnTomoHand",
                    "rlnTomoTiltSeriesPixelSize", "rlnTomoTiltSeriesStarFile"):
         assert column in relion.columns, column
-    assert "Where the halves disagree" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Where the halves disagree" in report
+    assert "1 of 1 iterations" in report and "Not run: no refine_state.json" not in report  # the state reached it
 
 
 @pytest.mark.slow
