@@ -333,7 +333,10 @@ def test_real_run_interrupted_and_resumed(tmp_path):
             assert out.data.shape == raw.data.shape
             assert float(out.voxel_size.x) == pytest.approx(float(raw.voxel_size.x))
             assert float(out.data.std()) > 0
-    assert "<html" in (second / "report.html").read_text()[:2000].lower()
+    report = (second / "report.html").read_text()
+    assert "<html" in report[:2000].lower()
+    # both halves' refine states and the FSC reached the report task (--refine-dir, --fsc)
+    assert "refine half 2" in report and "2 of 2 iterations" in report and "fsc/tomo_fsc.json" in report
     # the FSC split by the tomogram's wedge: its tilt range came from the predict STAR's row
     fsc = json.loads((second / "fsc" / "tomo_fsc.json").read_text())
     assert {"measured", "wedge"} <= set(fsc["directions"]), fsc["directions"]
