@@ -26,6 +26,7 @@ from isonet_steps.cli.report import command as report_command
 from isonet_steps.core.fsc import fourier_shell_correlation
 from isonet_steps.core.phantom import make_phantom
 from isonet_steps.io.mrc import write_volume
+from isonet_steps.io.plan import TomogramPlan, write_plan
 from isonet_steps.io.star import read_star, write_star
 from isonet_steps.report.build import SECTIONS
 
@@ -268,6 +269,22 @@ def test_timings_list_each_tomogram_s_steps_in_run_order(demo_html):
                      "gold-standard/tomo", "merge-corrected", "total"]
     assert "Not run (or not finished)" not in timings
     assert re.search(r"steps done</div><div class=\"v ok\">5 of 5<", text)
+
+
+def test_steps_not_run_for_every_tomogram_of_the_plan_are_counted(tmp_path):
+    """A second tomogram in prepare's plan whose steps did not run: its steps are not done."""
+    run = make_run(tmp_path, halves=False, truth=False)
+    rows = [TomogramPlan(id=name, index=i, star=f"{name}.star", tomogram=str(tmp_path / f"{name}.mrc"), half1="",
+                         half2="", tilt_angles="", voxel_size=PIXEL, defocus=0.0, tilt_min=-60.0, tilt_max=60.0,
+                         subtomos=24, first_half=1, trains=True, corrects=name == "tomo", relion5=False)
+            for i, name in enumerate(("tomo", "second"), start=1)]
+    write_plan(rows, run / "plan" / "plan.csv")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(report_command, [str(run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "Not run (or not finished): make-mask (1 of 2 tomograms), extract (1 of 2 tomograms)." in text
+    assert re.search(r'steps done</div><div class="v warn">3 of 5<', text)  # prepare, refine, predict (tomo only)
 
 
 def test_refine_folders_and_fsc_files_given_instead_of_the_run_folder_s(tmp_path, demo_run, demo_html):

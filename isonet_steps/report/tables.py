@@ -24,12 +24,47 @@ def step_kind(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def expected_steps(run) -> list[str]:
-    """The steps a whole run does (gathers aside): deconv where it ran, gold-standard with halves, else predict."""
-    expected = ["prepare", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
-    if "deconv" in {step_kind(s) for s in run.records}:
-        expected.insert(1, "deconv")
-    return expected
+#: The steps run per tomogram, and which of prepare's plan rows each runs for.
+_PER_TOMOGRAM = {"deconv": lambda r: (r.trains or r.corrects) and r.defocus > 0,
+                 "make_mask": lambda r: r.trains or r.corrects, "extract": lambda r: r.trains,
+                 "predict": lambda r: r.corrects, "gold_standard": lambda r: r.corrects}
+
+
+def _plan_rows(run) -> list | None:
+    """The rows of the run's plan (plan/plan.csv), None without one."""
+    from ..io.plan import read_plan
+    from ..io.run_layout import RunLayout
+
+    path = RunLayout(run.run_dir).plan_csv
+    if not path.is_file():
+        return None
+    try:
+        return read_plan(path)
+    except InputError as exc:
+        run.notes.append(str(exc))
+        return None
+
+
+def step_progress(run) -> list[tuple[str, int, int]]:
+    """Each step a whole run does (gathers aside) with its records found and expected: a tomogram's steps count
+    the plan's tomograms it runs for (one, without a plan); deconv where it ran, gold-standard with halves,
+    else predict; no extract or refine with a given model.
+    """
+    kinds = ["prepare", "deconv", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
+    rows = _plan_rows(run)
+    if rows is None and "deconv" not in {step_kind(s) for s in run.records}:
+        kinds.remove("deconv")
+    if ((run.run_json or {}).get("params") or {}).get("model"):
+        kinds = [k for k in kinds if k not in ("extract", "refine")]
+    progress = []
+    for kind in kinds:
+        if rows is None or kind not in _PER_TOMOGRAM:
+            progress.append((kind, int(any(step_kind(s) == kind for s in run.records)), 1))
+            continue
+        units = [f"{kind}/{r.id}" for r in rows if _PER_TOMOGRAM[kind](r)]
+        if units:
+            progress.append((kind, sum(u in run.records for u in units), len(units)))
+    return progress
 
 
 def _gold_resolution(run) -> tuple[float, float] | None:
@@ -49,16 +84,14 @@ def header_html(run, stamp: str) -> str:
     """Title, run folder and summary cards."""
     cards = []
     source = (run.run_json or {}).get("input")
-    done = {step_kind(s) for s in run.records}
-    expected = expected_steps(run)
+    progress = step_progress(run)
     if source:
         cards.append(("input", Path(source).name, ""))
     if run.tomograms:
         cards.append(("tomograms", str(len(run.tomograms)), ""))
     if run.records:
-        complete = all(s in done for s in expected)
-        cards.append(("steps done", f"{len([s for s in expected if s in done])} of {len(expected)}",
-                      "ok" if complete else "warn"))
+        done = sum(found == expected for _, found, expected in progress)
+        cards.append(("steps done", f"{done} of {len(progress)}", "ok" if done == len(progress) else "warn"))
         cards.append(("run time", fmt_seconds(sum(float(r.get("seconds") or 0) for r in run.records.values())), ""))
     for name, state in list(run.refine.items())[:2]:
         cards.append((f"refine {name}".strip(), f"{state.completed} of {state.target_iterations} iterations",
@@ -150,8 +183,8 @@ def timings_section(run) -> str:
     if rows:
         rows.append(["total", fmt_seconds(total), ""])
         parts.append(table(["step", "time", "finished"], rows, numeric=[1]))
-    done = {step_kind(s) for s in run.records}
-    missing = [s.replace("_", "-") for s in expected_steps(run) if s not in done]
+    missing = [kind.replace("_", "-") + (f" ({expected - found} of {expected} tomograms)" if found else "")
+               for kind, found, expected in step_progress(run) if found < expected]
     if run.records and missing:
         parts.append(not_run(f"Not run (or not finished): {', '.join(missing)}."))
     for name, state in run.refine.items():
