@@ -48,12 +48,14 @@ def main() -> None:
     total = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    print(f"\n{'step':16s} {'seconds':>8s}")
-    records = (out / ".isonet" / "steps").glob("*.json")
+    print(f"\n{'step':24s} {'seconds':>8s}")
+    from isonet_steps.io.run_layout import RunLayout
+
+    records = RunLayout(out).records.rglob("*.json")  # a tomogram's steps: <step>/<tomogram>.json
     for record in sorted(records, key=lambda p: json.loads(p.read_text())["finished"]):
         r = json.loads(record.read_text())
-        print(f"{r['step']:16s} {r['seconds']:8.1f}")
-    print(f"{'total (demo)':16s} {total:8.1f}   ({os.cpu_count()} CPUs; report: {out / 'report.html'})")
+        print(f"{r['step']:24s} {r['seconds']:8.1f}")
+    print(f"{'total (demo)':24s} {total:8.1f}   ({os.cpu_count()} CPUs; report: {out / 'report.html'})")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPU seconds      {cpu_s:8.1f}   (/ {cores} cores = {cpu_s / cores:.1f} s with the cores to itself; "
           f"load average at the end {os.getloadavg()[0]:.1f})")

@@ -196,6 +196,17 @@ def test_parameters_are_checked_before_any_task(tmp_path):
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
+def test_bad_predict_tiles_stop_the_prepare_task_with_the_package_s_line(tmp_path):
+    """Tiles predict would refuse after refine: prepare-star refuses them by the package's rule, and nothing trains."""
+    out = tmp_path / "out"
+    run = nextflow(tmp_path, "-profile", "test", "-stub", "--outdir", str(out), "--predict_cube_size", "96",
+                   "--predict_crop_size", "64")
+    assert run.returncode != 0
+    text = run.stdout + run.stderr
+    assert "Error: --predict-crop-size 64 with --predict-cube-size 96: crop must be at least cube + 8" in text
+    assert "ISONET_PREPARE_STAR" in text and "REFINE" not in text
+
+
 def test_awsbatch_needs_the_aws_cli_path(tmp_path):
     run = nextflow(tmp_path, "-profile", "awsbatch", "-stub", "--input", str(tmp_path))
     assert run.returncode != 0
@@ -322,7 +333,10 @@ def test_real_run_interrupted_and_resumed(tmp_path):
             assert out.data.shape == raw.data.shape
             assert float(out.voxel_size.x) == pytest.approx(float(raw.voxel_size.x))
             assert float(out.data.std()) > 0
-    assert "<html" in (second / "report.html").read_text()[:2000].lower()
+    report = (second / "report.html").read_text()
+    assert "<html" in report[:2000].lower()
+    # both halves' refine states and the FSC reached the report task (--refine-dir, --fsc)
+    assert "refine half 2" in report and "2 of 2 iterations" in report and "fsc/tomo_fsc.json" in report
     # the FSC split by the tomogram's wedge: its tilt range came from the predict STAR's row
     fsc = json.loads((second / "fsc" / "tomo_fsc.json").read_text())
     assert {"measured", "wedge"} <= set(fsc["directions"]), fsc["directions"]
@@ -378,7 +392,9 @@ def test_real_run_on_a_relion5_project_with_noise2noise(tmp_path):
     for column in ("rlnTomoName", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnTomoHand",
                    "rlnTomoTiltSeriesPixelSize", "rlnTomoTiltSeriesStarFile"):
         assert column in relion.columns, column
-    assert "Where the halves disagree" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Where the halves disagree" in report
+    assert "1 of 1 iterations" in report and "Not run: no refine_state.json" not in report  # the state reached it
 
 
 @pytest.mark.slow

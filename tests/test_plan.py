@@ -79,6 +79,22 @@ def test_unknown_train_idx_is_refused_before_anything_is_written(run_isonet, fol
     bad_input(result, "--train-idx", "7", not_written=[tmp_path / "tomograms.star", tmp_path / "plan"])
 
 
+@pytest.mark.parametrize("tiles, words", [
+    (("96", "64", "3"), ("--predict-crop-size 64 with --predict-cube-size 96", "use --predict-crop-size 112")),
+    (("100", "128", "3"), ("--predict-cube-size 100: must be divisible by 8", "use 96 or 104")),
+    (("96", "128", None), ("give all three",)),
+])
+def test_predict_tiles_are_refused_before_anything_is_written(run_isonet, folder, tmp_path, bad_input, tiles, words):
+    """The Nextflow pipeline's first task checks predict's tiles with the package's rule, not after refine."""
+    cube, crop, depth = tiles
+    options = ["--predict-cube-size", cube, "--predict-crop-size", crop, *(["--unet-depth", depth] if depth else [])]
+    result = run_isonet("prepare-star", folder, "-o", tmp_path / "tomograms.star", "--plan-folder", tmp_path / "plan",
+                        "--wedge-check", "off", *options)
+    bad_input(result, *words, not_written=[tmp_path / "tomograms.star", tmp_path / "plan"])
+    check_ok(run_isonet("prepare-star", folder, "-o", tmp_path / "tomograms.star", "--wedge-check", "off",
+                        "--predict-cube-size", "96", "--predict-crop-size", "128", "--unet-depth", "3"))
+
+
 def test_an_isonet_star_is_copied_with_absolute_paths(run_isonet, folder, tmp_path):
     star = write_star(pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["tomos/TS_01.mrc", "tomos/TS_03.mrc"],
                                     "rlnPixelSize": [10.0, 10.0], "rlnDefocus": [0.0, 20000.0]}),

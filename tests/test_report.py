@@ -26,7 +26,8 @@ from isonet_steps.cli.report import command as report_command
 from isonet_steps.core.fsc import fourier_shell_correlation
 from isonet_steps.core.phantom import make_phantom
 from isonet_steps.io.mrc import write_volume
-from isonet_steps.io.star import write_star
+from isonet_steps.io.plan import TomogramPlan, write_plan
+from isonet_steps.io.star import read_star, write_star
 from isonet_steps.report.build import SECTIONS
 
 SHAPE = (32, 80, 96)
@@ -76,7 +77,8 @@ def make_run(root: Path, *, halves: bool = True, truth: bool = True) -> Path:
     masked = dict(base, rlnMaskName=["mask/tomo_mask.mrc"])
     write_star(pd.DataFrame(masked), out / "tomograms_mask.star")
     corrected = dict(masked, rlnCorrectedTomoName=["corrected/tomo_corrected.mrc"])
-    steps = ["prepare", "make_mask", "extract", "refine"]
+    # the records as isonet run writes them: a tomogram's steps as <step>/<tomogram>, the gathers as merge_*
+    steps = ["prepare", "make_mask/tomo", "merge_mask", "extract/tomo", "merge_subtomo", "refine"]
     if halves:
         write_volume(corrected_dir / "tomo_half1_corrected.mrc", h1, PIXEL)
         write_volume(corrected_dir / "tomo_half2_corrected.mrc", h2, PIXEL)
@@ -87,11 +89,12 @@ def make_run(root: Path, *, halves: bool = True, truth: bool = True) -> Path:
                          rlnGoldStandardFsc=[str(corrected_dir / "tomo_fsc.json")])
         for h in (1, 2):
             _json(out / "refine" / f"half{h}" / "refine_state.json", _refine_state(4, 3, 0.01 * h))
-        steps.append("gold_standard")
+        steps.append("gold_standard/tomo")
     else:
         _json(out / "refine" / "refine_state.json", _refine_state(4, 3, 0.0))
-        steps.append("predict")
+        steps.append("predict/tomo")
     write_star(pd.DataFrame(corrected), out / "tomograms_corrected.star")
+    steps.append("merge_corrected")
     write_star(pd.DataFrame({"rlnSubtomoIndex": list(range(1, 25)),
                              "rlnImageName": [f"subtomo/s{i}.mrc" for i in range(24)], "rlnCubeSize": 32,
                              "rlnCropSize": 48, "rlnRandomSubset": [1 + i % 2 for i in range(24)]}),
@@ -224,7 +227,8 @@ def test_report_contents_match_the_run(demo_run, demo_html):
 def test_report_of_partial_and_bare_folders(tmp_path):
     run = make_run(tmp_path, halves=False, truth=False)
     # a run stopped during refine: no predict record, no corrected STAR; with a deconvolved tomogram
-    (run / ".isonet" / "steps" / "predict.json").unlink()
+    (run / ".isonet" / "steps" / "predict" / "tomo.json").unlink()
+    (run / ".isonet" / "steps" / "merge_corrected.json").unlink()
     (run / "tomograms_corrected.star").unlink()
     table = pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [str(tmp_path / "data" / "tomo.mrc")],
                           "rlnPixelSize": [PIXEL], "rlnDeconvTomoName": ["deconv/tomo_deconv.mrc"]})
@@ -250,6 +254,64 @@ def test_report_of_partial_and_bare_folders(tmp_path):
     text = (bare / "report.html").read_text()
     assert "4 of 4 iterations" in text and "Not run: no tomogram STAR" in text
     assert len(_data_uris(text)) == 0 and len(_svgs(text)) == 2
+
+
+def _section(text: str, anchor: str) -> str:
+    """One section of the page, its figures' element ids (numbered in page order) made comparable."""
+    return re.sub(r"\bf\d+-", "f-", re.search(rf'<section id="{anchor}">.*?</section>', text, re.S).group(0))
+
+
+def test_timings_list_each_tomogram_s_steps_in_run_order(demo_html):
+    _, text = demo_html
+    timings = _section(text, "timings")
+    names = re.findall(r"<tr><td>([a-z_/-]+)</td>", timings)
+    assert names == ["prepare", "make-mask/tomo", "merge-mask", "extract/tomo", "merge-subtomo", "refine",
+                     "gold-standard/tomo", "merge-corrected", "total"]
+    assert "Not run (or not finished)" not in timings
+    assert re.search(r"steps done</div><div class=\"v ok\">5 of 5<", text)
+
+
+def test_steps_not_run_for_every_tomogram_of_the_plan_are_counted(tmp_path):
+    """A second tomogram in prepare's plan whose steps did not run: its steps are not done."""
+    run = make_run(tmp_path, halves=False, truth=False)
+    rows = [TomogramPlan(id=name, index=i, star=f"{name}.star", tomogram=str(tmp_path / f"{name}.mrc"), half1="",
+                         half2="", tilt_angles="", voxel_size=PIXEL, defocus=0.0, tilt_min=-60.0, tilt_max=60.0,
+                         subtomos=24, first_half=1, trains=True, corrects=name == "tomo", relion5=False)
+            for i, name in enumerate(("tomo", "second"), start=1)]
+    write_plan(rows, run / "plan" / "plan.csv")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(report_command, [str(run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "Not run (or not finished): make-mask (1 of 2 tomograms), extract (1 of 2 tomograms)." in text
+    assert re.search(r'steps done</div><div class="v warn">3 of 5<', text)  # prepare, refine, predict (tomo only)
+
+
+def test_refine_folders_and_fsc_files_given_instead_of_the_run_folder_s(tmp_path, demo_run, demo_html):
+    """Nextflow's report task: the STAR with its files in one folder, refine's states and the FSC passed as options."""
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    states = tmp_path / "states"
+    for h in (1, 2):
+        shutil.move(run / "refine" / f"half{h}", states / str(h) / "refine_state")
+    shutil.rmtree(run / ".isonet")
+    star = run / "tomograms_corrected.star"
+    table = read_star(star).drop(columns=["rlnGoldStandardFsc"])
+    write_star(table, star)
+    (run / "fsc").mkdir()
+    shutil.move(run / "corrected" / "tomo_fsc.json", run / "fsc" / "tomo_fsc.json")
+    out = tmp_path / "report.html"
+    args = [str(run), "-o", str(out), "--refine-dir", str(states / "1" / "refine_state"),
+            "--refine-dir", str(states / "2" / "refine_state"), "--fsc", str(run / "fsc" / "tomo_fsc.json")]
+    result = CliRunner().invoke(report_command, args)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert _section(text, "training") == _section(demo_html[1], "training")  # both halves' states, as in the run
+    assert "refine half 2" in text and "4 of 4 iterations" in text
+    fsc = _section(text, "fsc")
+    assert "fsc/tomo_fsc.json" in fsc and "Not run" not in fsc
+    result = CliRunner().invoke(report_command, [*args, "--refine-dir", str(states / "1" / "refine_state")])
+    assert result.exit_code == 2 and "--refine-dir given 3 times" in result.output
 
 
 def test_report_leaves_out_a_state_it_cannot_read_with_a_note(tmp_path):

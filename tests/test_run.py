@@ -41,7 +41,9 @@ def _run(*args, cwd):
 
 
 def _records(out: Path) -> dict:
-    return {p.stem: json.loads(p.read_text()) for p in (out / ".isonet" / "steps").glob("*.json")}
+    """Every step record by step name (a tomogram's step: ``<step>/<tomogram>``)."""
+    steps = out / ".isonet" / "steps"
+    return {p.relative_to(steps).with_suffix("").as_posix(): json.loads(p.read_text()) for p in steps.rglob("*.json")}
 
 
 def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(star_with_halves, tmp_path):
@@ -60,19 +62,20 @@ def test_run_with_halves_then_rerun_skips_then_change_reruns_what_it_affects(sta
     assert set(fsc["resolution_A"]["0.143"]) == {"global", "x", "y", "z", "xy", "xz", "yz", "measured", "wedge"}
     assert (out / "report.html").exists()
     records = _records(out)
-    assert set(records) == {"prepare", "make_mask", "extract", "refine", "gold_standard"}
+    assert set(records) == {"prepare", "make_mask/tomo", "merge_mask", "extract/tomo", "merge_subtomo", "refine",
+                            "gold_standard/tomo", "merge_corrected"}
 
     again = _run(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("already done, skipped") == 5
+    assert again.stderr.count("already done, skipped") == 8
     assert _records(out) == records
 
     changed = _run(*args, "--learning-rate", "0.001", cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr[-3000:]
     after = _records(out)
-    for step in ("prepare", "make_mask", "extract"):
+    for step in ("prepare", "make_mask/tomo", "merge_mask", "extract/tomo", "merge_subtomo"):
         assert after[step] == records[step], step
-    for step in ("refine", "gold_standard"):
+    for step in ("refine", "gold_standard/tomo", "merge_corrected"):
         assert after[step]["key"] != records[step]["key"], step
 
 
@@ -92,13 +95,14 @@ def test_kill_during_refine_then_rerun_continues(star_with_halves, tmp_path):
     proc.wait()
     before = json.loads(state.read_text())
     assert 2 <= before["completed"] < 4, "the kill should land during refine"
-    extract_record = (out / ".isonet" / "steps" / "extract.json").read_text()
+    extract_record = (out / ".isonet" / "steps" / "extract" / "tomo.json").read_text()
 
     rerun = _run(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "refine: continuing" in rerun.stderr
-    assert rerun.stderr.count("already done, skipped") == 3  # prepare, make_mask, extract
-    assert (out / ".isonet" / "steps" / "extract.json").read_text() == extract_record
+    # prepare, make_mask/tomo, merge_mask, extract/tomo, merge_subtomo
+    assert rerun.stderr.count("already done, skipped") == 5
+    assert (out / ".isonet" / "steps" / "extract" / "tomo.json").read_text() == extract_record
     after = json.loads(state.read_text())
     assert after["completed"] == 4
     # the iterations finished before the kill were not redone
@@ -124,3 +128,40 @@ def test_run_refuses_predict_tiles_before_any_work(star_with_halves, tmp_path):
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert "--predict-crop-size 64 with --predict-cube-size 96" in lines[-1] and "use --predict-crop-size" in lines[-1]
     assert not (out / "tomograms.star").exists() and not list(out.glob("**/*.mrc"))
+
+
+def test_a_tomogram_added_to_the_folder_runs_its_own_steps_then_the_gathers(tmp_path):
+    """Adding a tomogram redoes its own steps, the gathers, refine (its subtomograms changed) and what follows;
+    the first tomogram's mask and subtomograms are kept as they were.
+    """
+    folder = tmp_path / "tomograms"
+    for seed, name in ((2, "a.mrc"), (5, "b.mrc")):
+        write_volume(tmp_path / name, make_phantom((40, 64, 64), seed=seed).tomogram, 10.0)
+    folder.mkdir()
+    (tmp_path / "a.mrc").rename(folder / "a.mrc")
+    out = tmp_path / "run"
+    args = ["--input", folder, "--outdir", out, "--iterations", "1", "--wedge-check", "off", *TINY]
+    first = _run(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    records = _records(out)
+    assert set(records) == {"prepare", "make_mask/a", "merge_mask", "extract/a", "merge_subtomo", "refine",
+                            "predict/a", "merge_corrected"}
+
+    (tmp_path / "b.mrc").rename(folder / "b.mrc")
+    second = _run(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = _records(out)
+    assert set(after) == set(records) | {"make_mask/b", "extract/b", "predict/b"}
+    for step in ("make_mask/a", "extract/a"):  # not redone: same record, same outputs
+        assert after[step] == records[step], step
+        assert f"{step}: already done, skipped" in second.stderr
+    for step in ("prepare", "merge_mask", "merge_subtomo", "refine", "predict/a", "merge_corrected"):
+        assert after[step]["key"] != records[step]["key"], step
+    subtomos = read_star(out / "subtomo.star")
+    assert len(subtomos) == 24 and sorted({Path(n).name[:2] for n in subtomos["rlnImageName"]}) == ["a_", "b_"]
+    first_subtomos = [p for p in records["extract/a"]["outputs"] if p.endswith(".mrc")]
+    assert len(first_subtomos) == 12 and all(p in after["merge_subtomo"]["outputs"] for p in first_subtomos)
+    corrected = read_star(out / "tomograms_corrected.star")
+    assert list(corrected["rlnIndex"]) == [1, 2]
+    assert [Path(p).name for p in corrected["rlnCorrectedTomoName"]] == ["a_corrected.mrc", "b_corrected.mrc"]
+    assert all(Path(p).is_file() for p in corrected["rlnCorrectedTomoName"])

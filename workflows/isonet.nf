@@ -60,19 +60,6 @@ def inputPlan(input, opts) {
     return [kind: 'folder', source: folder.toUriString(), files: files.sort { f -> f.name }, base: '']
 }
 
-// predict's tiles are checked before hours of refine (the same rules as `isonet predict`)
-def checkPredictTiles(opts) {
-    def tile_step = 1 << opts.unet_depth.toString().toInteger()
-    def cube = opts.predict_cube_size.toString().toInteger()
-    def crop = opts.predict_crop_size.toString().toInteger()
-    if (cube < 1 || cube % tile_step || crop % tile_step) {
-        error "--predict_cube_size ${cube} / --predict_crop_size ${crop}: both must be positive multiples of ${tile_step} (2^unet_depth); e.g. 96 and 128."
-    }
-    if (crop < cube + 8 || (crop - cube) % 2) {
-        error "--predict_crop_size ${crop}: must be at least --predict_cube_size ${cube} + 8 and differ from it by an even number; use ${cube + 16}."
-    }
-}
-
 // A file of the plan: the staged input of that name (a phantom, a folder's tomogram), else the path itself.
 def planFile(path, staged) {
     return path ? (staged[file(path).name] ?: file(path)) : null
@@ -111,7 +98,6 @@ workflow ISONET {
     if (opts.iterations.toString().toInteger() < 1) {
         error "--iterations ${opts.iterations}: refine needs at least one iteration."
     }
-    checkPredictTiles(opts)
     def halves = asBool(opts.halves)
     def model = opts.model ? file(opts.model, checkIfExists: true) : null
     if (model && halves) {

@@ -30,7 +30,8 @@ def _given(name: str):
         help="Also write the per-tomogram plan here: a one-row STAR per tomogram and plan.csv, which the "
              "workflows scatter over.")
 def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, named_in, wedge_check,
-            relion_project, tilt_folder, check_data, fix_nonfinite, plan_folder, train_idx, tomo_idx):
+            relion_project, tilt_folder, check_data, fix_nonfinite, plan_folder, train_idx, tomo_idx,
+            predict_cube_size, predict_crop_size, unet_depth):
     """Write a tomograms.star listing every .mrc/.rec tomogram in a FOLDER, or the tomograms of a RELION 5
     Reconstruct job's tomograms.star (with their tilt angles, CTF and voxel size), or a copy of an IsoNet
     tomograms.star with its paths made absolute.
@@ -41,4 +42,17 @@ def command(source, output_star, pixel_size, defocus, number_subtomos, tilt_min,
                      tilt_min=_given("tilt_min"), tilt_max=_given("tilt_max"), named_in=named_in,
                      wedge_check=wedge_check, project_dir=relion_project, tilt_folder=tilt_folder,
                      fix_nonfinite=fix_nonfinite, check_data=check_data, plan_folder=plan_folder,
-                     train_idx=train_idx, tomo_idx=tomo_idx)
+                     train_idx=train_idx, tomo_idx=tomo_idx, predict_tiles=_tiles(predict_cube_size,
+                                                                                  predict_crop_size, unet_depth))
+
+
+def _tiles(cube: int | None, crop: int | None, depth: int | None) -> tuple[int, int, int] | None:
+    """The predict tiles to check: all three options, or none."""
+    if cube is None and crop is None and depth is None:
+        return None
+    if cube is None or crop is None or depth is None:
+        from ..io.errors import InputError
+
+        raise InputError("--predict-cube-size, --predict-crop-size and --unet-depth: give all three to check "
+                         "predict's tiles, or none.")
+    return cube, crop, depth

@@ -70,6 +70,8 @@ class Param:
     file: bool = False  # the value names a file (a click.Path that refuses a folder)
 
 
+_TILES_HELP = ("With --predict-cube-size, --predict-crop-size and --unet-depth together: refuse now the predict tile "
+               "sizes that predict would refuse after refine.")
 _ROWS_HELP = "Only these rlnIndex values, e.g. 1,2,4 or 5-10,15 (default: all rows)."
 _PRECISION_HELP = ("Network arithmetic: mixed = bfloat16 compute with float32 weights and output; auto = mixed where "
                    "the hardware has bfloat16 units (GPUs of compute capability >= 8.0, CPUs with AMX or "
@@ -466,7 +468,7 @@ PARAMS: tuple[Param, ...] = (
         steps=("refine",),
         group="refine",
         schema={"help_text": "The cube size must be divisible by 2^depth.", "minimum": 1, "maximum": 6},
-        uses=(Use("refine"),),
+        uses=(Use("refine"), Use("prepare_star", default=None, help=_TILES_HELP)),
     ),
     Param(
         "convs_per_depth", "int", 3, "Convolutions per U-Net level.",
@@ -652,6 +654,7 @@ PARAMS: tuple[Param, ...] = (
                                                                "margin and 16-voxel blend but sends 40 % more "
                                                                "voxels through the network."),
             Use("gold_standard", option="cube_size", help="Predict tile stride (as predict)."),
+            Use("prepare_star", default=None, help=_TILES_HELP),
         ),
     ),
     Param(
@@ -668,6 +671,7 @@ PARAMS: tuple[Param, ...] = (
                                                                "cube + 8. More than cube + 16 hides tile edges "
                                                                "better."),
             Use("gold_standard", option="crop_size", help="Predict tile edge (as predict)."),
+            Use("prepare_star", default=None, help=_TILES_HELP),
         ),
     ),
     Param(

@@ -42,10 +42,6 @@ __all__ = [
     "parse_tomo_idx",
     "select_rows",
     "absolute_paths",
-    # TODO(integrator): import from io.columns (steps/predict.py, steps/gold_standard.py, workflow/pipeline.py and
-    # report/build.py still import these two from here)
-    "is_set",
-    "PATH_COLUMNS",
 ]
 
 

@@ -19,10 +19,8 @@ from .atomic import write_text
 from .columns import TILT_ANGLE_FILE
 from .errors import InputError
 
-__all__ = ["TILT_ANGLE_COLUMN", "TILT_FILE_SUFFIXES", "read_tilt_angles", "find_tilt_file", "write_tilt_angles"]
+__all__ = ["TILT_FILE_SUFFIXES", "read_tilt_angles", "find_tilt_file", "write_tilt_angles"]
 
-# TODO(integrator): import from io.columns (workflow/pipeline.py still imports it from here), then drop this.
-TILT_ANGLE_COLUMN = TILT_ANGLE_FILE
 #: Suffixes looked for beside a tomogram, best first.
 TILT_FILE_SUFFIXES = (".tlt", ".rawtlt")
 #: Name endings IMOD and others add to a reconstruction: ``TS_01_rec.mrc`` belongs to ``TS_01.tlt``.

@@ -13,16 +13,35 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..io.columns import (
+    CORRECTED_HALVES_FSC,
+    CORRECTED_TOMO_HALF1,
+    CORRECTED_TOMO_HALF2,
+    CORRECTED_TOMO_NAME,
+    DECONV_TOMO_NAME,
+    DEFOCUS,
+    GOLD_STANDARD_FSC,
+    INDEX,
+    MASK_NAME,
+    MICROGRAPH_NAME,
+    PIXEL_SIZE,
+    RAW_HALVES_FSC,
+    TILT_MAX,
+    TILT_MIN,
+    is_set,
+)
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.model_record import ModelRecord
 from ..io.refine_state import STATE_FILE, RefineState, load_refine_state
+from ..io.run_layout import TOMOGRAM_STARS, RunLayout
 from .html import esc, page, section, table
 from .tables import STEP_ORDER
 
@@ -42,8 +61,6 @@ SECTIONS = (
     ("timings", "Timings"),
     ("versions", "Versions"),
 )
-#: STAR tables a run writes, most complete first.
-_STARS = ("tomograms_corrected.star", "tomograms_mask.star", "tomograms_deconv.star", "tomograms.star")
 #: At most this many tomograms get pictures (all are listed under the input files).
 MAX_PICTURED = 3
 
@@ -101,7 +118,7 @@ def _read_json(path: Path, notes: list[str]) -> Any:
 
 
 def _cell_path(row, column: str, star: Path, notes: list[str]) -> Path | None:
-    from ..io.star import is_set, resolve_path
+    from ..io.star import resolve_path
 
     if column not in row.index or not is_set(row[column]):
         return None
@@ -112,26 +129,33 @@ def _cell_path(row, column: str, star: Path, notes: list[str]) -> Path | None:
         return None
 
 
-def _pick_star(run_dir: Path, notes: list[str]):
-    """The most complete tomogram STAR in ``run_dir`` and its table (None, None if there is none)."""
+def _pick_star(layout: RunLayout, notes: list[str]):
+    """The most complete tomogram STAR in the run folder and its table (None, None if there is none)."""
     from ..io.star import read_tomogram_star
 
-    names = list(_STARS) + sorted(p.name for p in run_dir.glob("*.star") if p.name not in _STARS)
+    names = [*TOMOGRAM_STARS, *sorted(p.name for p in layout.root.glob("*.star") if p.name not in TOMOGRAM_STARS)]
     for name in names:
-        path = run_dir / name
-        if not path.is_file() or name == "subtomo.star":
+        path = layout.root / name
+        if not path.is_file() or path == layout.subtomo_star:
             continue
         try:
             return path, read_tomogram_star(path)
         except InputError as exc:
-            if name in _STARS:
+            if name in TOMOGRAM_STARS:
                 notes.append(str(exc))
     return None, None
 
 
-def _refine_folders(run_dir: Path) -> dict[str, Path]:
-    """The result folders of ``run_dir/refine`` (one network or two halves), or ``run_dir`` as a bare one."""
-    for base in (run_dir / "refine", run_dir):
+def _refine_folders(layout: RunLayout, given: Sequence[Path] = ()) -> dict[str, Path]:
+    """The result folders given (one network, or half 1 and half 2), else those of the run's refine folder,
+    else the run folder as a bare one.
+    """
+    if len(given) > 2:
+        raise InputError(f"--refine-dir given {len(given)} times; give one result folder, or the two halves' "
+                         "(half 1 first).")
+    if given:
+        return dict(zip(["half 1", "half 2"] if len(given) == 2 else [""], map(Path, given)))
+    for base in (layout.refine, layout.root):
         found = {}
         if (base / STATE_FILE).is_file():
             found[""] = base
@@ -177,22 +201,20 @@ def _model_records(folders: dict[str, Path], states: dict[str, RefineState],
 
 def _tomogram_files(row, star: Path, notes: list[str]) -> TomogramFiles:
     """The files and geometry of one tomogram STAR row (paths resolved against the STAR)."""
-    from ..io.star import is_set
-
     t = TomogramFiles(
-        index=int(row["rlnIndex"]), raw=_cell_path(row, "rlnMicrographName", star, notes),
-        pixel_size=float(row["rlnPixelSize"]), tilt_range=(float(row["rlnTiltMin"]), float(row["rlnTiltMax"])),
-        defocus=float(row["rlnDefocus"]) if "rlnDefocus" in row.index else None,
-        deconv=_cell_path(row, "rlnDeconvTomoName", star, notes),
-        mask=_cell_path(row, "rlnMaskName", star, notes),
-        corrected=_cell_path(row, "rlnCorrectedTomoName", star, notes),
-        half1=_cell_path(row, "rlnCorrectedTomoHalf1", star, notes),
-        half2=_cell_path(row, "rlnCorrectedTomoHalf2", star, notes),
-        raw_name=str(row["rlnMicrographName"]) if is_set(row["rlnMicrographName"]) else "",
+        index=int(row[INDEX]), raw=_cell_path(row, MICROGRAPH_NAME, star, notes),
+        pixel_size=float(row[PIXEL_SIZE]), tilt_range=(float(row[TILT_MIN]), float(row[TILT_MAX])),
+        defocus=float(row[DEFOCUS]) if DEFOCUS in row.index else None,
+        deconv=_cell_path(row, DECONV_TOMO_NAME, star, notes),
+        mask=_cell_path(row, MASK_NAME, star, notes),
+        corrected=_cell_path(row, CORRECTED_TOMO_NAME, star, notes),
+        half1=_cell_path(row, CORRECTED_TOMO_HALF1, star, notes),
+        half2=_cell_path(row, CORRECTED_TOMO_HALF2, star, notes),
+        raw_name=str(row[MICROGRAPH_NAME]) if is_set(row[MICROGRAPH_NAME]) else "",
     )
-    for column, label in (("rlnGoldStandardFsc", "corrected halves (independent networks)"),
-                          ("rlnRawHalvesFsc", "raw even/odd half tomograms"),
-                          ("rlnCorrectedHalvesFsc", "corrected even/odd half tomograms")):
+    for column, label in ((GOLD_STANDARD_FSC, "corrected halves (independent networks)"),
+                          (RAW_HALVES_FSC, "raw even/odd half tomograms"),
+                          (CORRECTED_HALVES_FSC, "corrected even/odd half tomograms")):
         fsc_path = _cell_path(row, column, star, notes)
         if fsc_path is not None:
             t.fsc[label] = fsc_path
@@ -215,8 +237,21 @@ def _find_ground_truth(run: RunData) -> None:
         run.notes.append(f"{truth}: ground truth named in run.json not found; its panels and figures are left out.")
 
 
-def collect_run(run_dir: str | Path) -> RunData:
+def _label(path: Path, run_dir: Path) -> str:
+    """A file's name in the report: relative to the run folder where it lies inside it."""
+    try:
+        return str(path.relative_to(run_dir))
+    except ValueError:
+        return str(path)
+
+
+def collect_run(run_dir: str | Path, *, refine_dirs: Sequence[str | Path] = (),
+                fsc_files: Sequence[str | Path] = ()) -> RunData:
     """Everything the report shows, located (not yet loaded) in ``run_dir``.
+
+    ``refine_dirs`` (refine's result folder, or the two halves') and ``fsc_files`` (FSC JSONs the
+    tomogram STAR does not name) are used instead of those found in the run folder: Nextflow's
+    report task passes them as they were staged.
 
     Raises
     ------
@@ -230,26 +265,27 @@ def collect_run(run_dir: str | Path) -> RunData:
         raise InputError(f"{run_dir}: is a file, not a run folder; give the --outdir of 'isonet run' "
                          f"(or a refine --result-dir).")
     run = RunData(run_dir=run_dir)
+    layout = RunLayout(run_dir)
     notes = run.notes
-    meta = run_dir / ".isonet" / "run.json"
-    if meta.is_file():
-        run.run_json = _read_json(meta, notes)
-    for path in sorted((run_dir / ".isonet" / "steps").glob("*.json")):
+    if layout.run_json.is_file():
+        run.run_json = _read_json(layout.run_json, notes)
+    for path in sorted(layout.records.rglob("*.json")):  # a tomogram's step: <step>/<tomogram>.json
         record = _read_json(path, notes)
         if isinstance(record, dict):
-            run.records[str(record.get("step", path.stem))] = record
+            run.records[str(record.get("step", path.relative_to(layout.records).with_suffix("").as_posix()))] = record
 
-    run.star, table_ = _pick_star(run_dir, notes)
+    run.star, table_ = _pick_star(layout, notes)
     if table_ is not None and run.star is not None:
         run.tomograms = [_tomogram_files(row, run.star, notes) for _, row in table_.iterrows()]
-    if (run_dir / "subtomo.star").is_file():
-        run.subtomo_star = run_dir / "subtomo.star"
-    folders = _refine_folders(run_dir)
+    if layout.subtomo_star.is_file():
+        run.subtomo_star = layout.subtomo_star
+    folders = _refine_folders(layout, [Path(d) for d in refine_dirs])
     run.refine = _refine_states(folders, notes)
     run.models = _model_records(folders, run.refine, notes)
     if not any(t.fsc for t in run.tomograms):
-        for path in sorted([*run_dir.glob("*fsc*.json"), *run_dir.glob("*/*fsc*.json")])[:6]:
-            run.extra_fsc[str(path.relative_to(run_dir))] = path
+        found = [Path(f) for f in fsc_files] or [*run_dir.glob("*fsc*.json"), *run_dir.glob("*/*fsc*.json")]
+        for path in sorted(found)[:6]:
+            run.extra_fsc[_label(path, run_dir)] = path
     _find_ground_truth(run)
 
     if not (run.run_json or run.records or run.star or run.refine or run.extra_fsc or run.subtomo_star):
@@ -364,8 +400,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build_report(run_dir: str | Path) -> str:
-    """The HTML text of the report of ``run_dir`` (see the module docstring)."""
+def build_report(run_dir: str | Path, *, refine_dirs: Sequence[str | Path] = (),
+                 fsc_files: Sequence[str | Path] = ()) -> str:
+    """The HTML text of the report of ``run_dir`` (see the module docstring and :func:`collect_run`)."""
     from . import sections as rs
     from . import tables as rt
     from .halves import halves_block, halves_section
@@ -373,7 +410,7 @@ def build_report(run_dir: str | Path) -> str:
 
     log = get_logger("report")
     started = time.perf_counter()
-    run = collect_run(run_dir)
+    run = collect_run(run_dir, refine_dirs=refine_dirs, fsc_files=fsc_files)
     pictured = run.tomograms[:MAX_PICTURED]
     slices, powers, halves = [], [], []
     for t in pictured:  # one tomogram's volumes in memory at a time

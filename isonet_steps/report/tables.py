@@ -14,8 +14,58 @@ from ..io.columns import CROP_SIZE, CUBE_SIZE, RANDOM_SUBSET
 from ..io.errors import InputError
 from .html import esc, fmt_seconds, fmt_value, not_run, section, table
 
-#: Pipeline steps in the order they run (the keys of ``.isonet/steps/<step>.json``).
-STEP_ORDER = ("prepare", "deconv", "make_mask", "extract", "refine", "predict", "gold_standard")
+#: Pipeline steps in the order they run: the names of ``.isonet/steps/<step>.json``, and of
+#: ``<step>/<tomogram>.json`` for the steps run per tomogram (the ``merge_`` ones gather those).
+STEP_ORDER = ("prepare", "deconv", "merge_deconv", "make_mask", "merge_mask", "extract", "merge_subtomo", "refine",
+              "predict", "gold_standard", "merge_corrected")
+
+
+def step_kind(name: str) -> str:
+    """The step a record is of: ``make_mask/TS_01`` is make-mask's record for tomogram TS_01."""
+    return name.split("/", 1)[0]
+
+
+#: The steps run per tomogram, and which of prepare's plan rows each runs for.
+_PER_TOMOGRAM = {"deconv": lambda r: (r.trains or r.corrects) and r.defocus > 0,
+                 "make_mask": lambda r: r.trains or r.corrects, "extract": lambda r: r.trains,
+                 "predict": lambda r: r.corrects, "gold_standard": lambda r: r.corrects}
+
+
+def _plan_rows(run) -> list | None:
+    """The rows of the run's plan (plan/plan.csv), None without one."""
+    from ..io.plan import read_plan
+    from ..io.run_layout import RunLayout
+
+    path = RunLayout(run.run_dir).plan_csv
+    if not path.is_file():
+        return None
+    try:
+        return read_plan(path)
+    except InputError as exc:
+        run.notes.append(str(exc))
+        return None
+
+
+def step_progress(run) -> list[tuple[str, int, int]]:
+    """Each step a whole run does (gathers aside) with its records found and expected: a tomogram's steps count
+    the plan's tomograms it runs for (one, without a plan); deconv where it ran, gold-standard with halves,
+    else predict; no extract or refine with a given model.
+    """
+    kinds = ["prepare", "deconv", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
+    rows = _plan_rows(run)
+    if rows is None and "deconv" not in {step_kind(s) for s in run.records}:
+        kinds.remove("deconv")
+    if ((run.run_json or {}).get("params") or {}).get("model"):
+        kinds = [k for k in kinds if k not in ("extract", "refine")]
+    progress = []
+    for kind in kinds:
+        if rows is None or kind not in _PER_TOMOGRAM:
+            progress.append((kind, int(any(step_kind(s) == kind for s in run.records)), 1))
+            continue
+        units = [f"{kind}/{r.id}" for r in rows if _PER_TOMOGRAM[kind](r)]
+        if units:
+            progress.append((kind, sum(u in run.records for u in units), len(units)))
+    return progress
 
 
 def _gold_resolution(run) -> tuple[float, float] | None:
@@ -35,18 +85,14 @@ def header_html(run, stamp: str) -> str:
     """Title, run folder and summary cards."""
     cards = []
     source = (run.run_json or {}).get("input")
-    done = [s for s in run.records]
-    expected = ["prepare", "make_mask", "extract", "refine", "gold_standard" if run.halves else "predict"]
-    if "deconv" in run.records:
-        expected.insert(1, "deconv")
+    progress = step_progress(run)
     if source:
         cards.append(("input", Path(source).name, ""))
     if run.tomograms:
         cards.append(("tomograms", str(len(run.tomograms)), ""))
     if run.records:
-        complete = all(s in run.records for s in expected)
-        cards.append(("steps done", f"{len([s for s in expected if s in done])} of {len(expected)}",
-                      "ok" if complete else "warn"))
+        done = sum(found == expected for _, found, expected in progress)
+        cards.append(("steps done", f"{done} of {len(progress)}", "ok" if done == len(progress) else "warn"))
         cards.append(("run time", fmt_seconds(sum(float(r.get("seconds") or 0) for r in run.records.values())), ""))
     for name, state in list(run.refine.items())[:2]:
         cards.append((f"refine {name}".strip(), f"{state.completed} of {state.target_iterations} iterations",
@@ -127,7 +173,8 @@ def timings_section(run) -> str:
         return section("timings", title, not_run("Not run: no step records (.isonet/steps) in this folder."))
     rows = []
     total = 0.0
-    names = [s for s in STEP_ORDER if s in run.records] + [s for s in run.records if s not in STEP_ORDER]
+    order = {s: i for i, s in enumerate(STEP_ORDER)}
+    names = sorted(run.records, key=lambda s: order.get(step_kind(s), len(order)))  # a step's tomograms as found
     for name in names:
         rec = run.records[name]
         seconds = rec.get("seconds")
@@ -137,8 +184,8 @@ def timings_section(run) -> str:
     if rows:
         rows.append(["total", fmt_seconds(total), ""])
         parts.append(table(["step", "time", "finished"], rows, numeric=[1]))
-    missing = [s.replace("_", "-") for s in STEP_ORDER if s not in run.records and s != "deconv"
-               and not (s == "predict" and run.halves) and not (s == "gold_standard" and not run.halves)]
+    missing = [kind.replace("_", "-") + (f" ({expected - found} of {expected} tomograms)" if found else "")
+               for kind, found, expected in step_progress(run) if found < expected]
     if run.records and missing:
         parts.append(not_run(f"Not run (or not finished): {', '.join(missing)}."))
     for name, state in run.refine.items():

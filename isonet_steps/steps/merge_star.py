@@ -9,6 +9,7 @@ set in any of them filling the row, so the halves' two predicts give one row nam
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -48,12 +49,16 @@ def merge_tomogram_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame([{c: row.get(c, "None") for c in columns} for row in rows], columns=columns)
 
 
-def run_merge_star(inputs: list[str | os.PathLike], output_star: str | os.PathLike, *,
-                   relion5_folder: str | None = None) -> Path:
+def run_merge_star(inputs: Sequence[str | os.PathLike], output_star: str | os.PathLike, *,
+                   relion5_folder: str | None = None, relion5_dir: str | os.PathLike | None = None,
+                   with_halves: bool = False) -> Path:
     """Merge per-tomogram STARs (all subtomogram STARs, or all tomogram STARs) into ``output_star``.
 
     ``relion5_folder``: tomogram rows from a RELION 5 project also give ``relion5_tomograms.star``
     beside ``output_star``, naming the corrected tomograms in that folder (where they are published).
+    ``relion5_dir``: write that file in this folder instead, naming the files where they are unless
+    ``relion5_folder`` is given too (``isonet run``: ``corrected/``). ``with_halves``: it names the
+    corrected halves as RELION's halves (gold-standard).
     """
     if not inputs:
         raise InputError("merge-star: no STAR files given; name the per-tomogram STARs to merge.")
@@ -71,8 +76,9 @@ def run_merge_star(inputs: list[str | os.PathLike], output_star: str | os.PathLi
         merged = merge_tomogram_tables([read_tomogram_star(p) for p in paths])
     write_star(merged, output_star)
     get_logger().info("wrote %s: %d rows from %d STAR files", output_star, len(merged), len(paths))
-    if relion5_folder is not None and not kinds[paths[0]]:
+    if (relion5_folder is not None or relion5_dir is not None) and not kinds[paths[0]]:
         from .relion5_out import write_relion5_star
 
-        write_relion5_star(merged, output_star, output_star.parent, named_in=relion5_folder)
+        write_relion5_star(merged, output_star, relion5_dir or output_star.parent, named_in=relion5_folder,
+                           with_halves=with_halves)
     return output_star

@@ -77,7 +77,8 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
                      wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
                      tilt_folder: str | None = None, plan_folder: str | os.PathLike | None = None,
                      train_idx: str | None = None, tomo_idx: str | None = None,
-                     fix_nonfinite: bool = False, check_data: bool = True) -> Path:
+                     fix_nonfinite: bool = False, check_data: bool = True,
+                     predict_tiles: tuple[int, int, int] | None = None) -> Path:
     """Write a tomograms.star for a folder of tomograms, a RELION 5 or an IsoNet tomograms.star; returns its path.
 
     ``tilt_min``/``tilt_max`` None: not given (±60° where no tilt-angle file says otherwise); a
@@ -94,9 +95,15 @@ def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike =
     whose subtomograms train (``tomo_idx``'s when None).
     ``fix_nonfinite``: NaN/Inf voxels are replaced by the mean of the others (recorded per row in
     rlnFixNonfinite, so every later step does the same) instead of refused. ``check_data`` False reads
-    no tomogram (no voxel or wedge check: a dry run, Nextflow's -stub).
+    no tomogram (no voxel or wedge check: a dry run, Nextflow's -stub). ``predict_tiles``: predict's
+    cube size, crop size and the network's depth, refused now as predict would refuse them (the
+    pipeline's first task: not after hours of refine).
     """
     check_wedge_mode(wedge_check)
+    if predict_tiles is not None:
+        from ..network.inference import check_tiling
+
+        check_tiling(*predict_tiles, names=("--predict-cube-size", "--predict-crop-size"))
     source, output_star = Path(source), Path(output_star)
     check_writable_target(output_star)
     if source.is_file() and not is_relion5_star(source):  # an IsoNet tomograms.star: its own values

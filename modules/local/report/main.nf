@@ -1,13 +1,14 @@
 // ISONET_REPORT: one self-contained HTML report of the run.
-// The run folder is laid out as the pipeline publishes it: run/tomograms.star beside the raw
-// tomograms, run/deconv/, run/mask/, run/corrected_tomos/, run/refine/ and run/fsc/.
+// The tomograms.star of the run lies in run/ with the files it names where it names them (the raw
+// tomograms beside it, deconv/, mask/, corrected_tomos/); the refine state(s) and the FSC JSONs are
+// passed to isonet-report as they were staged (--refine-dir, in half order; --fsc).
 process ISONET_REPORT {
     tag "${meta.id}"
     label 'process_low'
     container 'isonet-nf:0.1.0-cpu'
 
     input:
-    tuple val(meta), path(star, stageAs: 'run/tomograms.star'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'states/?/*'), path(fsc, stageAs: 'run/fsc/*')
+    tuple val(meta), path(star, stageAs: 'run/*'), path(tomos, stageAs: 'run/*'), path(deconv, stageAs: 'run/deconv/*'), path(masks, stageAs: 'run/mask/*'), path(corrected, stageAs: 'run/corrected_tomos/*'), path(refine, stageAs: 'states/?/*'), path(fsc, stageAs: 'run/fsc/*')
 
     output:
     tuple val(meta), path('report.html'), emit: html
@@ -15,16 +16,12 @@ process ISONET_REPORT {
 
     script:
     def args = task.ext.args ?: ''
-    // the refine state, or the two halves' states (in half order), where the report looks for them
-    def states = [refine].flatten()
-    def link = !states ? '' : meta.halves
-        ? "mkdir -p run/refine && ln -s ../../states/1/${states[0].name} run/refine/half1 && ln -s ../../states/2/${states[1].name} run/refine/half2"
-        : "ln -s ../states/1/${states[0].name} run/refine"
+    def states = [refine].flatten().collect { state -> "--refine-dir '${state}'" }.join(' ')
+    def fscs = [fsc].flatten().findAll { f -> f.name.endsWith('.json') }.collect { f -> "--fsc '${f}'" }.join(' ')
     """
     export OMP_NUM_THREADS=${task.cpus}
     export HOME="\${PWD}"
-    ${link}
-    isonet-report run -o report.html ${args}
+    isonet-report run -o report.html ${states} ${fscs} ${args}
     """
 
     stub:
