@@ -22,7 +22,8 @@ def command(outdir, quick, seed, time_budget, log_level):
     from ..workflow.demo import demo_pipeline
     from .run import run_with_report
 
-    run_with_report(demo_pipeline(outdir, quick=quick, seed=seed, time_budget=time_budget, log_level=log_level))
-    report = Path(outdir) / "report.html"
+    pipeline = demo_pipeline(outdir, quick=quick, seed=seed, time_budget=time_budget, log_level=log_level)
+    run_with_report(pipeline)
+    report = pipeline.layout.report
     get_logger().info("demo finished")
     click.echo(f"Report: {report.resolve()}" if report.exists() else f"Results: {Path(outdir).resolve()}")

@@ -20,7 +20,7 @@ def run_with_report(pipeline) -> None:
     """Run the pipeline, then write <outdir>/report.html."""
     from .report import write_report
 
-    pipeline.run(report=lambda: write_report(pipeline.out, pipeline.out / "report.html"))
+    pipeline.run(report=lambda: write_report(pipeline.out, pipeline.layout.report))
 
 
 @step("run")
