@@ -179,3 +179,20 @@ def test_single_mode_fingerprint_is_unchanged_by_the_option():
     assert "noise2noise" not in RefineSettings().fingerprint()
     assert RefineSettings(noise2noise=True).fingerprint()["noise2noise"] is True
     assert "second_names" not in _data(with_second=False).fingerprint()
+
+
+def test_cubes_keep_the_second_half_apart_and_stack_like_the_fill_files():
+    first, second = _halves(3)
+    cubes = Cubes.from_subtomos(first, second)
+    assert len(cubes) == 3 and cubes.noise2noise and cubes.shape == (3, 24, 24, 24)
+    for b in range(3):  # each box's halves scaled together, as halves_to_network does
+        both = halves_to_network(first[b], second[b])
+        assert np.array_equal(cubes.first[b], both[0]) and np.array_equal(cubes.second[b], both[1])
+    stacked = cubes.stacked()  # the layout of a saved fill: half 1's boxes, then half 2's
+    assert np.array_equal(stacked[:3], cubes.first) and np.array_equal(stacked[3:], cubes.second)
+    again = Cubes.from_stacked(stacked, noise2noise=True)
+    assert np.array_equal(again.first, cubes.first) and np.array_equal(again.second, cubes.second)
+    single = Cubes.from_subtomos(first)
+    assert not single.noise2noise and len(single.halves) == 1 and single.stacked() is single.first
+    with pytest.raises(ValueError, match="differ in shape"):
+        Cubes(cubes.first, cubes.second[:2])

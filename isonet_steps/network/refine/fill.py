@@ -8,6 +8,9 @@ fill of every cube mixes the new predictions into the previous iteration's fill.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +24,7 @@ from .settings import RefineSettings
 if TYPE_CHECKING:  # predict is imported when the subtomograms are first predicted
     from ..inference import InferenceFunction
 
-__all__ = ["SubtomoPredictor", "iteration_fill", "relaxed_fill", "merged_cubes"]
+__all__ = ["SubtomoPredictor", "WedgeFill", "relaxed_fill", "merged_cubes"]
 
 
 class SubtomoPredictor:
@@ -47,34 +50,51 @@ class SubtomoPredictor:
         return np.stack([percentile_normalize(p) for p in predicted])
 
 
-def iteration_fill(iteration: int, model, originals: Cubes, wedges: list[Wedge], drawn: np.ndarray,
-                   previous: Cubes | None, settings: RefineSettings, predictor, batch_size: int, log) -> Cubes:
-    """What iteration ``iteration`` fills the missing wedge of its cubes from, for the boxes ``drawn``
-    (all of them with a relaxed fill, where each fill builds on the last; both halves of each box):
-    the predictions of ``model``, the previous iteration's network, not yet trained in this one;
-    before any training, the measured part itself. Cubes not filled stay zero.
-    """
-    boxes = drawn if settings.fill_relaxation == 1 else np.arange(len(originals))
-    if iteration == 1 and not settings.pretrained_model:  # a fresh network would add nothing
-        fill = originals.zeros()
-        for half, filled in zip(originals.halves, fill.halves):
-            for b in boxes:
-                filled[b] = percentile_normalize(measured_part(half[b], wedges[b]))
-        return fill
-    whole = len(boxes) == len(originals)
-    halves = len(originals.halves)
-    log.info("iteration %d: predicting %d of %d subtomograms with the model of iteration %d", iteration,
-             halves * len(boxes), halves * len(originals), iteration - 1)
-    chosen = originals if whole else originals.map(lambda half: half[boxes])
-    # both halves in one call, half 1's boxes then half 2's: the batches are those of one stack
-    predicted = Cubes.from_stacked(predictor(model, chosen.stacked(), batch_size), originals.noise2noise)
-    if whole:
-        fill = predicted
-    else:
+@dataclass
+class WedgeFill:
+    """The missing-wedge fill a refine call carries from iteration to iteration (``current``: the last)."""
+
+    originals: Cubes
+    wedges: list[Wedge]
+    settings: RefineSettings
+    predictor: Callable[..., np.ndarray]  # (model, stacked cubes, batch size) -> predictions: SubtomoPredictor
+    log: logging.Logger
+    current: Cubes | None = None
+
+    def update(self, iteration: int, model, drawn: np.ndarray, batch_size: int) -> Cubes:
+        """What iteration ``iteration`` fills the missing wedge of its cubes from, for the boxes ``drawn``
+        (all of them with a relaxed fill, where each fill builds on the last; both halves of each box):
+        the predictions of ``model``, the previous iteration's network, not yet trained in this one;
+        before any training, the measured part itself. Cubes not filled stay zero.
+        """
+        originals, settings = self.originals, self.settings
+        boxes = drawn if settings.fill_relaxation == 1 else np.arange(len(originals))
+        if iteration == 1 and not settings.pretrained_model:  # a fresh network would add nothing
+            self.current = originals.zeros()
+            for half, filled in zip(originals.halves, self.current.halves):
+                for b in boxes:
+                    filled[b] = percentile_normalize(measured_part(half[b], self.wedges[b]))
+            return self.current
+        self.current = relaxed_fill(self._predicted(iteration, model, boxes, batch_size), self.current, iteration,
+                                    settings.fill_relaxation)
+        return self.current
+
+    def _predicted(self, iteration: int, model, boxes: np.ndarray, batch_size: int) -> Cubes:
+        """``model``'s predictions of the cubes of ``boxes`` (both halves); the other cubes zero."""
+        originals = self.originals
+        whole = len(boxes) == len(originals)
+        halves = len(originals.halves)
+        self.log.info("iteration %d: predicting %d of %d subtomograms with the model of iteration %d", iteration,
+                      halves * len(boxes), halves * len(originals), iteration - 1)
+        chosen = originals if whole else originals.map(lambda half: half[boxes])
+        # both halves in one call, half 1's boxes then half 2's: the batches are those of one stack
+        predicted = Cubes.from_stacked(self.predictor(model, chosen.stacked(), batch_size), originals.noise2noise)
+        if whole:
+            return predicted
         fill = originals.zeros()
         for filled, new in zip(fill.halves, predicted.halves):
             filled[boxes] = new
-    return relaxed_fill(fill, previous, iteration, settings.fill_relaxation)
+        return fill
 
 
 def relaxed_fill(new: Cubes, previous: Cubes | None, iteration: int, weight: float) -> Cubes:

@@ -29,7 +29,7 @@ from ...io.refine_state import IterationRecord, RefineState
 from ..cubes import Cubes
 from ..pairs import PairPlan
 from .data import RefineData
-from .fill import SubtomoPredictor, iteration_fill, merged_cubes
+from .fill import SubtomoPredictor, WedgeFill, merged_cubes
 from .settings import RefineSettings
 from .start import RunPlan, chosen_precision, iteration_seed, model_record, plan_run, resume_or_start
 from .train import IterationPlan, data_threads, train_iteration
@@ -64,14 +64,15 @@ class _Refinement:
     state: RefineState
     originals: Cubes
     wedges: list[Wedge]
-    fill: Cubes | None
-    predictor: SubtomoPredictor
+    fill: WedgeFill
     threads: int
     log: logging.Logger
     model: Any = None  # the keras.Model, once the first iteration has loaded it
 
-    def plan(self, iteration: int) -> IterationPlan:
-        """Iteration ``iteration``'s network and training plan: its pairs drawn, their cubes filled and merged."""
+    def prepare(self, iteration: int) -> IterationPlan:
+        """Load (or carry on) the network and plan iteration ``iteration``: its pairs drawn, their cubes
+        filled by the network so far and merged.
+        """
         import keras
 
         settings, seed = self.settings, iteration_seed(self.settings.seed, iteration)
@@ -85,9 +86,8 @@ class _Refinement:
         if settings.noise2noise:
             pairs = pairs.across_halves()
         drawn = pairs.boxes_drawn(settings.epochs, seed)  # noise2noise: both halves of each box
-        self.fill = iteration_fill(iteration, self.model, self.originals, self.wedges, drawn, self.fill, settings,
-                                   self.predictor, pairs.batch_size, self.log)
-        merged = merged_cubes(self.originals, self.fill, self.wedges, drawn)
+        fill = self.fill.update(iteration, self.model, drawn, pairs.batch_size)
+        merged = merged_cubes(self.originals, fill, self.wedges, drawn)
         _reset_seed_generators(self.model, seed)
         return IterationPlan(merged=merged, wedges=self.wedges, pairs=pairs, cube=self.data.cube,
                              noise_level=self.run.schedule[iteration], noise_mode=settings.noise_mode, seed=seed,
@@ -100,12 +100,12 @@ class _Refinement:
         started = time.time()
         level = self.run.schedule[iteration]
         self.log.info("iteration %d/%d: noise level %.3g", iteration, self.settings.iterations, level)
-        plan = self.plan(iteration)  # also the network this iteration trains
+        plan = self.prepare(iteration)
         losses, val_losses, pairs = train_iteration(self.model, plan, self.log)
         save_model(self.model, self.store.model_path(iteration),
                    model_record(self.model, self.data, self.settings, iteration))
-        if self.settings.fill_relaxation != 1 and self.fill is not None:  # the next iteration's fill builds on it
-            self.store.save_fill(iteration, self.fill.stacked())
+        if self.settings.fill_relaxation != 1 and self.fill.current is not None:  # the next fill builds on it
+            self.store.save_fill(iteration, self.fill.current.stacked())
         record = IterationRecord(iteration=iteration, noise_level=level, loss=losses, val_loss=val_losses,
                                  batch_size=pairs.batch_size, steps_per_epoch=pairs.steps_per_epoch,
                                  seconds=round(time.time() - started, 2))
@@ -125,9 +125,10 @@ def _refine(data: RefineData, settings: RefineSettings, store: RefineStore, *, n
     log = get_logger("refine")
     run = plan_run(data, settings, n_gpus, until_iter)
     state, originals, fill = resume_or_start(data, settings, store, run, resume, log)
+    wedges = data.subtomo_wedges()
+    wedge_fill = WedgeFill(originals, wedges, settings, SubtomoPredictor(settings.precision), log, current=fill)
     refinement = _Refinement(data=data, settings=settings, store=store, run=run, state=state, originals=originals,
-                             wedges=data.subtomo_wedges(), fill=fill, predictor=SubtomoPredictor(settings.precision),
-                             threads=data_threads(n_gpus), log=log)
+                             wedges=wedges, fill=wedge_fill, threads=data_threads(n_gpus), log=log)
     for iteration in range(state.completed + 1, run.last + 1):
         record = refinement.iterate(iteration)
         if on_iteration:
