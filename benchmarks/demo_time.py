@@ -79,6 +79,7 @@ def main() -> None:
 
 def _quality(out: Path) -> None:
     from isonet_steps.core.metrics import quality_report
+    from isonet_steps.core.wedge import Wedge
     from isonet_steps.io.mrc import read_volume
     from isonet_steps.io.star import read_tomogram_star, resolve_path
 
@@ -87,8 +88,8 @@ def _quality(out: Path) -> None:
     corrected = resolve_path(table["rlnCorrectedTomoName"].iloc[0], star, "rlnCorrectedTomoName")
     truth = read_volume(out / "data" / "ground_truth.mrc", "truth").data
     labels = read_volume(out / "data" / "labels.mrc", "labels", allow_constant=True).data
-    raw = quality_report(read_volume(out / "data" / "tomo.mrc", "raw").data, truth, labels)
-    fixed = quality_report(read_volume(corrected, "corrected").data, truth, labels)
+    raw = quality_report(read_volume(out / "data" / "tomo.mrc", "raw").data, truth, labels, Wedge.from_range(-60, 60))
+    fixed = quality_report(read_volume(corrected, "corrected").data, truth, labels, Wedge.from_range(-60, 60))
     for key in raw:
         print(f"{key:28s} raw {raw[key]:.3f}  corrected {fixed[key]:.3f}")
     gain = fixed["fourier_corr_missing_wedge"] - raw["fourier_corr_missing_wedge"]

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from isonet_steps.core.metrics import quality_report  # noqa: E402
 from isonet_steps.core.phantom import make_phantom  # noqa: E402
+from isonet_steps.core.wedge import Wedge  # noqa: E402
 from isonet_steps.io.mrc import read_volume, write_volume  # noqa: E402
 from isonet_steps.io.star import read_star, write_star  # noqa: E402
 
@@ -82,7 +83,7 @@ def main() -> None:
     labels = read_volume(data / "labels.mrc", allow_constant=True).data.astype(np.int16)
     corrected = read_volume(table["rlnCorrectedTomoName"].iloc[0]).data
     for name, vol in (("raw", p.tomogram), ("corrected (mean of halves)", corrected)):
-        q = quality_report(vol, truth, labels)
+        q = quality_report(vol, truth, labels, Wedge.from_range(-60, 60))
         print(f"{name:30s} " + ", ".join(f"{k} {v:.3f}" for k, v in q.items()))
 
 

@@ -43,6 +43,7 @@ from isonet_steps.core.extract import crop_box, pick_centres  # noqa: E402
 from isonet_steps.core.mask import make_mask  # noqa: E402
 from isonet_steps.core.metrics import quality_report  # noqa: E402
 from isonet_steps.core.phantom import make_phantom  # noqa: E402
+from isonet_steps.core.wedge import Wedge  # noqa: E402
 from isonet_steps.io.checkpoint import RefineStore  # noqa: E402
 from isonet_steps.io.refine_state import RefineState  # noqa: E402
 from isonet_steps.network.refine import RefineData, RefineSettings, refine  # noqa: E402
@@ -128,7 +129,7 @@ def main() -> None:
         "n2n full": n2n_full,
         "n2n halves avg": (n2n_h1 + n2n_h2) / 2.0,
     }
-    figures = {k: quality_report(v, ph.ground_truth, ph.labels) for k, v in columns.items()}
+    figures = {k: quality_report(v, ph.ground_truth, ph.labels, Wedge.from_range(-60, 60)) for k, v in columns.items()}
     report(args, work, figures, times, {"isonet_single": single_state, "noise2noise": n2n_state})
 
 

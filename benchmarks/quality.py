@@ -41,7 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from isonet_steps.core.metrics import quality_report  # noqa: E402
+from isonet_steps.core.wedge import Wedge  # noqa: E402
 from isonet_steps.workflow.params import read_params_file  # noqa: E402
+
+WEDGE = Wedge.from_range(-60, 60)  # the phantom's tilt range (make-phantom below)
 
 
 def run(step: str, *args: str, cwd: Path, times: dict) -> None:
@@ -80,7 +83,7 @@ def score_iterations(work: Path, state, refine_wall: float, truth: np.ndarray, l
         out = f"corrected_it{record.iteration:02d}"
         run("predict", "tomograms.star", f"results/model_iter{record.iteration:02d}.keras", "--output-dir", out,
             "--precision", precision, cwd=work, times=scratch)
-        report = quality_report(read(work / out / "phantom_corrected.mrc"), truth, labels)
+        report = quality_report(read(work / out / "phantom_corrected.mrc"), truth, labels, WEDGE)
         scores[record.iteration] = {"refine_seconds": round(elapsed, 1), **report}
         print(f"{record.iteration:15d} {elapsed:17.0f}   " + " / ".join(f"{v:.3f}" for v in report.values()))
     return scores
@@ -148,7 +151,8 @@ def main() -> None:
     labels = read(work / "phantom" / "labels.mrc").astype(np.int16)
     raw = read(work / "phantom" / "tomo.mrc")
     corrected = read(work / "corrected" / "phantom_corrected.mrc")
-    figures = {"raw": quality_report(raw, truth, labels), "corrected": quality_report(corrected, truth, labels)}
+    figures = {"raw": quality_report(raw, truth, labels, WEDGE),
+               "corrected": quality_report(corrected, truth, labels, WEDGE)}
     from isonet_steps.io.refine_state import load_refine_state
 
     state = load_refine_state(work / "results" / "refine_state.json")

@@ -70,8 +70,9 @@ def main() -> None:
 
     from isonet_steps.core.normalize import to_network
     from isonet_steps.core.phantom import make_phantom
-    from isonet_steps.network.inference import model_predict_fn, plan_tiles, predict_tiled
+    from isonet_steps.network.inference import model_predict_fn, predict_tiled
     from isonet_steps.network.refine import recalibrate_batch_norm
+    from isonet_steps.network.tiles import plan_tiles
     from isonet_steps.network.unet import build_unet
 
     shape = tuple(int(v) for v in args.shape.split(","))

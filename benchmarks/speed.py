@@ -60,7 +60,8 @@ def conv_flops_per_voxel(depth: int, filter_base: int, convs_per_depth: int = 3,
 def bench_predict(filter_base, shape, cube, crop, batch_size, precision, repeats=1):
     import numpy as np
 
-    from isonet_steps.network.inference import model_predict_fn, plan_tiles, predict_tomogram
+    from isonet_steps.network.inference import model_predict_fn, predict_tomogram
+    from isonet_steps.network.tiles import plan_tiles
     from isonet_steps.network.unet import build_unet
 
     model = build_unet(filter_base=filter_base)
@@ -103,8 +104,9 @@ def bench_train(filter_base, batch, side, jit, steps, precision="float32"):
     import keras
     import numpy as np
 
+    from isonet_steps.network.devices import precision_policy
     from isonet_steps.network.layout import data_format_of, for_backend
-    from isonet_steps.network.unet import build_unet, compile_unet, precision_policy
+    from isonet_steps.network.unet import build_unet, compile_unet
 
     with precision_policy(precision):  # laid out as refine trains it (channels-first on PyTorch)
         model = compile_unet(for_backend(build_unet(filter_base=filter_base)), 4e-4, jit_compile=jit)
@@ -206,9 +208,11 @@ def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     """
     import numpy as np
 
+    from isonet_steps.network.cubes import Cubes
+    from isonet_steps.network.devices import precision_policy
     from isonet_steps.network.layout import for_backend
     from isonet_steps.network.pairs import BatchStream, PairPlan
-    from isonet_steps.network.unet import build_unet, compile_unet, precision_policy
+    from isonet_steps.network.unet import build_unet, compile_unet
 
     with precision_policy(precision):
         model = compile_unet(for_backend(build_unet(filter_base=filter_base)), 4e-4, jit_compile=False)
@@ -216,7 +220,7 @@ def bench_data_wait(filter_base, batch, crop, cube, steps, precision):
     merged = rng.normal(size=(24, crop, crop, crop)).astype(np.float32)
     tilts = np.array([[-60.0, 60.0]] * len(merged))
     plan = PairPlan.make(np.arange(len(merged)), batch, steps + 1, rng)
-    stream = BatchStream(merged, tilts, plan, cube, 0.1, "noFilter", seed=0)
+    stream = BatchStream(Cubes(merged), tilts, plan, cube, 0.1, "noFilter", seed=0)
     try:
         model.train_on_batch(*stream.get(0, 0))  # trace outside the timing
         waited, start = 0.0, time.perf_counter()

@@ -14,8 +14,8 @@ from test_refine import _data, _settings
 
 from isonet_steps.io.checkpoint import RefineStore
 from isonet_steps.io.errors import InputError
-from isonet_steps.network import refine as refine_module
 from isonet_steps.network.refine import RefineSettings, early_stop_reason, refine
+from isonet_steps.network.refine import train as train_module
 
 
 def _weights(path):
@@ -27,7 +27,7 @@ def _weights(path):
 @pytest.fixture
 def val_sequence(monkeypatch):
     """Make every iteration's epochs report the validation losses of ``set(values)`` (epoch by epoch)."""
-    original = refine_module._fit_epoch
+    original = train_module._fit_epoch
     chosen: list[float] = []
 
     def fit_epoch(model, stream, plan, epoch, epochs, calibration):
@@ -37,7 +37,7 @@ def val_sequence(monkeypatch):
     def choose(values: list[float]) -> None:
         chosen[:] = values
 
-    monkeypatch.setattr(refine_module, "_fit_epoch", fit_epoch)
+    monkeypatch.setattr(train_module, "_fit_epoch", fit_epoch)
     return choose
 
 

@@ -46,7 +46,7 @@ def _below(result, share: float = 0.85) -> np.ndarray:
 
 def test_shared_measured_region_correlates_only_in_measured():
     wedge = Wedge.from_range(-60, 60)
-    h1, h2 = _halves(lambda v: measured_part(v, wedge=wedge))
+    h1, h2 = _halves(lambda v: measured_part(v, wedge))
     result = fourier_shell_correlation(h1, h2, PIXEL, wedge=wedge)
     keep = _below(result)
     assert keep.sum() >= 6
@@ -63,7 +63,7 @@ def test_shared_measured_region_correlates_only_in_measured():
 
 def test_shared_missing_wedge_correlates_only_in_wedge():
     wedge = Wedge.from_range(-45, 55)
-    h1, h2 = _halves(lambda v: missing_part(v, wedge=wedge), seed=1)
+    h1, h2 = _halves(lambda v: missing_part(v, wedge), seed=1)
     result = fourier_shell_correlation(h1, h2, PIXEL, wedge=wedge)
     keep = _below(result)
     assert keep.sum() >= 6
@@ -126,7 +126,7 @@ def test_without_a_wedge_the_result_is_unchanged():
 
 def test_json_round_trip_figure_and_report_table():
     gap = Wedge.from_angles(GAP_ANGLES)
-    h1, h2 = _halves(lambda v: measured_part(v, wedge=gap), seed=4)
+    h1, h2 = _halves(lambda v: measured_part(v, gap), seed=4)
     result = fourier_shell_correlation(h1, h2, PIXEL, wedge=gap)
     back = fsc_result_from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.wedge == gap and back.directions == result.directions
@@ -141,7 +141,7 @@ def test_json_round_trip_figure_and_report_table():
 
 def test_report_block_lists_the_two_curves(tmp_path):
     wedge = Wedge.from_range(-60, 60)
-    h1, h2 = _halves(lambda v: measured_part(v, wedge=wedge), seed=5)
+    h1, h2 = _halves(lambda v: measured_part(v, wedge), seed=5)
     path = tmp_path / "t_fsc.json"
     path.write_text(json.dumps(fourier_shell_correlation(h1, h2, PIXEL, wedge=wedge).to_dict()))
     notes: list[str] = []
@@ -160,7 +160,7 @@ def test_report_block_lists_the_two_curves(tmp_path):
 def half_files(tmp_path) -> tuple[Path, Path]:
     wedge = Wedge.from_range(-50, 50)
     paths = []
-    for i, data in enumerate(_halves(lambda v: measured_part(v, wedge=wedge), seed=6), start=1):
+    for i, data in enumerate(_halves(lambda v: measured_part(v, wedge), seed=6), start=1):
         paths.append(tmp_path / f"h{i}.mrc")
         write_volume(paths[-1], data, PIXEL)
     return paths[0], paths[1]

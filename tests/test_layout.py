@@ -14,8 +14,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from isonet_steps.network.fold import inference_model  # noqa: E402
 from isonet_steps.network.layout import data_format_of, for_backend, with_data_format  # noqa: E402
-from isonet_steps.network.unet import build_unet, inference_model, load_model, save_model  # noqa: E402
+from isonet_steps.network.unet import build_unet, load_model, save_model  # noqa: E402
 
 
 def _randomised(**kwargs) -> keras.Model:
@@ -41,7 +42,7 @@ _TORCH_SCRIPT = textwrap.dedent(
     from test_layout import _randomised
     from isonet_steps.network.inference import model_predict_fn
     from isonet_steps.network.layout import data_format_of, with_data_format
-    from isonet_steps.network.unet import compile_unet, inference_model
+    from isonet_steps.network.unet import compile_unet
     assert keras.backend.backend() == "torch", keras.backend.backend()
     model = _randomised(dropout=0.0)
     x = np.random.default_rng(4).normal(size=(2, 16, 16, 24, 1)).astype(np.float32)

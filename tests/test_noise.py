@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from isonet_steps.core.noise import make_noise_cubes, noise_schedule
-from isonet_steps.core.wedge import wedge_mask_2d
+from isonet_steps.core.wedge import Wedge, wedge_mask_2d
 from isonet_steps.io.errors import InputError
 
 
@@ -31,14 +31,14 @@ def _radial_power(cubes, n):
     r = np.broadcast_to(np.hypot(kz, kx), f.shape[1:])
     inner = (r > 0.05) & (r < 0.15)
     outer = (r > 0.3) & (r < 0.45)
-    m = np.broadcast_to(wedge_mask_2d(n, n, -60, 60)[:, None, :], f.shape[1:]).astype(bool)
+    m = np.broadcast_to(wedge_mask_2d(n, n, Wedge.from_range(-60, 60))[:, None, :], f.shape[1:]).astype(bool)
     return f.mean(axis=0), inner & m, outer & m, ~m & (r < 0.45) & (r > 0.05)
 
 
 @pytest.mark.parametrize("mode,rising", [("noFilter", False), ("ramp", True)])
 def test_noise_cubes_spectrum(mode, rising):
     n = 32
-    cubes = make_noise_cubes(6, n, mode=mode, rng=np.random.default_rng(0))
+    cubes = make_noise_cubes(6, n, Wedge.from_range(-60, 60), mode=mode, rng=np.random.default_rng(0))
     assert cubes.shape == (6, n, n, n)
     assert np.allclose(cubes.std(axis=(1, 2, 3)), 1, atol=1e-3)
     assert np.allclose(cubes.mean(axis=(1, 2, 3)), 0, atol=1e-4)
@@ -48,6 +48,6 @@ def test_noise_cubes_spectrum(mode, rising):
 
 
 def test_noise_cubes_reproducible():
-    a = make_noise_cubes(2, 16, rng=np.random.default_rng(5))
-    b = make_noise_cubes(2, 16, rng=np.random.default_rng(5))
+    a = make_noise_cubes(2, 16, Wedge.from_range(-60, 60), rng=np.random.default_rng(5))
+    b = make_noise_cubes(2, 16, Wedge.from_range(-60, 60), rng=np.random.default_rng(5))
     assert np.array_equal(a, b)

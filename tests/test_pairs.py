@@ -4,8 +4,11 @@ import numpy as np
 
 from isonet_steps.core.normalize import percentile_normalize
 from isonet_steps.core.rotations import rotate
-from isonet_steps.core.wedge import measured_part, missing_part
+from isonet_steps.core.wedge import Wedge, measured_part, missing_part
+from isonet_steps.network.cubes import Cubes
 from isonet_steps.network.pairs import BatchStream, PairPlan, center_crop, make_batch, merge_with_prediction
+
+RANGE = Wedge.from_range(-60, 60)
 
 
 def _corr(a, b):
@@ -16,10 +19,10 @@ def test_merge_takes_measured_from_data_and_missing_from_prediction():
     rng = np.random.default_rng(0)
     orig = rng.standard_normal((24, 24, 24)).astype(np.float32)
     pred = rng.standard_normal((24, 24, 24)).astype(np.float32)
-    merged = merge_with_prediction(orig, pred, -60, 60)
-    assert _corr(measured_part(merged), measured_part(orig)) > 0.9999
-    assert _corr(missing_part(merged), missing_part(pred)) > 0.9999
-    assert abs(_corr(missing_part(merged), missing_part(orig))) < 0.1
+    merged = merge_with_prediction(orig, pred, RANGE)
+    assert _corr(measured_part(merged, RANGE), measured_part(orig, RANGE)) > 0.9999
+    assert _corr(missing_part(merged, RANGE), missing_part(pred, RANGE)) > 0.9999
+    assert abs(_corr(missing_part(merged, RANGE), missing_part(orig, RANGE))) < 0.1
 
 
 def test_pair_input_is_the_wedge_filtered_rotation_and_target_the_rotation():
@@ -32,11 +35,11 @@ def test_pair_input_is_the_wedge_filtered_rotation_and_target_the_rotation():
     for k, (s, r) in enumerate(pairs):
         rot = rotate(merged[s], r)
         assert np.allclose(y[k, ..., 0], center_crop(rot, 16))
-        assert np.allclose(x[k, ..., 0], center_crop(measured_part(rot), 16), atol=1e-5)
+        assert np.allclose(x[k, ..., 0], center_crop(measured_part(rot, RANGE), 16), atol=1e-5)
         # the input lost the missing wedge (at crop size): its missing part is tiny vs the target's
-        xfull = measured_part(rot)
-        assert np.abs(missing_part(xfull)).max() < 1e-4
-        assert np.std(missing_part(rot)) > 0.3
+        xfull = measured_part(rot, RANGE)
+        assert np.abs(missing_part(xfull, RANGE)).max() < 1e-4
+        assert np.std(missing_part(rot, RANGE)) > 0.3
 
 
 def test_noise_goes_on_the_input_only():
@@ -69,9 +72,9 @@ def test_batches_are_a_function_of_their_index():
     merged = np.stack([percentile_normalize(rng.standard_normal((16, 16, 16))) for _ in range(4)])
     tilts = np.array([[-60, 60]] * 4, dtype=float)
     plan = PairPlan.make(np.arange(4), 2, 3, np.random.default_rng(0))
-    a = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5)
-    b = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5)
-    c = BatchStream(merged, tilts, plan, 8, 0.1, "ramp", seed=5, threads=3)  # several makers, any finishing order
+    a = BatchStream(Cubes(merged), tilts, plan, 8, 0.1, "ramp", seed=5)
+    b = BatchStream(Cubes(merged), tilts, plan, 8, 0.1, "ramp", seed=5)
+    c = BatchStream(Cubes(merged), tilts, plan, 8, 0.1, "ramp", seed=5, threads=3)  # several makers, any order
     try:
         first = [a.get(0, s) for s in range(3)]
         later = b.get(0, 2)  # out of order, fresh stream
@@ -90,13 +93,15 @@ def test_the_cubes_a_plan_draws_are_those_its_batches_read():
     plan = PairPlan.make(np.arange(3, 43), 3, 5, np.random.default_rng(2))
     read = {int(c) for epoch in range(2) for validation, steps in ((False, 5), (True, plan.validation_steps))
             for step in range(steps) for c in plan.batch_pairs(epoch, step, validation=validation, seed=7)[:, 0]}
-    assert plan.cubes_drawn(2, seed=7).tolist() == sorted(read)
-    assert set(plan.cubes_drawn(1, seed=7)) <= read < set(range(3, 43))  # 36 draws of 800 pairs miss some cubes
+    assert plan.boxes_drawn(2, seed=7).tolist() == sorted(read)
+    assert set(plan.boxes_drawn(1, seed=7)) <= read < set(range(3, 43))  # 36 draws of 800 pairs miss some cubes
     # out of memory: batch 1 and twice the steps read a part of what batch 3 reads
     fallback = PairPlan(plan.train, plan.validation, 1, 10, 2 * plan.validation_steps)
     smaller = {int(c) for epoch in range(2) for step in range(10)
                for c in fallback.batch_pairs(epoch, step, seed=7)[:, 0]}
     assert smaller <= read
-    both_ways = plan.across_halves(50)  # noise2noise rows: input and target cubes
-    drawn = both_ways.cubes_drawn(2, seed=7)
-    assert set(drawn) >= {c + 50 for c in drawn if c < 50} and drawn.max() >= 50
+    both_ways = plan.across_halves()  # noise2noise rows: a box, its rotation and the direction between its halves
+    read_both = {int(c) for epoch in range(2) for validation, steps in ((False, 5), (True, plan.validation_steps))
+                 for step in range(steps) for c in both_ways.batch_pairs(epoch, step, validation=validation,
+                                                                         seed=7)[:, 0]}
+    assert both_ways.boxes_drawn(2, seed=7).tolist() == sorted(read_both) and read_both < set(range(3, 43))

@@ -13,14 +13,13 @@ from click.testing import CliRunner
 from isonet_steps.core.normalize import from_network, to_network
 from isonet_steps.io.errors import InputError
 from isonet_steps.network.inference import (
-    blend_ramp,
     check_tiling,
     corrected_file_name,
-    plan_tiles,
     predict_cubes,
     predict_tiled,
     predict_tomogram,
 )
+from isonet_steps.network.tiles import blend_ramp, plan_tiles
 
 
 def identity(batch: np.ndarray) -> np.ndarray:
@@ -329,7 +328,7 @@ def test_bfloat16_prediction_stays_close_and_sums_in_float32():
 
 @pytest.mark.parametrize(("shape", "cube", "crop"), [((7, 20, 33), 16, 32), ((40, 9, 64), 8, 24), ((3, 5, 2), 16, 48)])
 def test_tiles_read_the_volume_as_if_mirror_padded(shape, cube, crop):
-    from isonet_steps.network.inference import plan_tiles, tile_at
+    from isonet_steps.network.tiles import plan_tiles, tile_at
 
     volume = np.random.default_rng(2).normal(size=shape).astype(np.float32)
     plan = plan_tiles(shape, cube, crop)

@@ -53,27 +53,27 @@ def test_refine_writes_models_state_and_final(uninterrupted):
 
 def test_each_iteration_predicts_only_the_subtomograms_its_batches_draw(tmp_path, monkeypatch):
     import isonet_steps.network.pairs as pairs_module
-    import isonet_steps.network.refine as refine_module
+    import isonet_steps.network.refine.loop as loop_module
 
     predicted, filled, read = [], [], []
 
-    class Counting(refine_module._SubtomoPredictor):
+    class Counting(loop_module.SubtomoPredictor):
         def __call__(self, model, originals, batch_size):
             predicted.append(len(originals))
             return super().__call__(model, originals, batch_size)
 
-    def merged_spy(originals, predictions, wedges, chosen, noise2noise):
+    def merged_spy(originals, predictions, wedges, chosen):
         filled.append((set(chosen.tolist()), predictions))
         read.append(set())
-        return merge(originals, predictions, wedges, chosen, noise2noise)
+        return merge(originals, predictions, wedges, chosen)
 
     def get_spy(stream, epoch, step, validation=False):
         read[-1].update(stream.plan.batch_pairs(epoch, step, validation=validation, seed=stream.seed)[:, 0].tolist())
         return get(stream, epoch, step, validation)
 
-    merge, get = refine_module._merged_cubes, pairs_module.BatchStream.get
-    monkeypatch.setattr(refine_module, "_SubtomoPredictor", Counting)
-    monkeypatch.setattr(refine_module, "_merged_cubes", merged_spy)
+    merge, get = loop_module.merged_cubes, pairs_module.BatchStream.get
+    monkeypatch.setattr(loop_module, "SubtomoPredictor", Counting)
+    monkeypatch.setattr(loop_module, "merged_cubes", merged_spy)
     monkeypatch.setattr(pairs_module.BatchStream, "get", get_spy)
     refine(_data(), _settings(), RefineStore(tmp_path / "results"))
     assert [boxes for boxes, _ in filled] == read  # exactly the cubes the batches read were filled
@@ -81,7 +81,8 @@ def test_each_iteration_predicts_only_the_subtomograms_its_batches_draw(tmp_path
     assert min(predicted) < 6  # 2 steps of 2 pairs and 1 validation batch draw fewer than the 6 cubes
     for boxes, fill in filled[1:]:
         others = [i for i in range(6) if i not in boxes]
-        assert np.abs(fill[sorted(boxes)]).min(axis=(1, 2, 3)).max() > 0 and not fill[others].any()
+        assert fill.second is None  # one tomogram: one half
+        assert np.abs(fill.first[sorted(boxes)]).min(axis=(1, 2, 3)).max() > 0 and not fill.first[others].any()
 
 
 def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_path):
@@ -91,19 +92,19 @@ def test_continue_after_interruption_equals_uninterrupted(uninterrupted, tmp_pat
     assert json.loads(store_b.state_path.read_text())["completed"] == 1
     assert not store_b.model_path(2).exists()
     # a crash in the middle of iteration 2 leaves iteration 1 committed
-    import isonet_steps.network.refine as refine_module
+    import isonet_steps.network.refine.loop as loop_module
 
-    original = refine_module._train
+    original = loop_module.train_iteration
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    refine_module._train = crash
+    loop_module.train_iteration = crash
     try:
         with pytest.raises(RuntimeError):
             refine(_data(), _settings(), store_b)
     finally:
-        refine_module._train = original
+        loop_module.train_iteration = original
     assert json.loads(store_b.state_path.read_text())["completed"] == 1
     stale = store_b.dir / "checkpoint" / "predictions_iter01.npy"  # what 0.1.0 kept; nothing reads it now
     np.save(stale, np.zeros((6, 24, 24, 24), dtype=np.float32))
@@ -200,13 +201,13 @@ def test_validation_calibration_leaves_the_saved_model_alone(tmp_path, monkeypat
     """
     import functools
 
-    from isonet_steps.network import refine as refine_module
+    from isonet_steps.network.refine import loop as loop_module
     from isonet_steps.network.unet import load_model
 
-    original = refine_module._train
+    original = loop_module.train_iteration
     states, weights = [], []
     for quick in (0, 2):
-        monkeypatch.setattr(refine_module, "_train", functools.partial(original, quick_calibration=quick))
+        monkeypatch.setattr(loop_module, "train_iteration", functools.partial(original, quick_calibration=quick))
         store = RefineStore(tmp_path / f"quick{quick}")
         states.append(refine(_data(), _settings(iterations=1, epochs=3, precision="float32"), store))
         weights.append(load_model(store.final_model_path).get_weights())
@@ -224,10 +225,10 @@ class OutOfMemoryError(RuntimeError):
 
 def _memory_of_one_pair(monkeypatch) -> list[int]:
     """Make every epoch at a batch above 1 run out of memory, as on a GPU too small; record the batches tried."""
-    import isonet_steps.network.refine as refine_module
+    import isonet_steps.network.refine.train as train_module
 
     tried = []
-    original = refine_module._fit_epoch
+    original = train_module._fit_epoch
 
     def fit_epoch(model, stream, plan, *args, **kwargs):
         tried.append(plan.batch_size)
@@ -235,7 +236,7 @@ def _memory_of_one_pair(monkeypatch) -> list[int]:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 16.00 GiB")
         return original(model, stream, plan, *args, **kwargs)
 
-    monkeypatch.setattr(refine_module, "_fit_epoch", fit_epoch)
+    monkeypatch.setattr(train_module, "_fit_epoch", fit_epoch)
     return tried
 
 
@@ -259,7 +260,7 @@ def test_out_of_memory_halves_the_batch_once_for_the_whole_run(tmp_path, monkeyp
 
 
 def test_fill_relaxation_mixes_new_predictions_into_the_previous_fill_and_resumes(tmp_path, monkeypatch):
-    import isonet_steps.network.refine as refine_module
+    import isonet_steps.network.refine.loop as loop_module
 
     class Numbered:
         """Predicts 1.0 everywhere on its first call, 2.0 on the second, ...: each fill's origin is visible."""
@@ -273,7 +274,7 @@ def test_fill_relaxation_mixes_new_predictions_into_the_previous_fill_and_resume
             Numbered.calls += 1
             return np.full(originals.shape, float(Numbered.calls), dtype=np.float32)
 
-    monkeypatch.setattr(refine_module, "_SubtomoPredictor", Numbered)
+    monkeypatch.setattr(loop_module, "SubtomoPredictor", Numbered)
     store = RefineStore(tmp_path / "results")
     settings = _settings(fill_relaxation=0.5)
     refine(_data(), settings, store, until_iter=2)

@@ -412,7 +412,7 @@ def test_read_parts_streams_the_same_slices_and_box():
 
 
 def test_kzkx_power_matches_a_direct_fft_and_sees_the_wedge():
-    from isonet_steps.core.wedge import measured_part
+    from isonet_steps.core.wedge import Wedge, measured_part
     from isonet_steps.report.figures import _taper, kzkx_log_power, wedge_power_ratio
 
     rng = np.random.default_rng(1)
@@ -423,9 +423,9 @@ def test_kzkx_power_matches_a_direct_fft_and_sees_the_wedge():
     np.testing.assert_allclose(kzkx_log_power(noise), direct, atol=1e-4)
     # white noise fills the plane evenly; the same noise through a ±60° tilt series lacks the wedge
     assert 0.7 < wedge_power_ratio(kzkx_log_power(noise), (-60, 60)) < 1.4
-    wedged = measured_part(noise, -60, 60)
+    wedged = measured_part(noise, Wedge.from_range(-60, 60))
     assert wedge_power_ratio(kzkx_log_power(wedged), (-60, 60)) < 0.1
     # an asymmetric range: the wedge is where the tilt range says, not mirrored
-    lopsided = measured_part(noise, -30, 60)
+    lopsided = measured_part(noise, Wedge.from_range(-30, 60))
     assert wedge_power_ratio(kzkx_log_power(lopsided), (-30, 60)) < 0.1
     assert wedge_power_ratio(kzkx_log_power(lopsided), (-60, 30)) > 0.3

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 
 from isonet_steps.core.rotations import ROTATIONS, rotate, rotation_matrix
-from isonet_steps.core.wedge import wedge_mask_3d
+from isonet_steps.core.wedge import Wedge, wedge_mask_3d
 
 
 def _all_cube_rotations():
@@ -39,7 +39,7 @@ def test_they_are_the_cube_group_minus_the_klein_group():
 
 def test_every_rotation_moves_the_wedge_and_the_klein_group_keeps_it():
     n = 16
-    mask = np.fft.fftshift(wedge_mask_3d((n, n, n), -60, 60))[1:, 1:, 1:]  # odd, centred grid
+    mask = np.fft.fftshift(wedge_mask_3d((n, n, n), Wedge.from_range(-60, 60)))[1:, 1:, 1:]  # odd, centred grid
     for i in range(20):
         assert not np.array_equal(rotate(mask, i), mask), i
     for axes in ((0, 1), (0, 2), (1, 2)):

@@ -15,8 +15,9 @@ from test_refine_cli import subtomo_star  # noqa: F401 - the fixture: six smooth
 
 from isonet_steps.io.checkpoint import RefineStore
 from isonet_steps.io.errors import InputError
-from isonet_steps.network import refine as refine_module
 from isonet_steps.network.refine import RefineSettings
+from isonet_steps.network.refine import loop as loop_module
+from isonet_steps.network.refine import train as train_module
 from isonet_steps.network.watch import TrainingStopped, check_batch_loss, check_epoch_losses, check_epochs_differ
 
 
@@ -65,7 +66,7 @@ def test_an_epoch_whose_loss_never_changes_stops_after_it():
     model = _FlatModel()
     plan = SimpleNamespace(steps_per_epoch=4, validation_steps=1)
     with pytest.raises(TrainingStopped, match="stayed exactly 0.125 for all 4 steps of epoch 2"):
-        refine_module._fit_epoch(model, _Stream(), plan, 1, 3, calibration=0)
+        train_module._fit_epoch(model, _Stream(), plan, 1, 3, calibration=0)
     assert model.steps == 4
 
 
@@ -79,7 +80,7 @@ def poison(monkeypatch):
     """``poison(loss)``: from iteration 2 on, every training batch reports ``loss``."""
 
     def set_loss(loss: float) -> None:
-        real = refine_module._model_for
+        real = loop_module._model_for
 
         def model_for(iteration, model, store, settings):
             model = real(iteration, model, store, settings)
@@ -93,7 +94,7 @@ def poison(monkeypatch):
                 model.train_on_batch = train_on_batch
             return model
 
-        monkeypatch.setattr(refine_module, "_model_for", model_for)
+        monkeypatch.setattr(loop_module, "_model_for", model_for)
 
     return set_loss
 

@@ -14,16 +14,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from isonet_steps.io.errors import InputError  # noqa: E402
-from isonet_steps.network.unet import (  # noqa: E402
-    build_unet,
-    compile_unet,
-    copy_inference_weights,
-    inference_model,
-    load_model,
-    save_model,
-    unet_depth,
-    unet_parameter_count,
-)
+from isonet_steps.network.fold import copy_inference_weights, inference_model  # noqa: E402
+from isonet_steps.network.unet import build_unet, compile_unet, load_model, save_model, unet_depth  # noqa: E402
 
 
 def _zero_convolutions(model: keras.Model) -> None:
@@ -126,23 +118,10 @@ def test_bad_model_files_give_one_line_errors(tmp_path):
         load_model(tmp_path)  # a folder
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(depth=2, filter_base=4),
-        dict(depth=3, filter_base=6, convs_per_depth=4),
-        dict(depth=2, filter_base=4, pool=True, batch_norm=False),
-        dict(depth=1, filter_base=3, kernel=(3, 3, 1)),
-    ],
-)
-def test_parameter_formula_matches_built_models(kwargs):
-    assert build_unet(**kwargs).count_params() == unet_parameter_count(**kwargs)
-
-
 def test_default_network_has_about_27_million_parameters():
-    # reference §7: ≈ 27.33 M for filter_base 64, depth 3 (BN moving statistics included)
-    assert abs(unet_parameter_count(filter_base=64, depth=3) - 27.33e6) < 0.01e6
-    assert abs(unet_parameter_count(filter_base=16, depth=3) - 1.71e6) < 0.01e6
+    # reference §7: ≈ 27.33 M for filter_base 64, depth 3 (BN moving statistics included), as Keras counts them
+    assert abs(build_unet(filter_base=64, depth=3).count_params() - 27.33e6) < 0.01e6
+    assert abs(build_unet(filter_base=16, depth=3).count_params() - 1.71e6) < 0.01e6
 
 
 def _randomise(model: keras.Model, seed: int) -> None:
@@ -207,7 +186,8 @@ def test_inference_weights_follow_the_trained_model_and_the_precision():
 _TORCH_SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras
-    from isonet_steps.network.unet import build_unet, compile_unet, inference_model, save_model, load_model
+    from isonet_steps.network.fold import inference_model
+    from isonet_steps.network.unet import build_unet, compile_unet, load_model, save_model
     assert keras.backend.backend() == "torch", keras.backend.backend()
     model = build_unet(depth=2, filter_base=4)
     x = np.random.default_rng(0).normal(size=(2, 12, 16, 20, 1)).astype("float32")

@@ -11,6 +11,7 @@ from isonet_steps.io.errors import InputError
 from isonet_steps.io.mrc import write_volume
 from isonet_steps.io.star import write_star
 from isonet_steps.io.tilt_angles import write_tilt_angles
+from isonet_steps.network.cubes import Cubes
 from isonet_steps.network.pairs import BatchStream, PairPlan, make_batch, merge_with_prediction
 from isonet_steps.network.refine import RefineData, RefineSettings, refine
 from isonet_steps.steps import refine as refine_step
@@ -53,7 +54,7 @@ def test_pair_input_is_zero_in_the_gap_of_its_series(noise_level):
         total = float(np.sum(np.abs(np.fft.rfftn(xr, axes=(0, 2))) ** 2))
         assert _gap_power(xg) < 1e-8 * total  # the gap is missing, noise included
         assert _gap_power(xr) > 0.02 * total  # the range measures it
-        np.testing.assert_allclose(measured_part(xg, wedge=GAP), xg, atol=1e-4)
+        np.testing.assert_allclose(measured_part(xg, GAP), xg, atol=1e-4)
 
 
 def test_range_wedges_make_the_same_batches_as_range_rows():
@@ -66,8 +67,8 @@ def test_range_wedges_make_the_same_batches_as_range_rows():
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
     plan = PairPlan.make(np.arange(3), 2, 2, np.random.default_rng(0))
-    s_rows, s_wedges = BatchStream(merged, rows, plan, 8, 0.3, "ramp", 5), BatchStream(merged, wedges, plan, 8, 0.3,
-                                                                                    "ramp", 5)
+    s_rows = BatchStream(Cubes(merged), rows, plan, 8, 0.3, "ramp", 5)
+    s_wedges = BatchStream(Cubes(merged), wedges, plan, 8, 0.3, "ramp", 5)
     try:
         for u, v in zip(s_rows.get(0, 1), s_wedges.get(0, 1)):
             np.testing.assert_array_equal(u, v)
@@ -82,8 +83,8 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_merge_takes_the_gap_from_the_prediction():
     original, prediction = _cubes(2, seed=3)
-    merged_gap = _gap_spectrum(merge_with_prediction(original, prediction, wedge=GAP))
-    merged_range = _gap_spectrum(merge_with_prediction(original, prediction, -60, 60))
+    merged_gap = _gap_spectrum(merge_with_prediction(original, prediction, GAP))
+    merged_range = _gap_spectrum(merge_with_prediction(original, prediction, RANGE))
     # merging rescales (affine): in the gap the merged cube is the prediction's, under a range the original's
     assert _correlation(merged_gap, _gap_spectrum(prediction)) > 0.999
     assert _correlation(merged_gap, _gap_spectrum(original)) < 0.2

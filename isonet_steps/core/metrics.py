@@ -13,20 +13,16 @@ from .wedge import Wedge, wedge_mask_2d
 __all__ = ["fourier_regions", "fourier_correlation", "real_space_correlation", "bead_elongation", "quality_report"]
 
 
-def fourier_regions(shape: tuple[int, int, int], tilt_min: float, tilt_max: float,
-                    low: float = 0.02, high: float = 0.4, *,
-                    wedge: Wedge | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (rfftn layout) of the missing wedge and the measured region, ``low < |k| < high``.
-
-    A ``wedge`` (e.g. from the recorded angles, gaps included) replaces ``tilt_min``/``tilt_max``.
-    """
+def fourier_regions(shape: tuple[int, int, int], wedge: Wedge, low: float = 0.02,
+                    high: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (rfftn layout) of the missing wedge and the measured region, ``low < |k| < high``."""
     nz, ny, nx = shape
     kz = np.fft.fftfreq(nz)[:, None, None]
     ky = np.fft.fftfreq(ny)[None, :, None]
     kx = np.fft.rfftfreq(nx)[None, None, :]
     r = np.sqrt(kz**2 + ky**2 + kx**2)
     band = (r > low) & (r < high)
-    measured = wedge_mask_2d(nz, nx, tilt_min, tilt_max, rfft=True, wedge=wedge)[:, None, :] > 0.5
+    measured = wedge_mask_2d(nz, nx, wedge, rfft=True)[:, None, :] > 0.5
     rzx = np.sqrt(kz**2 + kx**2)
     # the (kz, kx) corners outside the inscribed circle count as unmeasured in the mask; leave them out
     in_circle = rzx <= 0.5
@@ -72,10 +68,9 @@ def bead_elongation(volume: np.ndarray, labels: np.ndarray, bead_label: int = 5,
     return float(np.median(ratios)) if ratios else float("nan")
 
 
-def quality_report(volume: np.ndarray, truth: np.ndarray, labels: np.ndarray | None,
-                   tilt_min: float = -60.0, tilt_max: float = 60.0, *, wedge: Wedge | None = None) -> dict:
+def quality_report(volume: np.ndarray, truth: np.ndarray, labels: np.ndarray | None, wedge: Wedge) -> dict:
     """Wedge and measured-region Fourier correlation, real-space correlation and bead roundness."""
-    missing, measured = fourier_regions(truth.shape, tilt_min, tilt_max, wedge=wedge)
+    missing, measured = fourier_regions(truth.shape, wedge)
     report = {
         "fourier_corr_missing_wedge": fourier_correlation(volume, truth, missing),
         "fourier_corr_measured": fourier_correlation(volume, truth, measured),

@@ -46,12 +46,11 @@ def noise_schedule(iterations: int, levels: Sequence[float], start_iters: Sequen
 
 
 @lru_cache(maxsize=32)
-def noise_amplitude_2d(nz: int, nx: int, tilt_min: float, tilt_max: float, mode: str, *,
-                       wedge: Wedge | None = None) -> np.ndarray:
+def noise_amplitude_2d(nz: int, nx: int, wedge: Wedge, mode: str) -> np.ndarray:
     """Fourier amplitude filter (rfft layout over Z, X) of back-projected noise, mean power 1.
 
-    A ``wedge`` (hashable, so cached too) replaces ``tilt_min``/``tilt_max``: noise of a series with
-    gaps is back-projected only along the recorded directions.
+    The ``wedge`` (hashable, so cached too) has the recorded directions: noise of a series with gaps
+    is back-projected only along them.
     """
     if mode not in NOISE_MODES:
         mode = "noFilter"  # IsoNet: any other string means no filter
@@ -67,7 +66,7 @@ def noise_amplitude_2d(nz: int, nx: int, tilt_min: float, tilt_max: float, mode:
     else:
         hamming = 0.54 + 0.46 * np.cos(np.pi * np.minimum(r / 0.5, 1.0))
         power = r * hamming**2
-    amplitude = np.sqrt(power) * wedge_mask_2d(nz, nx, tilt_min, tilt_max, rfft=True, wedge=wedge)
+    amplitude = np.sqrt(power) * wedge_mask_2d(nz, nx, wedge, rfft=True)
     amplitude[0, 0] = 0.0  # zero-mean noise
     amplitude /= np.sqrt(np.mean(amplitude**2)) + 1e-12
     amplitude = amplitude.astype(np.float32)
@@ -75,12 +74,12 @@ def noise_amplitude_2d(nz: int, nx: int, tilt_min: float, tilt_max: float, mode:
     return amplitude
 
 
-def make_noise_cubes(count: int, size: int, *, tilt_min: float = -60.0, tilt_max: float = 60.0,
-                     mode: str = "noFilter", rng: np.random.Generator, wedge: Wedge | None = None) -> np.ndarray:
+def make_noise_cubes(count: int, size: int, wedge: Wedge, *, mode: str = "noFilter",
+                     rng: np.random.Generator) -> np.ndarray:
     """``count`` cubes ``size``³ of back-projection noise, each with unit standard deviation."""
     white = rng.standard_normal((count, size, size, size), dtype=np.float32)
     spectrum = scipy.fft.rfftn(white, axes=(1, 3))
-    spectrum *= noise_amplitude_2d(size, size, float(tilt_min), float(tilt_max), mode, wedge=wedge)[:, None, :]
+    spectrum *= noise_amplitude_2d(size, size, wedge, mode)[:, None, :]
     cubes = scipy.fft.irfftn(spectrum, s=(size, size), axes=(1, 3)).astype(np.float32, copy=False)
     cubes -= cubes.mean(axis=(1, 2, 3), keepdims=True)
     cubes /= cubes.std(axis=(1, 2, 3), keepdims=True) + 1e-12

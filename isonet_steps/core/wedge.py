@@ -10,7 +10,8 @@ an asymmetric range is given as (−θmax, −θmin). As in IsoNet the mask is 2
 count as unmeasured except the kx axis itself (the kz = 0 line, measured at every tilt).
 
 A :class:`Wedge` carries a range or the recorded angles of a series (whose gaps are missing too);
-every function here takes ``wedge=`` in place of ``tilt_min``/``tilt_max``. Which sign the angles
+every function here takes one (``Wedge.from_range(-60, 60)`` for IsoNet's usual ±60°): there is no
+default range to fall back on silently. Which sign the angles
 of IMOD, AreTomo or RELION need in this convention: ``docs/wedge-convention.md`` and
 :mod:`isonet_steps.core.wedge_check`.
 """
@@ -67,10 +68,6 @@ def _intervals_mask(nz: int, nx: int, intervals: tuple[tuple[float, float], ...]
     mask = mask.astype(np.float32)
     mask.setflags(write=False)
     return mask
-
-
-def _mask_cached(nz: int, nx: int, tilt_min: float, tilt_max: float, rfft: bool) -> np.ndarray:
-    return _intervals_mask(nz, nx, ((float(tilt_min), float(tilt_max)),), rfft)
 
 
 #: An interval between consecutive recorded angles wider than this many median steps is a gap.
@@ -176,36 +173,26 @@ class Wedge:
         return text
 
 
-def _mask_for(nz: int, nx: int, tilt_min: float, tilt_max: float, wedge: Wedge | None, rfft: bool) -> np.ndarray:
-    if wedge is not None:
-        return wedge.mask_2d(nz, nx, rfft=rfft)
-    return _mask_cached(int(nz), int(nx), float(tilt_min), float(tilt_max), bool(rfft))
-
-
-def wedge_mask_2d(nz: int, nx: int, tilt_min: float = -60.0, tilt_max: float = 60.0, *,
-                  rfft: bool = False, wedge: Wedge | None = None) -> np.ndarray:
+def wedge_mask_2d(nz: int, nx: int, wedge: Wedge, *, rfft: bool = False) -> np.ndarray:
     """Measured region (1) of the (kz, kx) plane in numpy FFT order (DC at index 0).
 
     With ``rfft=True`` the kx axis has ``nx // 2 + 1`` entries, matching ``rfftn`` over (Z, X).
-    A ``wedge``, when given, replaces ``tilt_min``/``tilt_max`` (and knows the gaps of a series).
     """
-    return _mask_for(nz, nx, tilt_min, tilt_max, wedge, rfft)
+    return wedge.mask_2d(nz, nx, rfft=rfft)
 
 
-def wedge_mask_3d(shape: tuple[int, int, int], tilt_min: float = -60.0, tilt_max: float = 60.0, *,
-                  wedge: Wedge | None = None) -> np.ndarray:
+def wedge_mask_3d(shape: tuple[int, int, int], wedge: Wedge) -> np.ndarray:
     """The 2D mask broadcast over ky: shape ``(nz, ny, nx)``, numpy FFT order."""
     nz, ny, nx = shape
-    return np.broadcast_to(_mask_for(nz, nx, tilt_min, tilt_max, wedge, False)[:, None, :], (nz, ny, nx))
+    return np.broadcast_to(wedge.mask_2d(nz, nx)[:, None, :], (nz, ny, nx))
 
 
-def apply_wedge(volume: np.ndarray, weight_measured: float, weight_missing: float,
-                tilt_min: float = -60.0, tilt_max: float = 60.0, *, workers: int = 1,
-                wedge: Wedge | None = None) -> np.ndarray:
+def apply_wedge(volume: np.ndarray, weight_measured: float, weight_missing: float, wedge: Wedge, *,
+                workers: int = 1) -> np.ndarray:
     """Weight the measured and missing Fourier regions of ``volume`` (``[..., Z, Y, X]``)."""
     volume = np.asarray(volume, dtype=np.float32)
     nz, nx = volume.shape[-3], volume.shape[-1]
-    mask = _mask_for(nz, nx, tilt_min, tilt_max, wedge, True)
+    mask = wedge.mask_2d(nz, nx, rfft=True)
     weights = (weight_measured * mask + weight_missing * (1.0 - mask)).astype(np.float32)[:, None, :]
     axes = (volume.ndim - 3, volume.ndim - 1)
     spectrum = scipy.fft.rfftn(volume, axes=axes, workers=workers)
@@ -213,11 +200,11 @@ def apply_wedge(volume: np.ndarray, weight_measured: float, weight_missing: floa
     return scipy.fft.irfftn(spectrum, s=(nz, nx), axes=axes, workers=workers).astype(np.float32, copy=False)
 
 
-def measured_part(volume: np.ndarray, tilt_min: float = -60.0, tilt_max: float = 60.0, **kw) -> np.ndarray:
-    """Keep only what the tilt series measured (IsoNet's "wedge filter"); ``wedge=`` as in :func:`apply_wedge`."""
-    return apply_wedge(volume, 1.0, 0.0, tilt_min, tilt_max, **kw)
+def measured_part(volume: np.ndarray, wedge: Wedge, *, workers: int = 1) -> np.ndarray:
+    """Keep only what the tilt series measured (IsoNet's "wedge filter")."""
+    return apply_wedge(volume, 1.0, 0.0, wedge, workers=workers)
 
 
-def missing_part(volume: np.ndarray, tilt_min: float = -60.0, tilt_max: float = 60.0, **kw) -> np.ndarray:
-    """Keep only the missing wedge (and the unmeasured corners); ``wedge=`` as in :func:`apply_wedge`."""
-    return apply_wedge(volume, 0.0, 1.0, tilt_min, tilt_max, **kw)
+def missing_part(volume: np.ndarray, wedge: Wedge, *, workers: int = 1) -> np.ndarray:
+    """Keep only the missing wedge (and the unmeasured corners)."""
+    return apply_wedge(volume, 0.0, 1.0, wedge, workers=workers)

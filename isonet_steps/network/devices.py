@@ -34,6 +34,7 @@ __all__ = [
     "PRECISIONS",
     "bfloat16_is_fast",
     "resolve_precision",
+    "precision_policy",
 ]
 
 #: Network arithmetic: ``mixed`` computes in bfloat16 with float32 weights, last layer and residual
@@ -260,6 +261,22 @@ def resolve_precision(precision: str) -> str:
     get_logger().info("precision auto: %s (%s)", chosen,
                       "bfloat16 units found" if chosen == "mixed" else "no bfloat16 units")
     return chosen
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Build (and train) networks in ``precision`` ("float32" or "mixed") inside this block:
+    Keras's global dtype policy is set to mixed_bfloat16 for "mixed" and restored afterwards.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if precision == "mixed":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 _OOM_TYPES = ("ResourceExhaustedError", "OutOfMemoryError")

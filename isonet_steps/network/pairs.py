@@ -4,8 +4,9 @@ Per subtomogram the measured region comes from the data and the missing wedge fr
 network prediction ("merged"); each pair is one of the 20 rotations of a merged cube: the target is
 its centre cube, the input the same cube after the measured-wedge filter (applied at crop size, then
 cropped, which avoids FFT edge effects), plus back-projected noise when the schedule says so.
-Noise2noise (even/odd halves): a pair's input is the wedge-filtered rotation of one half's merged
-cube and its target the same rotation of the other half's, in both directions, with no added noise.
+Noise2noise (even/odd halves, a :class:`~isonet_steps.network.cubes.Cubes` with its second half): a
+pair's input is the wedge-filtered rotation of one half's merged cube and its target the same
+rotation of the other half's, in both directions, with no added noise.
 Each subtomogram has its own :class:`~isonet_steps.core.wedge.Wedge` (its range, or its recorded
 angles when extract gave a tilt-angle file), so a series with a gap trains with the gap as missing;
 an ``(N, 2)`` array of ranges is still accepted. Every batch is a pure function of (seed, iteration,
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.noise import make_noise_cubes
-from ..core.normalize import percentile_normalize, to_network
+from ..core.normalize import percentile_normalize
 from ..core.rotations import ROTATIONS, rotate
 from ..core.wedge import Wedge, measured_part, missing_part
+from .cubes import Cubes
 
-__all__ = ["as_wedges", "merge_with_prediction", "merge_halves_with_predictions", "halves_to_network", "center_crop",
-           "PairPlan", "make_batch", "make_noise2noise_batch", "BatchStream"]
+__all__ = ["as_wedges", "merge_with_prediction", "merge_halves_with_predictions", "center_crop", "PairPlan",
+           "make_batch", "make_noise2noise_batch", "BatchStream", "FORWARD", "BACKWARD"]
 
 
 def center_crop(volume: np.ndarray, size: int) -> np.ndarray:
@@ -59,45 +61,28 @@ def _groups(wedges: list[Wedge]) -> list[tuple[Wedge, np.ndarray]]:
     return [(w, np.array([v == w for v in wedges], dtype=bool)) for w in distinct]
 
 
-def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, tilt_min: float = -60.0,
-                          tilt_max: float = 60.0, *, wedge: Wedge | None = None) -> np.ndarray:
-    """Measured region from ``original``, missing wedge from ``prediction`` (both in network space);
-    ``wedge`` (e.g. recorded angles with gaps) replaces ``tilt_min``/``tilt_max``.
-    """
-    merged = (measured_part(original, tilt_min, tilt_max, wedge=wedge)
-              + missing_part(prediction, tilt_min, tilt_max, wedge=wedge))
-    return percentile_normalize(merged)
-
-
-def halves_to_network(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The two half cubes of one box in network space, ``(2, c, c, c)``, scaled by ONE percentile range.
-
-    The range comes from the voxels of both halves pooled: the two halves then share one affine map,
-    so the signal they have in common has the same values in both (noise2noise needs the target's
-    expectation to be the input's signal in the same units), the range does not depend on which half
-    is the input, and, the halves having the same noise level, it is the range either half would get
-    alone (what the network sees in the single-tomogram mode).
-    """
-    return to_network(np.stack([first, second]))
+def merge_with_prediction(original: np.ndarray, prediction: np.ndarray, wedge: Wedge) -> np.ndarray:
+    """Measured region (of ``wedge``) from ``original``, missing wedge from ``prediction`` (both in network space)."""
+    return percentile_normalize(measured_part(original, wedge) + missing_part(prediction, wedge))
 
 
 def merge_halves_with_predictions(first: np.ndarray, second: np.ndarray, first_prediction: np.ndarray,
-                                  second_prediction: np.ndarray, tilt_min: float = -60.0, tilt_max: float = 60.0, *,
-                                  wedge: Wedge | None = None) -> np.ndarray:
+                                  second_prediction: np.ndarray, wedge: Wedge) -> np.ndarray:
     """:func:`merge_with_prediction` for both halves of a box, each with its own prediction, rescaled
-    together like :func:`halves_to_network` (one range for both); ``(2, c, c, c)``.
+    together like :func:`~isonet_steps.network.cubes.halves_to_network` (one range for both); ``(2, c, c, c)``.
     """
-    originals, predictions = np.stack([first, second]), np.stack([first_prediction, second_prediction])
-    merged = (measured_part(originals, tilt_min, tilt_max, wedge=wedge)
-              + missing_part(predictions, tilt_min, tilt_max, wedge=wedge))
-    return percentile_normalize(merged)
+    return merge_with_prediction(np.stack([first, second]), np.stack([first_prediction, second_prediction]), wedge)
+
+
+#: The direction column of a noise2noise pair: input from half 1 and target from half 2, or the reverse.
+FORWARD, BACKWARD = 0, 1
 
 
 @dataclass(frozen=True)
 class PairPlan:
     """Which (subtomogram, rotation) pairs train and validate in one iteration, and how they batch."""
 
-    train: np.ndarray  # (n, 2) int: subtomogram index, rotation index; noise2noise (n, 3): input, rotation, target
+    train: np.ndarray  # (n, 2) int: box, rotation; noise2noise (n, 3): box, rotation, FORWARD or BACKWARD
     validation: np.ndarray  # (m, 2) or (m, 3)
     batch_size: int
     steps_per_epoch: int
@@ -114,17 +99,17 @@ class PairPlan:
         validation_steps = max(1, int(np.ceil(0.1 * steps_per_epoch)))
         return cls(train, validation, batch_size, steps_per_epoch, validation_steps)
 
-    def across_halves(self, n_boxes: int) -> PairPlan:
-        """Noise2noise: every (box, rotation) pair becomes two rows (input cube, rotation, target cube),
-        half 1 → half 2 and half 2 → half 1, where cube ``b + n_boxes`` is box ``b`` in half 2.
+    def across_halves(self) -> PairPlan:
+        """Noise2noise: every (box, rotation) pair becomes two rows (box, rotation, direction), half 1 →
+        half 2 (:data:`FORWARD`) and half 2 → half 1 (:data:`BACKWARD`).
 
         A held-out pair keeps both its directions held out, so validation never sees a box and
         rotation that trained in the other direction.
         """
         def both_ways(pairs: np.ndarray) -> np.ndarray:
             box, rotation = pairs[:, 0], pairs[:, 1]
-            forward = np.stack([box, rotation, box + n_boxes], axis=1)
-            backward = np.stack([box + n_boxes, rotation, box], axis=1)
+            forward = np.stack([box, rotation, np.full_like(box, FORWARD)], axis=1)
+            backward = np.stack([box, rotation, np.full_like(box, BACKWARD)], axis=1)
             return np.stack([forward, backward], axis=1).reshape(-1, 3)
 
         return PairPlan(both_ways(self.train), both_ways(self.validation), self.batch_size, self.steps_per_epoch,
@@ -144,9 +129,9 @@ class PairPlan:
             out[sel] = pool[order[idx[sel] % len(pool)]]
         return out
 
-    def cubes_drawn(self, epochs: int, seed: int = 0) -> np.ndarray:
-        """Sorted indices of every cube that ``epochs`` epochs of :meth:`batch_pairs` read (training and
-        validation; noise2noise rows: input and target cubes), so only those need a missing-wedge fill.
+    def boxes_drawn(self, epochs: int, seed: int = 0) -> np.ndarray:
+        """Sorted indices of every box that ``epochs`` epochs of :meth:`batch_pairs` read (training and
+        validation; noise2noise: both halves of each), so only those need a missing-wedge fill.
 
         Batches walk one running index per pool, so a plan with a smaller batch and proportionally more
         steps (out-of-memory fallback) or fewer epochs (early stop) reads a subset of these.
@@ -158,9 +143,7 @@ class PairPlan:
             for p in range(-(-total // len(pool))):
                 count = min(len(pool), total - p * len(pool))
                 drawn.append(pool[_pass_order(seed, validation, p, len(pool))[:count]])
-        rows = np.concatenate(drawn)
-        cube_columns = rows[:, [0, 2]] if rows.shape[1] == 3 else rows[:, :1]
-        return np.unique(cube_columns)
+        return np.unique(np.concatenate(drawn)[:, 0])
 
 
 def _pass_order(seed: int, validation: bool, index: int, size: int) -> np.ndarray:
@@ -179,23 +162,25 @@ def make_batch(merged: np.ndarray, tilts: WedgesLike, pairs: np.ndarray, cube: i
     x = _wedge_filtered_crops(rotated, pair_wedges, cube)
     if noise_level > 1e-7:
         for wedge, sel in _groups(pair_wedges):  # the order _wedge_filtered_crops filled them in
-            noise = make_noise_cubes(int(sel.sum()), cube, tilt_min=wedge.tilt_min, tilt_max=wedge.tilt_max,
-                                     mode=noise_mode, rng=rng, wedge=wedge)
+            noise = make_noise_cubes(int(sel.sum()), cube, wedge, mode=noise_mode, rng=rng)
             x[sel] += np.float32(noise_level) * noise
     y = np.ascontiguousarray(center_crop(rotated, cube))
     return x[..., None], y[..., None]
 
 
-def make_noise2noise_batch(cubes: np.ndarray, tilts: WedgesLike, pairs: np.ndarray,
+def make_noise2noise_batch(cubes: Cubes, tilts: WedgesLike, pairs: np.ndarray,
                            cube: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise2noise inputs and targets ``(B, cube, cube, cube, 1)`` for (input cube, rotation, target cube)
-    rows: the input is the wedge-filtered rotation of one half's merged cube, the target the same
-    rotation of the other half's, so the target's noise is independent of the input's. No noise is added.
+    """Noise2noise inputs and targets ``(B, cube, cube, cube, 1)`` for (box, rotation, direction) rows:
+    the input is the wedge-filtered rotation of one half's merged cube, the target the same rotation
+    of the other half's, so the target's noise is independent of the input's. No noise is added.
     """
-    rotated_inputs = np.stack([rotate(cubes[i], r) for i, r, _ in pairs])
+    if cubes.second is None:
+        raise ValueError("noise2noise pairs need cubes with a second half")
+    halves = (cubes.first, cubes.second)
+    rotated_inputs = np.stack([rotate(halves[d][b], r) for b, r, d in pairs])
     wedges = as_wedges(tilts)
-    x = _wedge_filtered_crops(rotated_inputs, [wedges[i] for i in pairs[:, 0]], cube)
-    y = np.stack([center_crop(rotate(cubes[t], r), cube) for _, r, t in pairs])
+    x = _wedge_filtered_crops(rotated_inputs, [wedges[b] for b in pairs[:, 0]], cube)
+    y = np.stack([center_crop(rotate(halves[1 - d][b], r), cube) for b, r, d in pairs])
     return x[..., None], np.ascontiguousarray(y, dtype=np.float32)[..., None]
 
 
@@ -203,7 +188,7 @@ def _wedge_filtered_crops(rotated: np.ndarray, pair_wedges: list[Wedge], cube: i
     """The measured part of each rotated cube (its own wedge), filtered at crop size, then centre-cropped."""
     x = np.empty((len(rotated), cube, cube, cube), dtype=np.float32)
     for wedge, sel in _groups(pair_wedges):
-        x[sel] = center_crop(measured_part(rotated[sel], wedge=wedge), cube)
+        x[sel] = center_crop(measured_part(rotated[sel], wedge), cube)
     return x
 
 
@@ -217,7 +202,7 @@ class BatchStream:
     (:meth:`PairPlan.across_halves`) makes noise2noise batches, for which ``noise_level`` is unused.
     """
 
-    def __init__(self, merged: np.ndarray, tilts: WedgesLike, plan: PairPlan, cube: int, noise_level: float,
+    def __init__(self, merged: Cubes, tilts: WedgesLike, plan: PairPlan, cube: int, noise_level: float,
                  noise_mode: str, seed: int, *, ahead: int | None = None, threads: int = 1):
         self.merged, self.tilts, self.plan, self.cube = merged, as_wedges(tilts), plan, cube
         self.noise_level, self.noise_mode, self.seed = noise_level, noise_mode, seed
@@ -231,7 +216,7 @@ class BatchStream:
         if pairs.shape[1] == 3:
             return make_noise2noise_batch(self.merged, self.tilts, pairs, self.cube)
         rng = np.random.default_rng([self.seed, epoch, step, int(validation), 7])
-        return make_batch(self.merged, self.tilts, pairs, self.cube, self.noise_level, self.noise_mode, rng)
+        return make_batch(self.merged.first, self.tilts, pairs, self.cube, self.noise_level, self.noise_mode, rng)
 
     def _schedule(self, key: tuple[int, int, bool]) -> None:
         if key not in self._futures:

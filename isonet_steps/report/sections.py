@@ -343,6 +343,7 @@ _QUALITY_ROWS = (
 def quality_section(run, pictured) -> str:
     """Fourier correlation with the ground truth, where a phantom gives one (the demo, benchmarks)."""
     from ..core.metrics import quality_report
+    from ..core.wedge import Wedge
     from ..io.mrc import read_header, read_volume
 
     title = "Ground-truth quality"
@@ -363,7 +364,8 @@ def quality_section(run, pictured) -> str:
                 continue
             truth = read_volume(run.ground_truth, "ground truth").data
             labels = read_volume(run.labels, "labels", allow_constant=True).data if run.labels else None
-            figures = {name: quality_report(read_volume(path, name).data, truth, labels, *t.tilt_range)
+            figures = {name: quality_report(read_volume(path, name).data, truth, labels,
+                                             Wedge.from_range(*t.tilt_range))
                        for name, path in (("raw", t.raw), ("corrected", t.corrected))}
         except InputError as exc:
             run.notes.append(str(exc))

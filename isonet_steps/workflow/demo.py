@@ -80,7 +80,7 @@ def _planned_iterations(out, budget_s: float) -> int:
     else:
         from ..network import devices
         from ..network.budget import seconds_per_step
-        from ..network.unet import precision_policy
+        from ..network.devices import precision_policy
 
         devices.configure(DEMO["gpus"])
         with precision_policy(devices.resolve_precision("auto")):
