@@ -20,7 +20,7 @@ import click
 import pytest
 
 from isonet_steps.io import params_faces
-from isonet_steps.io.params import BY_NAME, PARAMS, default, uses_of
+from isonet_steps.io.params import BY_NAME, PARAMS, uses_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,26 +116,3 @@ def test_run_options_are_unset_unless_given_and_typed_by_the_table():
     assert given["cube_size"] == 48 and given["precision"] == "mixed" and given["halves"] is True
     with pytest.raises(click.ClickException, match="--precision"):
         _parse("run", "--precision", "double")
-
-
-def test_table_choices_are_the_values_the_code_accepts():
-    from isonet_steps.core.noise import NOISE_MODES
-    from isonet_steps.network.devices import PRECISIONS
-    from isonet_steps.steps.prepare_star import WEDGE_CHECKS
-
-    assert BY_NAME["precision"].choices == tuple(PRECISIONS)
-    assert BY_NAME["noise_mode"].choices == tuple(NOISE_MODES)
-    assert BY_NAME["wedge_check"].choices == tuple(WEDGE_CHECKS)
-
-
-def test_refine_settings_defaults_are_the_table_defaults():
-    """Until RefineSettings takes its defaults from ``default(name)`` (then this test goes)."""
-    from isonet_steps.network.refine import RefineSettings
-
-    fields = {f.name: f.default for f in dataclasses.fields(RefineSettings)}
-    shared = [p for p in PARAMS if p.name in fields]
-    assert len(shared) >= 15
-    for param in shared:
-        value = fields[param.name]
-        value = tuple(value) if isinstance(value, (list, tuple)) else value
-        assert value == default(param.name), f"RefineSettings.{param.name} = {value!r}, table {param.default!r}"

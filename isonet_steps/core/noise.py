@@ -16,9 +16,10 @@ import numpy as np
 import scipy.fft
 
 from ..io.errors import InputError
+from ..io.params import BY_NAME
 from .wedge import Wedge, wedge_mask_2d
 
-NOISE_MODES = ("noFilter", "ramp", "hamming")
+NOISE_MODES: tuple[str, ...] = BY_NAME["noise_mode"].choices or ()  # the parameter table's
 
 __all__ = ["NOISE_MODES", "noise_schedule", "noise_amplitude_2d", "make_noise_cubes"]
 

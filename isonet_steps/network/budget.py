@@ -31,10 +31,11 @@ def seconds_per_step(*, filter_base: int, depth: int, batch_size: int, cube: int
     import keras
     import numpy as np
 
+    from ..io.params import default
     from .layout import for_backend
     from .unet import build_unet, compile_unet
 
-    model = compile_unet(for_backend(build_unet(depth=depth, filter_base=filter_base)), 4e-4)  # as refine trains
+    model = compile_unet(for_backend(build_unet(depth=depth, filter_base=filter_base)), default("learning_rate"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch_size, cube, cube, cube, 1)).astype(np.float32)
     y = (x + 0.1 * rng.normal(size=x.shape)).astype(np.float32)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..io.errors import InputError
 from ..io.log import get_logger
+from ..io.params import BY_NAME
 from . import cpu
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 
 #: Network arithmetic: ``mixed`` computes in bfloat16 with float32 weights, last layer and residual
 #: sum; ``auto`` picks mixed where the hardware has bfloat16 units, float32 elsewhere.
-PRECISIONS = ("auto", "float32", "mixed")
+PRECISIONS: tuple[str, ...] = BY_NAME["precision"].choices or ()  # the parameter table's
 
 _CPU_WORDS = {"", "cpu", "-1"}
 _ALL_WORDS = {"all", "none"}

@@ -26,6 +26,7 @@ from ..io.columns import (
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, new_memmap, open_memmap, read_header, read_volume, release_pages, write_volume
+from ..io.params import default
 from ..io.star import read_tomogram_star, resolve_path, select_rows, write_star
 
 
@@ -153,11 +154,11 @@ def _check_settings(given: _Settings, chunk_size: int | None, overlap_rate: floa
               deconvstrength=given.deconvstrength or 0.0, highpassnyquist=given.highpassnyquist).check()
 
 
-def run_deconv(star: str | os.PathLike, *, deconv_folder: str | os.PathLike = "deconv", voltage: float = 300.0,
-               cs: float = 2.7, snrfalloff: float | None = None, deconvstrength: float | None = None,
-               highpassnyquist: float = 0.02, chunk_size: int | None = None, overlap_rate: float = 0.25,
-               ncpu: int | None = None, tomo_idx: str | None = None,
-               output_star: str | os.PathLike | None = None) -> Path:
+def run_deconv(star: str | os.PathLike, *, deconv_folder: str | os.PathLike = "deconv",
+               voltage: float = default("voltage"), cs: float = default("cs"), snrfalloff: float | None = None,
+               deconvstrength: float | None = None, highpassnyquist: float = default("highpassnyquist"),
+               chunk_size: int | None = None, overlap_rate: float = default("overlap_rate"), ncpu: int | None = None,
+               tomo_idx: str | None = None, output_star: str | os.PathLike | None = None) -> Path:
     """Deconvolve the chosen rows' tomograms into ``deconv_folder``; returns the STAR written.
 
     Fills rlnSnrFalloff, rlnDeconvStrength and rlnDeconvTomoName, rewriting the STAR after each
@@ -172,9 +173,9 @@ def run_deconv(star: str | os.PathLike, *, deconv_folder: str | os.PathLike = "d
     check_writable_target(Path(deconv_folder) / "x.mrc")
     check_writable_target(out_star)
     jobs = _plan(table, rows, given, star)
-    for column, default in ((SNR_FALLOFF, 1.0), (DECONV_STRENGTH, 1.0), (DECONV_TOMO_NAME, "None")):
+    for column, empty in ((SNR_FALLOFF, 1.0), (DECONV_STRENGTH, 1.0), (DECONV_TOMO_NAME, "None")):
         if column not in table.columns:
-            table[column] = default
+            table[column] = empty
     for job in jobs:
         out = Path(deconv_folder) / job.path.name
         log.info("deconv: %s | pixel: %g Å | defocus: %g µm | snrfalloff: %g | deconvstrength: %g | %s",

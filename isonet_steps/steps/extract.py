@@ -52,6 +52,7 @@ from ..io.columns import (
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import open_memmap, release_pages, write_volume
+from ..io.params import default
 from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 from ..io.tilt_angles import read_tilt_angles
 
@@ -295,9 +296,11 @@ def _first_halves(plans: list[_Plan], first_half: int | None, star) -> list[int]
 
 
 def run_extract(star: str | os.PathLike, *, subtomo_folder: str | os.PathLike = "subtomo",
-                subtomo_star: str | os.PathLike = "subtomo.star", cube_size: int = 64, crop_size: int | None = None,
-                seed: int = 0, use_deconv_tomo: bool = True, split_halves: str = "random",
-                tomo_idx: str | None = None, noise2noise: bool = False, first_half: int | None = None) -> Path:
+                subtomo_star: str | os.PathLike = "subtomo.star", cube_size: int = default("cube_size"),
+                crop_size: int | None = None, seed: int = default("seed"),
+                use_deconv_tomo: bool = default("use_deconv_tomo"), split_halves: str = "random",
+                tomo_idx: str | None = None, noise2noise: bool = default("noise2noise"),
+                first_half: int | None = None) -> Path:
     """Cut rlnNumberSubtomo subtomograms per chosen row into ``subtomo_folder``; returns the subtomo.star written.
 
     Every row is checked (files, sizes, masks, counts) before anything is written; the STAR comes last.

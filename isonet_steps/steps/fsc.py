@@ -18,6 +18,7 @@ from ..io.atomic import write_bytes, write_json
 from ..io.errors import InputError
 from ..io.log import get_logger, progress
 from ..io.mrc import Header, read_header, read_volume
+from ..io.params import default
 from .row_wedge import wedge_from_file
 
 
@@ -109,8 +110,8 @@ def option_wedge(tilt_min: float | None, tilt_max: float | None, tilt_angles: st
 
 def run_fsc(half1: str | os.PathLike, half2: str | os.PathLike, output: str | os.PathLike = "fsc.json", *,
             mask: str | os.PathLike | None = None, mask_sigma: float = 2.0, pixel_size: float | None = None,
-            cone_angle: float = 20.0, plot: str | os.PathLike | None = None, wedge: Wedge | None = None,
-            tilt_min: float | None = None, tilt_max: float | None = None,
+            cone_angle: float = default("cone_angle"), plot: str | os.PathLike | None = None,
+            wedge: Wedge | None = None, tilt_min: float | None = None, tilt_max: float | None = None,
             tilt_angles: str | os.PathLike | None = None) -> dict:
     """FSC of two halves (optionally masked) written to ``output`` as JSON; returns what the JSON holds.
 

@@ -35,6 +35,7 @@ from ..io.columns import (
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
+from ..io.params import default
 from ..io.star import absolute_paths, read_tomogram_star, select_rows, write_star
 from ..network.inference import corrected_file_name
 from .fsc import run_fsc
@@ -69,10 +70,12 @@ class _Fsc:
                        wedge=self.wedge)
 
 
-def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = 96, crop_size: int = 128,
-                      batch_size: int | None = None, mask=None, cone_angle: float = 20.0, average: bool = True,
-                      use_deconv_tomo: bool = True, output_star=None, precision: str = "auto",
-                      gpus: str | None = None, tomo_idx: str | None = None) -> Path:
+def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = default("predict_cube_size"),
+                      crop_size: int = default("predict_crop_size"), batch_size: int | None = None, mask=None,
+                      cone_angle: float = default("cone_angle"), average: bool = True,
+                      use_deconv_tomo: bool = default("use_deconv_tomo"), output_star=None,
+                      precision: str = default("precision"), gpus: str | None = None, tomo_idx: str | None = None
+                      ) -> Path:
     """Predict with both half networks, FSC (JSON and PNG), record in the STAR; returns the STAR written.
 
     Every tomogram (and every RELION 5 even/odd half) is checked against both models' records

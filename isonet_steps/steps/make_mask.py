@@ -16,6 +16,7 @@ from ..io.errors import InputError
 from ..io.imod import read_imod
 from ..io.log import get_logger
 from ..io.mrc import read_header, read_volume, write_volume
+from ..io.params import default
 from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 
 
@@ -110,8 +111,9 @@ def _mask_one(job: _Job, out: Path, pixel_size: float, *, patch_size: int, z_cro
 
 def run_make_mask(star: str | os.PathLike, *, mask_folder: str | os.PathLike = "mask",
                   density_percentage: float | None = None, std_percentage: float | None = None,
-                  z_crop: float | None = None, patch_size: int = 4, use_deconv_tomo: bool = True,
-                  tomo_idx: str | None = None, output_star: str | os.PathLike | None = None) -> Path:
+                  z_crop: float | None = None, patch_size: int = default("patch_size"),
+                  use_deconv_tomo: bool = default("use_deconv_tomo"), tomo_idx: str | None = None,
+                  output_star: str | os.PathLike | None = None) -> Path:
     """Write ``<mask_folder>/<tomogram>_mask.mrc`` for each chosen row; returns the STAR written.
 
     Fills rlnMaskName, rlnMaskDensityPercentage and rlnMaskStdPercentage, rewriting the STAR after each mask.

@@ -13,11 +13,13 @@ from ..io.atomic import check_writable_target
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import write_volume
+from ..io.params import default
 
 
 def run_make_phantom(outdir: str | os.PathLike, *, shape: tuple[int, int, int] = (64, 160, 160),
-                     tilt_min: float = -60.0, tilt_max: float = 60.0, tilt_step: float = 3.0, snr: float = 0.5,
-                     seed: int = 0, halves: bool = False, pixel_size: float = 10.0) -> Path:
+                     tilt_min: float = default("tilt_min"), tilt_max: float = default("tilt_max"),
+                     tilt_step: float = 3.0, snr: float = 0.5, seed: int = default("seed"), halves: bool = False,
+                     pixel_size: float = default("pixel_size")) -> Path:
     """Write tomo.mrc, ground_truth.mrc and labels.mrc (and the even/odd halves) into ``outdir``; returns it."""
     log = get_logger("make-phantom")
     if seed < 0:

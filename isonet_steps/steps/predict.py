@@ -30,6 +30,7 @@ from ..io.columns import (
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import Header, read_header, read_volume, write_volume
+from ..io.params import default
 from ..io.star import read_tomogram_star, resolve_path, select_rows, tomogram_source, write_star
 from ..network.inference import check_tiling, corrected_file_name
 
@@ -232,10 +233,12 @@ def _correct_halves(job: Correction, table, output_dir, network: Network) -> Non
 
 
 def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
-                output_dir: str | os.PathLike = "corrected_tomos", cube_size: int = 96, crop_size: int = 128,
-                batch_size: int | None = None, tomo_idx: str | None = None, use_deconv_tomo: bool = True,
-                half: int | None = None, output_star: str | os.PathLike | None = None, precision: str = "auto",
-                gpus: str | None = None, relion5_folder: str | None = None, correct_halves: bool = False) -> Path:
+                output_dir: str | os.PathLike = "corrected_tomos", cube_size: int = default("predict_cube_size"),
+                crop_size: int = default("predict_crop_size"), batch_size: int | None = None,
+                tomo_idx: str | None = None, use_deconv_tomo: bool = default("use_deconv_tomo"),
+                half: int | None = None, output_star: str | os.PathLike | None = None,
+                precision: str = default("precision"), gpus: str | None = None, relion5_folder: str | None = None,
+                correct_halves: bool = False) -> Path:
     """Correct the chosen rows' tomograms with the .keras ``model``; returns the STAR written.
 
     Fills rlnCorrectedTomoName (or rlnCorrectedTomoHalf1/2 with ``half``), rewriting the STAR after

@@ -37,6 +37,7 @@ from ..io.columns import (
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
+from ..io.params import BY_NAME, default
 from ..io.relion5 import is_relion5_star, read_relion5_project
 from ..io.relion5 import tomogram_table as relion5_table
 from ..io.star import absolute_paths, read_tomogram_star, write_star
@@ -46,7 +47,7 @@ from .plan import check_plan, write_tomogram_plan
 
 #: Folder beside the written STAR for the tilt-angle files prepare-star writes.
 TILT_FOLDER = "tilt_angles"
-WEDGE_CHECKS = ("refuse", "flip", "warn", "off")
+WEDGE_CHECKS: tuple[str, ...] = BY_NAME["wedge_check"].choices or ()  # the parameter table's
 #: A given --tilt-min/--tilt-max further than this (degrees) from a tilt file's extremes is worth a warning.
 TILT_DISAGREEMENT = 1.0
 
@@ -72,12 +73,13 @@ class _Prepared:
 
 
 def run_prepare_star(source: str | os.PathLike, output_star: str | os.PathLike = "tomograms.star", *,
-                     pixel_size: float = 10.0, defocus: float = 0.0, number_subtomos: int = 100,
-                     tilt_min: float | None = None, tilt_max: float | None = None, named_in: str | None = None,
-                     wedge_check: str = "refuse", project_dir: str | os.PathLike | None = None,
+                     pixel_size: float = default("pixel_size"), defocus: float = default("defocus"),
+                     number_subtomos: int = default("number_subtomos"), tilt_min: float | None = None,
+                     tilt_max: float | None = None, named_in: str | None = None,
+                     wedge_check: str = default("wedge_check"), project_dir: str | os.PathLike | None = None,
                      tilt_folder: str | None = None, plan_folder: str | os.PathLike | None = None,
                      train_idx: str | None = None, tomo_idx: str | None = None,
-                     fix_nonfinite: bool = False, check_data: bool = True,
+                     fix_nonfinite: bool = default("fix_nonfinite"), check_data: bool = True,
                      predict_tiles: tuple[int, int, int] | None = None) -> Path:
     """Write a tomograms.star for a folder of tomograms, a RELION 5 or an IsoNet tomograms.star; returns its path.
 

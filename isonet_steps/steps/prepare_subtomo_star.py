@@ -10,6 +10,7 @@ from ..io.columns import CUBE_SIZE
 from ..io.errors import InputError
 from ..io.log import get_logger
 from ..io.mrc import open_memmap
+from ..io.params import default
 from ..io.star import write_star
 from ..io.tomostar import check_pixel_size, check_tilt_range, subtomo_table
 
@@ -48,8 +49,8 @@ def _readable_cubes(root: Path, pixel_size: float) -> dict[Path, int]:
 
 
 def run_prepare_subtomo_star(folder: str | os.PathLike, output_star: str | os.PathLike = "subtomo.star", *,
-                             pixel_size: float = 10.0, cube_size: int | None = None, tilt_min: float = -60.0,
-                             tilt_max: float = 60.0) -> Path:
+                             pixel_size: float = default("pixel_size"), cube_size: int | None = None,
+                             tilt_min: float = default("tilt_min"), tilt_max: float = default("tilt_max")) -> Path:
     """Write a subtomo.star listing every readable cubic MRC in ``folder``; returns its path.
 
     All subtomograms must share one size.

@@ -27,6 +27,7 @@ from ..io.fingerprint import files_digest
 from ..io.log import detach_file_logs, get_logger, progress, setup_logging
 from ..io.model_record import VOXEL_SIZE_TOLERANCE, check_fits, read_model_record
 from ..io.mrc import read_volume
+from ..io.params import default
 from ..io.refine_state import RefineState
 from ..io.star import read_subtomo_star, resolve_path
 from ..network.refine import RefineData, RefineSettings, refine
@@ -145,8 +146,8 @@ def _stopped_where(exc: TrainingStopped, store: RefineStore) -> TrainingStopped:
     return TrainingStopped(line)
 
 
-def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True, halves=False,
-               log_level="info", half: int | None = None) -> list[RefineState]:
+def run_refine(star_path, result_dir, settings: RefineSettings, *, until_iter=None, resume=True,
+               halves: bool = default("halves"), log_level="info", half: int | None = None) -> list[RefineState]:
     """Refine one network (or one per half) into ``result_dir``; returns the state records.
 
     ``half``: only that half's network, into ``result_dir`` itself (trained as with ``halves``), so

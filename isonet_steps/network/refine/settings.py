@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from ...core.noise import NOISE_MODES, noise_schedule
 from ...io.errors import InputError
+from ...io.params import default
 from ..devices import PRECISIONS
 
 __all__ = ["RefineSettings", "default_batch_size", "default_steps_per_epoch", "NOISE_MODES"]
@@ -24,29 +25,32 @@ EARLY_STOP_MIN_IMPROVEMENT = 0.01
 
 @dataclass
 class RefineSettings:
-    """Everything that decides the result of refine (IsoNet's defaults)."""
+    """Everything that decides the result of refine; defaults from the parameter table (IsoNet's)."""
 
-    iterations: int = 30
-    epochs: int = 10
-    steps_per_epoch: int | None = None
-    batch_size: int | None = None
-    filter_base: int = 64
-    unet_depth: int = 3
-    convs_per_depth: int = 3
-    kernel: int = 3
-    dropout: float = 0.3
-    batch_norm: bool = True
-    learning_rate: float = 4e-4
-    noise_level: Sequence[float] = (0.05, 0.10, 0.15, 0.20)
-    noise_start_iter: Sequence[int] = (11, 16, 21, 26)
-    noise_mode: str = "noFilter"
-    select_subtomo_number: int | None = None
-    pretrained_model: str | None = None
-    seed: int = 0
-    precision: str = "auto"
-    noise2noise: bool = False  # train half 1 -> half 2 and back (needs RefineData.second_half); no added noise
-    early_stop_patience: int = 0  # stop an iteration's epochs after this many without improvement; 0: all epochs
-    fill_relaxation: float = 1.0  # new predictions' weight in the wedge fill (the rest: the previous fill); 1: IsoNet
+    iterations: int = default("iterations")
+    epochs: int = default("epochs")
+    steps_per_epoch: int | None = default("steps_per_epoch")
+    batch_size: int | None = default("batch_size")
+    filter_base: int = default("filter_base")
+    unet_depth: int = default("unet_depth")
+    convs_per_depth: int = default("convs_per_depth")
+    kernel: int = default("kernel")
+    dropout: float = default("dropout")
+    batch_norm: bool = default("batch_norm")
+    learning_rate: float = default("learning_rate")
+    noise_level: Sequence[float] = default("noise_level")
+    noise_start_iter: Sequence[int] = default("noise_start_iter")
+    noise_mode: str = default("noise_mode")
+    select_subtomo_number: int | None = default("select_subtomo_number")
+    pretrained_model: str | None = default("pretrained_model")
+    seed: int = default("seed")
+    precision: str = default("precision")
+    # train half 1 -> half 2 and back (needs RefineData.second_half); no added noise
+    noise2noise: bool = default("noise2noise")
+    # stop an iteration's epochs after this many without improvement; 0: all epochs
+    early_stop_patience: int = default("early_stop_patience")
+    # new predictions' weight in the wedge fill (the rest: the previous fill); 1: IsoNet
+    fill_relaxation: float = default("fill_relaxation")
 
     def validate(self) -> None:
         """Refuse bad settings before any data is read or any network built."""
