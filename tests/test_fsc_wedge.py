@@ -20,7 +20,7 @@ from isonet_steps.io.mrc import write_volume
 from isonet_steps.io.star import write_star
 from isonet_steps.io.tilt_angles import write_tilt_angles
 from isonet_steps.report.sections import _fsc_block, fsc_result_from_dict
-from isonet_steps.steps import gold_standard, row_wedge
+from isonet_steps.steps import gold_standard, predict, row_wedge
 
 SHAPE = (24, 28, 32)  # Z, Y, X: not a cube, so the angles must be taken in physical frequency
 PIXEL = 10.0
@@ -250,7 +250,7 @@ def test_gold_standard_gives_each_row_its_wedge(tmp_path, monkeypatch):
         return {"resolution_A": {"0.143": {"x": 1.0, "y": 1.0, "z": 1.0}}}
 
     monkeypatch.setattr(gold_standard.Network, "load", lambda self, tomograms=1: None)
-    monkeypatch.setattr(gold_standard, "correct_tomogram", lambda path, out, network, **_: corrected.append(out.name))
+    monkeypatch.setattr(predict, "correct_tomogram", lambda path, out, network, **_: corrected.append(out.name))
     monkeypatch.setattr(gold_standard, "run_fsc", fake_fsc)
     gold_standard.run_gold_standard(star, tmp_path / "results", tmp_path / "gold", average=False)
     assert corrected == ["t1_half1_corrected.mrc", "t2_half1_corrected.mrc", "t1_half2_corrected.mrc",

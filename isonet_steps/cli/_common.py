@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..io.errors import InputError
-from ..io.params import PARAMS, Param, Use, uses_of
+from ..io.params import PARAMS, Param, Use, as_text, coerce, uses_of
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -47,22 +47,16 @@ def option(*decls: str, **kwargs: Any) -> Callable:
     return click.option(*flags, *extra, *names, **kwargs)
 
 
-def as_text(value: Any) -> Any:
-    """A list default as the command line writes it, "0.05,0.1"; any other value as it is."""
-    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+def _number_list(param: Param, flag: str) -> Callable:
+    """Click callback: "0.05,0.1" -> (0.05, 0.1), read by the parameter table's own rule (``coerce``)."""
 
-
-def _number_list(kind: str) -> Callable:
-    """Click callback: "0.05,0.1" -> (0.05, 0.1), each item a float (kind "floats") or an int ("ints")."""
-    cast, example, words = (float, "0.05,0.1", "numbers") if kind == "floats" else (int, "11,16", "whole numbers")
-
-    def parse(ctx, param, value):
-        if value is None:
-            return None
+    def parse(ctx, option, value):
         try:
-            return tuple(cast(v) for v in str(value).replace(" ", "").split(",") if v != "")
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a comma-separated list of {words}, e.g. {example}") from None
+            return coerce(param, value, flag)
+        except InputError:
+            words = "numbers" if param.kind == "floats" else "whole numbers"
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of {words}, e.g. "
+                                     f"{as_text(param.default)}") from None
 
     return parse
 
@@ -85,7 +79,7 @@ def _spec_option(param: Param, use: Use | None, default: Any, help: str, show_de
         return option(f"{flag}/--no-{flag[2:]}", name, default=default, show_default=show_default, help=help)
     extra: dict[str, Any] = {"metavar": param.metavar} if param.metavar else {}
     if param.kind in ("floats", "ints"):
-        extra["callback"] = _number_list(param.kind) if use else None
+        extra["callback"] = _number_list(param, flag) if use else None
         default = as_text(default)
     else:
         extra["type"] = _click_type(param, use)

@@ -708,6 +708,11 @@ PARAMS: tuple[Param, ...] = (
 BY_NAME = {p.name: p for p in PARAMS}
 
 
+def as_text(value: Any) -> Any:
+    """A list value as the command line, Nextflow and the schema write it, "0.05,0.1"; any other as it is."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
 def default(name: str) -> Any:
     """The pipeline's default of parameter ``name`` (``RefineSettings`` takes its defaults from here)."""
     return BY_NAME[name].default

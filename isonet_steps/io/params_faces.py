@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text
-from .params import PARAMS, Param, uses_of
+from .params import PARAMS, Param, as_text, uses_of
 
 SCHEMA = "nextflow_schema.json"
 SCHEMA_FRAME = "assets/nextflow_schema_frame.json"
@@ -40,11 +40,6 @@ _MODULE_BLOCK = re.compile(r"^( *)// isonet-([a-z-]+)'s parameters, made from is
                            r"(.*?)^\1// end of isonet-\2's parameters\n", re.M | re.S)
 
 
-def _text(value: Any) -> Any:
-    """A list default as Nextflow and the schema spell it: "0.05,0.1"."""
-    return ",".join(map(str, value)) if isinstance(value, tuple) else value
-
-
 def _in_nextflow() -> list[Param]:
     return [param for param in PARAMS if param.nextflow]
 
@@ -54,7 +49,7 @@ def schema_property(param: Param) -> dict[str, Any]:
     extra = dict(param.schema or {})
     prop: dict[str, Any] = {"type": _SCHEMA_TYPES[param.kind]}
     if param.default is not None:
-        prop["default"] = _text(param.default)
+        prop["default"] = as_text(param.default)
     prop["description"] = extra.pop("description", param.help)
     if "help_text" in extra:
         prop["help_text"] = extra.pop("help_text")
@@ -82,7 +77,7 @@ def _groovy(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return f"'{_text(value)}'"
+    return f"'{as_text(value)}'"
 
 
 def config_lines(titles: dict[str, str]) -> list[str]:

@@ -21,6 +21,8 @@ from .errors import InputError
 
 #: File name of the plan inside the plan folder.
 PLAN_FILE = "plan.csv"
+#: The steps of ``isonet run`` done once per tomogram (:meth:`TomogramPlan.runs` says for which).
+PER_TOMOGRAM_STEPS = ("deconv", "make_mask", "extract", "predict", "gold_standard")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,14 @@ class TomogramPlan:
     trains: bool  # its subtomograms train the network (--train-idx)
     corrects: bool  # it is corrected (--tomo-idx)
     relion5: bool  # it came from a RELION 5 project (predict writes it back as a RELION 5 STAR)
+
+    def runs(self, step: str) -> bool:
+        """Whether a run does ``step`` (one of :data:`PER_TOMOGRAM_STEPS`) for this tomogram: the one rule that
+        ``isonet run`` builds its steps by and the report counts them by.
+        """
+        used = self.trains or self.corrects
+        return {"deconv": used and self.defocus > 0, "make_mask": used, "extract": self.trains,
+                "predict": self.corrects, "gold_standard": self.corrects}[step]
 
 
 COLUMNS = tuple(f.name for f in fields(TomogramPlan))

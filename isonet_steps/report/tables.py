@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io.columns import CROP_SIZE, CUBE_SIZE, RANDOM_SUBSET
 from ..io.errors import InputError
+from ..io.plan import PER_TOMOGRAM_STEPS, read_plan
 from .html import esc, fmt_seconds, fmt_value, not_run, section, table
 
 #: Pipeline steps in the order they run: the names of ``.isonet/steps/<step>.json``, and of
@@ -25,15 +26,8 @@ def step_kind(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-#: The steps run per tomogram, and which of prepare's plan rows each runs for.
-_PER_TOMOGRAM = {"deconv": lambda r: (r.trains or r.corrects) and r.defocus > 0,
-                 "make_mask": lambda r: r.trains or r.corrects, "extract": lambda r: r.trains,
-                 "predict": lambda r: r.corrects, "gold_standard": lambda r: r.corrects}
-
-
 def _plan_rows(run) -> list | None:
     """The rows of the run's plan (plan/plan.csv), None without one."""
-    from ..io.plan import read_plan
     from ..io.run_layout import RunLayout
 
     path = RunLayout(run.run_dir).plan_csv
@@ -59,10 +53,10 @@ def step_progress(run) -> list[tuple[str, int, int]]:
         kinds = [k for k in kinds if k not in ("extract", "refine")]
     progress = []
     for kind in kinds:
-        if rows is None or kind not in _PER_TOMOGRAM:
+        if rows is None or kind not in PER_TOMOGRAM_STEPS:
             progress.append((kind, int(any(step_kind(s) == kind for s in run.records)), 1))
             continue
-        units = [f"{kind}/{r.id}" for r in rows if _PER_TOMOGRAM[kind](r)]
+        units = [f"{kind}/{r.id}" for r in rows if r.runs(kind)]
         if units:
             progress.append((kind, sum(u in run.records for u in units), len(units)))
     return progress

@@ -39,7 +39,7 @@ from ..io.params import default
 from ..io.star import absolute_paths, read_tomogram_star, select_rows, write_star
 from ..network.inference import corrected_file_name
 from .fsc import run_fsc
-from .predict import Correction, Network, correct_tomogram, plan_corrections
+from .predict import Correction, Network, plan_corrections
 from .row_wedge import row_wedge
 
 
@@ -74,8 +74,8 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = def
                       crop_size: int = default("predict_crop_size"), batch_size: int | None = None, mask=None,
                       cone_angle: float = default("cone_angle"), average: bool = True,
                       use_deconv_tomo: bool = default("use_deconv_tomo"), output_star=None,
-                      precision: str = default("precision"), gpus: str | None = None, tomo_idx: str | None = None
-                      ) -> Path:
+                      precision: str = default("precision"), gpus: str | None = None,
+                      tomo_idx: str | None = None) -> Path:
     """Predict with both half networks, FSC (JSON and PNG), record in the STAR; returns the STAR written.
 
     Every tomogram (and every RELION 5 even/odd half) is checked against both models' records
@@ -103,7 +103,7 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = def
             table[column] = "None"
         for job in planned:
             half_job = replace(job, out=output_dir / corrected_file_name(job.path.name, half))
-            _correct(half_job, network)
+            half_job.run(network)
             table.at[job.row, column] = str(half_job.out)
     if GOLD_STANDARD_FSC not in table.columns:
         table[GOLD_STANDARD_FSC] = "None"
@@ -120,11 +120,6 @@ def run_gold_standard(tomo_star, result_dir, output_dir, *, cube_size: int = def
         write_relion5_star(table, star_out, output_dir, with_halves=True)
     get_logger("gold-standard").info("wrote %s", star_out)
     return star_out
-
-
-def _correct(job: Correction, network: Network) -> None:
-    job.announce()
-    correct_tomogram(job.path, job.out, network, voxel_size=job.pixel_size, fill_nonfinite=job.fill)
 
 
 def _even_odd_plan(table, rows: list[int], output_dir: Path) -> dict[int, tuple[Correction, Correction]]:
@@ -178,7 +173,7 @@ def _even_odd(table, i: int, pair: tuple[Correction, Correction], networks: list
     fsc(str(pair[0].path), str(pair[1].path), raw_json, mask)
     table.loc[i, RAW_HALVES_FSC] = str(raw_json)
     for job, network in zip(pair, networks):
-        _correct(job, network)
+        job.run(network)
     cor_json = output_dir / f"{stem}_corrected_halves_fsc.json"
     fsc(str(pair[0].out), str(pair[1].out), cor_json, mask)
     table.loc[i, CORRECTED_HALVES_FSC] = str(cor_json)

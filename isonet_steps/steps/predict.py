@@ -58,12 +58,11 @@ class Correction:
         """Check it against the network's training record (:meth:`Network.check`)."""
         network.check(self.path, self.voxel_size, self.source == DECONV_TOMO_NAME)
 
-    def announce(self) -> None:
-        """Log which row's tomogram is corrected into which file."""
+    def run(self, network: Network) -> None:
+        """Log which row's tomogram is corrected into which file, and correct it with ``network``."""
         get_logger().info("rlnIndex %s: %s (%s, %s) -> %s", self.index, self.path, self.source,
                           "×".join(map(str, self.header.shape[::-1])), self.out)
-
-
+        correct_tomogram(self.path, self.out, network, voxel_size=self.pixel_size, fill_nonfinite=self.fill)
 
 
 def _check_tile_settings(cube_size: int, crop_size: int, batch_size: int | None) -> None:
@@ -80,7 +79,8 @@ class Network:
     :meth:`load`, so every tomogram can be checked against the record first (:meth:`check`).
     """
 
-    def __init__(self, model: str | os.PathLike, *, cube_size: int = 96, crop_size: int = 128,
+    def __init__(self, model: str | os.PathLike, *, cube_size: int = default("predict_cube_size"),
+                 crop_size: int = default("predict_crop_size"),
                  batch_size: int | None = None, precision: str = "auto", gpus: str | None = None):
         from ..io.model_record import read_model_record
 
@@ -263,8 +263,7 @@ def run_predict(tomo_star: str | os.PathLike, model: str | os.PathLike, *,
         table[column] = "None"
     star_out = output_star or tomo_star
     for job in jobs:
-        job.announce()
-        correct_tomogram(job.path, job.out, network, voxel_size=job.pixel_size, fill_nonfinite=job.fill)
+        job.run(network)
         table.at[job.row, column] = str(job.out)
         if job.raw_halves is not None:
             _correct_halves(job, table, output_dir, network)

@@ -144,21 +144,20 @@ class Pipeline:
         from ..steps.relion5_out import RELION5_STAR
 
         rows = read_plan(self.layout.plan_csv)
-        used = [r for r in rows if r.trains or r.corrects]
         latest = {r.id: self.layout.plan_star(r.id) for r in rows}  # each tomogram's STAR after its last step
-        deconvolved = [r for r in used if r.defocus > 0]
+        deconvolved = [r for r in rows if r.runs("deconv")]
         for r in deconvolved:
             yield self._tomogram_step("deconv", r, latest, self.layout.deconv, DECONV_READS, self._deconv)
         if deconvolved:
             yield self._gather("merge_deconv", [latest[r.id] for r in rows], self.layout.deconv_star, STAR_FILES)
-        for r in used:
+        for r in [r for r in rows if r.runs("make_mask")]:
             yield self._tomogram_step("make_mask", r, latest, self.layout.mask, DECONV_READS, self._make_mask)
         yield self._gather("merge_mask", [latest[r.id] for r in rows], self.layout.mask_star, STAR_FILES)
         models = self._models()
         if self.p("model") is None:  # a given model: nothing to train
-            yield from self._training_steps([r for r in rows if r.trains], latest, models)
+            yield from self._training_steps([r for r in rows if r.runs("extract")], latest, models)
         name = "gold_standard" if self.p("halves") else "predict"
-        for r in [r for r in rows if r.corrects]:
+        for r in [r for r in rows if r.runs(name)]:
             yield self._tomogram_step(name, r, latest, self.layout.corrected, STAR_FILES,
                                       self._gold_standard if self.p("halves") else self._predict, models=models)
         relion5 = self.layout.corrected / RELION5_STAR  # written for RELION 5 rows only

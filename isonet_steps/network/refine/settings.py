@@ -15,13 +15,6 @@ __all__ = ["RefineSettings", "default_batch_size", "default_steps_per_epoch", "N
 #: Settings that may change between a run and its continuation without changing what was computed.
 _FREE_TO_CHANGE = ("iterations",)
 
-#: Early stopping counts an epoch as an improvement only when it lowers the iteration's best validation loss
-#: by this fraction of it. The validation loss is the mean of a few batches (10 % of an epoch's steps); its
-#: epoch-to-epoch spread was 1-3 % with 2 batches (benchmarks/quality.py, benchmarks/NOTES.md) and shrinks
-#: with more, so a smaller gain is sampling noise that would keep a flat iteration training. One constant, not a
-#: parameter: a larger margin only stops sooner, which the patience already controls.
-EARLY_STOP_MIN_IMPROVEMENT = 0.01
-
 
 @dataclass
 class RefineSettings:
